@@ -1,0 +1,57 @@
+"""The one console script, `hiddenemo`: subcommands built from the plain functions in
+`hiddenemo.commands`. Their docstrings and dataclass attribute docstrings are the `--help` text;
+every subcommand takes `--config FILE.yaml` overlays and `--print_config`.
+
+Command modules import only light things at the top, so `hiddenemo --help` stays fast; the heavy
+libraries (torch, mediapipe, onnxruntime) load inside the command that needs them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from jsonargparse import CLI, set_parsing_settings
+
+from hiddenemo.commands import ablate, dataset, demo, evaluate, extract, report, synthetic, teach, train
+from hiddenemo.errors import UserError
+
+COMMANDS = {
+    "dataset": {
+        "_help": "Create a workspace: a manifest of videos with labels and splits.",
+        "imigue": dataset.imigue,
+        "folder": dataset.folder,
+        "synthetic": synthetic.synthetic,
+    },
+    "extract": extract.extract,
+    "teach": teach.teach,
+    "embed": teach.embed,
+    "train": train.train,
+    "predict": train.predict,
+    "evaluate": evaluate.evaluate,
+    "report": report.report,
+    "ablate": ablate.ablate,
+    "demo": demo.demo,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    logging.basicConfig(level=os.environ.get("HIDDENEMO_LOG", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        CLI(COMMANDS, args=argv, as_positional=False,
+            description="hiddenemo: hidden emotion understanding from interview videos.")
+    except UserError as e:
+        # A problem with the user's input or environment: say what and what to do, no traceback.
+        print(f"hiddenemo: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("hiddenemo: interrupted; finished work is kept, run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of `hiddenemo`, one module each; keep their top-level imports light."""

@@ -1,0 +1,105 @@
+"""Keypoint features as the paper's section 3.1 builds them.
+
+`pose.npy` holds (T, 137, 3): x, y normalised to the person box (box origin, divided by its width
+and height) and a confidence. A point that was not found has confidence 0 and x = y = NaN, so it
+can never be read as a real (0, 0). Features for the model are x, y plus the offsets to frames
+t-8, t-16, t-24, taken on the full-rate sequence and only then sampled.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from hiddenemo.data.store import N_KEYPOINTS, POSE_GROUPS
+
+OFFSETS = (8, 16, 24)
+MIN_CONFIDENCE = 0.05
+
+
+def box_from_keypoints(xy: np.ndarray, conf: np.ndarray, min_conf: float = MIN_CONFIDENCE,
+                       margin: float = 0.05) -> np.ndarray:
+    """(T, 5) boxes spanned by the confident keypoints of each frame, grown by `margin` of their size;
+    NaN where a frame has fewer than two confident points."""
+    ok = (conf > min_conf) & np.isfinite(xy).all(-1)                      # (T, V)
+    big = np.where(ok[..., None], xy, np.nan)
+    with np.errstate(all="ignore"), _quiet_nan_warnings():
+        lo, hi = np.nanmin(big, axis=1), np.nanmax(big, axis=1)          # (T, 2)
+    size = hi - lo
+    lo, hi = lo - margin * size, hi + margin * size
+    score = np.where(ok.sum(1) >= 2, ok.mean(1), np.nan)
+    box = np.concatenate([lo, hi, score[:, None]], axis=1)
+    box[ok.sum(1) < 2] = np.nan
+    return box.astype(np.float32)
+
+
+def normalise_to_box(xy: np.ndarray, conf: np.ndarray, box: np.ndarray | None = None,
+                     min_conf: float = MIN_CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel keypoints (T, V, 2) + confidences (T, V) -> (pose (T, V, 3) float16, box (T, 5) float32).
+
+    Uses the detector's box where it has one and the keypoints' own box elsewhere."""
+    xy = np.asarray(xy, dtype=np.float32)
+    conf = np.asarray(conf, dtype=np.float32)
+    own = box_from_keypoints(xy, conf, min_conf)
+    if box is None:
+        box = own
+    else:
+        box = np.asarray(box, dtype=np.float32).copy()
+        no_det = ~np.isfinite(box[:, :4]).all(1)
+        box[no_det] = own[no_det]
+    origin, size = box[:, None, 0:2], box[:, None, 2:4] - box[:, None, 0:2]
+    with np.errstate(all="ignore"):
+        norm = (xy - origin) / np.where(size > 0, size, np.nan)
+    found = (conf > min_conf) & np.isfinite(norm).all(-1)
+    norm[~found] = np.nan
+    pose = np.concatenate([norm, np.where(found, conf, 0)[..., None]], axis=-1)
+    return pose.astype(np.float16), box
+
+
+def keypoint_features(pose: np.ndarray, frame_idx: np.ndarray, offsets: tuple[int, ...] = OFFSETS,
+                      min_conf: float = MIN_CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Features at the sampled frames: (N, 137, 2 + 2 * len(offsets)) float32 and a point mask (N, 137).
+
+    `pose` may be a memmap of the full-rate sequence: only the rows t and t - k are read. An offset
+    whose far end is missing (or before the start) is 0, the point itself missing is masked."""
+    frame_idx = np.asarray(frame_idx, dtype=np.int64)
+    here, here_ok = _rows(pose, frame_idx, min_conf)                      # (N, V, 2), (N, V)
+    parts = [np.where(here_ok[..., None], here, 0)]
+    for k in offsets:
+        back_idx = frame_idx - k
+        back, back_ok = _rows(pose, np.maximum(back_idx, 0), min_conf)
+        ok = here_ok & back_ok & (back_idx >= 0)[:, None]
+        parts.append(np.where(ok[..., None], here - back, 0))
+    feats = np.concatenate(parts, axis=-1).astype(np.float32)
+    return feats, here_ok
+
+
+def split_groups(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Split the keypoint axis (axis 1) into the body / face / hands groups."""
+    assert x.shape[1] == N_KEYPOINTS, x.shape
+    return {name: x[:, sl] for name, sl in POSE_GROUPS.items()}
+
+
+def coverage(pose: np.ndarray, min_conf: float = MIN_CONFIDENCE) -> dict[str, float]:
+    """Fraction of frames in which each group has at least half of its points."""
+    ok = (np.asarray(pose[..., 2], dtype=np.float32) > min_conf)
+    return {name: float((ok[:, sl].mean(1) >= 0.5).mean()) if len(ok) else 0.0
+            for name, sl in POSE_GROUPS.items()}
+
+
+def _rows(pose: np.ndarray, idx: np.ndarray, min_conf: float) -> tuple[np.ndarray, np.ndarray]:
+    # Fancy-indexing a memmap reads only these rows; unique+inverse avoids reading one twice.
+    uniq, inverse = np.unique(idx, return_inverse=True)
+    rows = np.asarray(pose[uniq], dtype=np.float32)[inverse]             # (N, V, 3)
+    xy = rows[..., :2]
+    ok = (rows[..., 2] > min_conf) & np.isfinite(xy).all(-1)
+    return np.nan_to_num(xy), ok
+
+
+class _quiet_nan_warnings:
+    def __enter__(self):
+        import warnings
+        self._ctx = warnings.catch_warnings()
+        self._ctx.__enter__()
+        warnings.simplefilter("ignore", RuntimeWarning)
+
+    def __exit__(self, *exc):
+        return self._ctx.__exit__(*exc)

@@ -1,0 +1,143 @@
+"""The feature store: `WORK/store/<video_id>/<name>.npy`, one array per modality and video.
+
+Every array is written atomically (a `.tmp` file, then `os.replace`) and carries a sidecar
+`<name>.json` naming the producer and version that made it, so a changed extractor invalidates
+exactly its own outputs. Arrays are read back memory-mapped: drawing 800 of 20,000 rows reads only
+those rows.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+MODALITIES = ("pose", "frames", "text", "events")
+POSE_GROUPS = {"body": slice(0, 25), "face": slice(25, 95), "hands": slice(95, 137)}
+N_KEYPOINTS = 137
+
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+
+
+class StoreError(RuntimeError):
+    """A store entry is missing, stale or unreadable; the message says which and what to do."""
+
+
+def check_video_id(video_id: str) -> str:
+    """A video id becomes a directory name, so it may not climb out of the store."""
+    video_id = str(video_id)
+    if not _SAFE_ID.match(video_id) or ".." in video_id:
+        raise ValueError(
+            f"video id {video_id!r} is not usable as a directory name: use letters, digits, '.', '_' "
+            "and '-' only (rename the file or give an explicit id in the labels CSV)")
+    return video_id
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    """Arrays of one workspace, addressed by (video_id, name); `name` is e.g. `pose` or `text.minilm`."""
+
+    def __init__(self, work: str | Path):
+        self.work = Path(work)
+        self.root = self.work / "store"
+
+    def video_dir(self, video_id: str) -> Path:
+        return self.root / check_video_id(video_id)
+
+    def path(self, video_id: str, name: str) -> Path:
+        if not _SAFE_ID.match(name):
+            raise ValueError(f"array name {name!r} is not a plain file name")
+        return self.video_dir(video_id) / f"{name}.npy"
+
+    def _meta_path(self, video_id: str, name: str) -> Path:
+        return self.video_dir(video_id) / f"{name}.json"
+
+    def save(self, video_id: str, name: str, array: np.ndarray, producer: str, version: str,
+             params: dict | None = None) -> Path:
+        """Write the array, then its sidecar: a crash between the two leaves a stale sidecar, which
+        `is_current` rejects, never a current-looking sidecar beside the wrong array."""
+        path = self.path(video_id, name)
+        atomic_save_npy(path, array)
+        meta = {"producer": producer, "version": str(version), "params": params or {},
+                "shape": list(array.shape), "dtype": str(array.dtype)}
+        atomic_write_text(self._meta_path(video_id, name), json.dumps(meta, sort_keys=True, default=str))
+        return path
+
+    def meta(self, video_id: str, name: str) -> dict | None:
+        try:
+            return json.loads(self._meta_path(video_id, name).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def has(self, video_id: str, name: str) -> bool:
+        return self.path(video_id, name).exists() and self.meta(video_id, name) is not None
+
+    def is_current(self, video_id: str, name: str, producer: str, version: str,
+                   params: dict | None = None) -> bool:
+        """True when the stored array was made by this producer, version (and params, if given)."""
+        meta = self.meta(video_id, name)
+        if meta is None or not self.path(video_id, name).exists():
+            return False
+        if meta.get("producer") != producer or meta.get("version") != str(version):
+            return False
+        if params is not None and json.loads(json.dumps(params, sort_keys=True, default=str)) != meta.get("params"):
+            return False
+        return self._shape_matches(video_id, name, meta)
+
+    def _shape_matches(self, video_id: str, name: str, meta: dict) -> bool:
+        try:
+            arr = np.load(self.path(video_id, name), mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError):
+            return False
+        return list(arr.shape) == meta.get("shape") and str(arr.dtype) == meta.get("dtype")
+
+    def load(self, video_id: str, name: str, mmap: bool = True) -> np.ndarray:
+        path = self.path(video_id, name)
+        if not path.exists():
+            raise StoreError(f"video {video_id}: no {name} array at {path}; run the stage that makes it "
+                             "(`hiddenemo extract`, `teach`, `embed`) first")
+        try:
+            return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise StoreError(f"video {video_id}: {path} is unreadable ({e}); delete it and re-run its stage") from e
+
+    def load_if(self, video_id: str, name: str, mmap: bool = True) -> np.ndarray | None:
+        """The array, or None when this video has none (a missing modality is masked, not fatal)."""
+        return self.load(video_id, name, mmap) if self.has(video_id, name) else None

@@ -1,0 +1,10 @@
+"""One exception type for problems the user can fix: the CLI prints its message, not a traceback."""
+
+
+class UserError(Exception):
+    """Bad input, a missing file or an unbuilt stage; the message says which and what to do."""
+
+
+def not_built(command: str, issue: int) -> "UserError":
+    return UserError(f"`hiddenemo {command}` is not built yet (tracked in issue #{issue}); "
+                     "nothing was run.")
