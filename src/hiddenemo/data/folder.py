@@ -1,0 +1,117 @@
+"""A folder of videos plus a labels CSV: the path a user with their own data takes.
+
+The CSV has a header and columns `video_id,label` and optionally `split` and `subject_id`;
+`video_id` is the video's file name without its extension. Rules:
+
+- a video without a label row, or with a blank label, is unlabeled (the teacher's target set);
+- a label row without a video is an error naming it (`missing_videos="warn"` drops it instead);
+- labels may be any two or more names; for two, `positive` says which is the positive class and
+  defaults to the rarer one (the one a detector looks for; ties: the later name alphabetically);
+- a missing or blank split is `train` for a labeled video and `test` for an unlabeled one.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from hiddenemo.data.imigue import SPLITS, _read_csv
+from hiddenemo.data.manifest import DatasetInfo
+from hiddenemo.data.store import check_video_id
+from hiddenemo.errors import UserError
+
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
+
+
+def find_videos(directory: Path) -> dict[str, Path]:
+    """video_id -> file for the videos directly in `directory` (not its subfolders)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"video folder {directory} does not exist or is not a folder")
+    found: dict[str, list[Path]] = {}
+    for path in sorted(directory.iterdir()):
+        if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith("."):
+            found.setdefault(path.stem, []).append(path)
+    clashes = {k: [p.name for p in v] for k, v in found.items() if len(v) > 1}
+    if clashes:
+        raise UserError(f"{directory}: several files share a video id (name without extension): "
+                        f"{dict(list(clashes.items())[:5])}; keep one file per id")
+    for video_id in found:
+        try:
+            check_video_id(video_id)
+        except ValueError as e:
+            raise UserError(f"{directory}: {e}") from e
+    return {k: v[0] for k, v in found.items()}
+
+
+def read_labels(path: Path) -> pd.DataFrame:
+    """`video_id, label[, split, subject_id]` with blanks as <NA>; bad ids and duplicates named."""
+    df = _read_csv(path, "labels CSV")
+    missing = [c for c in ("video_id", "label") if c not in df.columns]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {missing}: the header must be "
+                        "video_id,label[,split,subject_id] (video_id = file name without extension)")
+    df = df.replace("", pd.NA)
+    no_id = df.index[df["video_id"].isna()]
+    if len(no_id):
+        raise UserError(f"{path}: empty video_id on line(s) {[int(i) + 2 for i in no_id[:10]]}")
+    dupes = df["video_id"][df["video_id"].duplicated()].unique().tolist()
+    if dupes:
+        raise UserError(f"{path}: video id(s) listed more than once: {dupes[:10]}; keep one row each")
+    if "split" in df.columns:
+        bad = sorted(set(df["split"].dropna()) - set(SPLITS))
+        if bad:
+            raise UserError(f"{path}: split must be one of {list(SPLITS)} (or blank), found {bad}")
+    keep = [c for c in ("video_id", "label", "split", "subject_id") if c in df.columns]
+    return df[keep]
+
+
+def choose_classes(labels: pd.Series, positive: str | None) -> tuple[list[str], str | None]:
+    """Class names in index order and the positive one. Binary: [negative, positive]; more classes:
+    sorted names, positive only when given."""
+    counts = labels.dropna().value_counts()
+    names = sorted(counts.index)
+    if len(names) < 2:
+        raise UserError(f"the labels CSV has {len(names)} class name(s) {names}: a task needs two or more")
+    if positive is not None and positive not in names:
+        raise UserError(f"positive class {positive!r} is not among the labels {names}")
+    if len(names) > 2:
+        return names, positive
+    if positive is None:
+        # The rarer class; on a tie the later name, so the choice never depends on row order.
+        rarest = counts.min()
+        positive = max(n for n in names if counts[n] == rarest)
+    negative = next(n for n in names if n != positive)
+    return [negative, positive], positive
+
+
+def folder_table(videos: dict[str, Path], labels: pd.DataFrame, positive: str | None = None,
+                 missing_videos: str = "error") -> tuple[pd.DataFrame, DatasetInfo]:
+    """Manifest rows (fps and n_frames still unknown) and the dataset description."""
+    if missing_videos not in ("error", "warn"):
+        raise UserError(f"missing_videos must be 'error' or 'warn', not {missing_videos!r}")
+    orphans = sorted(set(labels["video_id"]) - set(videos))
+    if orphans:
+        message = (f"{len(orphans)} label row(s) have no video file: {orphans[:10]} (a video id is "
+                   "its file name without extension)")
+        if missing_videos == "error":
+            raise UserError(message + "; fix the ids, or pass --missing_videos warn to drop those rows")
+        log.warning("%s; dropped", message)
+        labels = labels[~labels["video_id"].isin(orphans)]
+    if not videos:
+        raise UserError("no video files found (extensions: " + ", ".join(VIDEO_EXTENSIONS) + ")")
+    classes, positive = choose_classes(labels["label"], positive)
+    df = pd.DataFrame({"video_id": sorted(videos)})
+    df = df.merge(labels, on="video_id", how="left")
+    df["path"] = df["video_id"].map(lambda v: str(videos[v].resolve()))
+    df["label"] = df["label"].map({name: i for i, name in enumerate(classes)}).astype("Int64")
+    default_split = df["label"].notna().map({True: "train", False: "test"})
+    df["split"] = df["split"].fillna(default_split) if "split" in df.columns else default_split
+    if "subject_id" not in df.columns:
+        df["subject_id"] = pd.NA
+    df["fps"], df["n_frames"], df["source"] = float("nan"), pd.NA, "folder"
+    info = DatasetInfo(name="folder", classes=classes, positive=positive)
+    return df, info

@@ -1,0 +1,189 @@
+"""OpenPose 1.x JSON output -> `pose.npy` (T, 137, 3) and `box.npy` (T, 5).
+
+OpenPose writes one `<name>_<frame:012d>_keypoints.json` per frame, each holding a list of people
+with BODY_25 (25 x 3), face (70 x 3), left hand (21 x 3) and right hand (21 x 3) as flat
+`x, y, confidence` lists; a point it did not find is `0, 0, 0`. This module turns such a folder into
+one person's track:
+
+- the frame number in the file name sets the row, so a missing file becomes a no-person row and T
+  follows the numbering (T = largest frame number + 1);
+- a frame with several people keeps the one nearest to the person chosen before (the interviewee
+  continues the track; a passer-by does not), and at the start the most confidently seen one;
+- a file that cannot be parsed is named in the report and its row is left empty; the rest ingests.
+
+Parsing is `json.loads` bound (the files are small), so large folders are parsed by a small pool
+of processes; see `benchmarks/openpose_ingest.py` for the figures.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hiddenemo.data.keypoints import MIN_CONFIDENCE, normalise_to_box
+from hiddenemo.data.store import N_KEYPOINTS, Store
+from hiddenemo.errors import UserError
+
+PRODUCER = "openpose-json"
+VERSION = "1"
+PARTS = (("pose_keypoints_2d", 25), ("face_keypoints_2d", 70),
+         ("hand_left_keypoints_2d", 21), ("hand_right_keypoints_2d", 21))
+FRAME_FILE = re.compile(r"_(\d+)_keypoints\.json$")
+BODY = slice(0, 25)
+NECK = 1                      # BODY_25 point 1: the most stable point of a seated upper body
+PARALLEL_FROM = 2000          # below this many files a process pool costs more than it saves
+
+
+@dataclass
+class OpenPoseVideo:
+    """One person's keypoints over a video, in pixels."""
+    xy: np.ndarray            # (T, 137, 2) float32 pixels; 0 where missing
+    conf: np.ndarray          # (T, 137) float32; 0 = missing
+    report: dict = field(default_factory=dict)
+
+
+def frame_files(directory: Path) -> dict[int, Path]:
+    """Frame number -> file, from OpenPose's `<name>_<frame>_keypoints.json` names."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"OpenPose folder {directory} does not exist or is not a folder")
+    files: dict[int, Path] = {}
+    for path in directory.iterdir():
+        match = FRAME_FILE.search(path.name)
+        if not match:
+            continue
+        frame = int(match.group(1))
+        if frame in files:
+            raise UserError(f"OpenPose folder {directory} has two files for frame {frame} "
+                            f"({files[frame].name}, {path.name}): keep one video's output per folder")
+        files[frame] = path
+    if not files:
+        raise UserError(f"OpenPose folder {directory} has no `*_<frame>_keypoints.json` files")
+    return files
+
+
+def parse_frame(data: bytes) -> np.ndarray:
+    """One frame's JSON -> (P, 137, 3) float32 for its P people (P may be 0).
+
+    Raises ValueError (json.JSONDecodeError is one) when the file is not OpenPose JSON."""
+    people = json.loads(data)["people"]
+    out = np.zeros((len(people), N_KEYPOINTS, 3), dtype=np.float32)
+    for p, person in enumerate(people):
+        start = 0
+        for key, n in PARTS:
+            values = person.get(key) or []           # a part OpenPose was not asked for is []
+            if values:
+                if len(values) != 3 * n:
+                    raise ValueError(f"{key} has {len(values)} numbers, expected {3 * n}")
+                out[p, start:start + n] = np.asarray(values, dtype=np.float32).reshape(n, 3)
+            start += n
+    return out
+
+
+def _parse_files(paths: list[Path]) -> list[np.ndarray | str]:
+    # Runs in a worker: an error becomes its message so that one bad file never stops the chunk.
+    results: list[np.ndarray | str] = []
+    for path in paths:
+        try:
+            results.append(parse_frame(path.read_bytes()))
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            results.append(f"{type(e).__name__}: {e}")
+    return results
+
+
+def _parse_all(paths: list[Path], workers: int) -> list[np.ndarray | str]:
+    if workers <= 1 or len(paths) < PARALLEL_FROM:
+        return _parse_files(paths)
+    size = -(-len(paths) // (workers * 4))
+    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+    with ProcessPoolExecutor(workers) as pool:
+        return [r for chunk in pool.map(_parse_files, chunks) for r in chunk]
+
+
+def _centre(person: np.ndarray) -> np.ndarray | None:
+    """Where a person is: the neck when found, else the mean of the confident body points."""
+    if person[NECK, 2] > MIN_CONFIDENCE:
+        return person[NECK, :2]
+    body = person[BODY]
+    ok = body[:, 2] > MIN_CONFIDENCE
+    if not ok.any():
+        ok = person[:, 2] > MIN_CONFIDENCE
+        body = person
+    return body[ok, :2].mean(0) if ok.any() else None
+
+
+def choose_person(people: np.ndarray, previous: np.ndarray | None) -> int:
+    """Index of the person continuing the track: nearest to the previous centre; with no previous
+    centre, the one with the largest summed confidence (the interviewee fills the frame)."""
+    centres = [_centre(p) for p in people]
+    if previous is not None:
+        dist = [np.inf if c is None else float(np.hypot(*(c - previous))) for c in centres]
+        if np.isfinite(min(dist)):
+            return int(np.argmin(dist))
+    return int(np.argmax(people[:, :, 2].sum(1)))
+
+
+def read_openpose_dir(directory: str | Path, workers: int | None = None) -> OpenPoseVideo:
+    """Read a folder of OpenPose per-frame JSON into one person's track.
+
+    Args:
+        directory: folder of `<name>_<frame:012d>_keypoints.json` files (one video).
+        workers: parsing processes; default min(2, CPUs). 1 parses in this process.
+    """
+    files = frame_files(Path(directory))
+    n_frames = max(files) + 1
+    frames = sorted(files)
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    parsed = _parse_all([files[f] for f in frames], workers)
+
+    kp = np.zeros((n_frames, N_KEYPOINTS, 3), dtype=np.float32)
+    no_person = several = 0
+    unreadable: dict[str, str] = {}
+    previous = None
+    for frame, result in zip(frames, parsed):
+        if isinstance(result, str):
+            unreadable[files[frame].name] = result
+            continue
+        people = result[(result[:, :, 2] > 0).any(1)]     # a "person" with no point found is none
+        if len(people) == 0:
+            no_person += 1
+            continue
+        if len(people) > 1:
+            several += 1
+        person = people[choose_person(people, previous) if len(people) > 1 else 0]
+        kp[frame] = person
+        centre = _centre(person)
+        previous = centre if centre is not None else previous
+    missing = n_frames - len(files)
+    report = {"n_frames": n_frames, "n_files": len(files), "no_person": no_person,
+              "several_people": several, "missing_files": missing,
+              "unreadable_files": sorted(unreadable), "unreadable_reasons": unreadable,
+              "empty_rows": no_person + missing + len(unreadable)}
+    return OpenPoseVideo(xy=kp[..., :2], conf=kp[..., 2], report=report)
+
+
+def ingest_openpose(store: Store, video_id: str, directory: str | Path, box: np.ndarray | None = None,
+                    workers: int | None = None) -> dict:
+    """Write `pose` and `box` for one video from its OpenPose folder; returns the report.
+
+    `box` (T, 5) is a detector's person box when there is one; otherwise the box spanned by the
+    confident keypoints is used (OpenPose itself gives none)."""
+    video = read_openpose_dir(directory, workers)
+    if box is not None and len(box) != len(video.xy):
+        raise UserError(f"video {video_id}: the given box has {len(box)} rows but OpenPose has "
+                        f"{len(video.xy)} frames in {directory}")
+    pose, box = normalise_to_box(video.xy, video.conf, box)
+    params = {"source": str(directory), "report": video.report}
+    store.save(video_id, "pose", pose, PRODUCER, VERSION, params)
+    store.save(video_id, "box", box, PRODUCER, VERSION, params)
+    return video.report
+
+
+def is_ingested(store: Store, video_id: str) -> bool:
+    """Both arrays present and made by this version of the ingestion."""
+    return all(store.is_current(video_id, name, PRODUCER, VERSION) for name in ("pose", "box"))
