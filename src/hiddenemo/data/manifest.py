@@ -62,8 +62,11 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     df = df.copy()
     for col, dtype in COLUMNS.items():
         if col not in df.columns:
-            df[col] = pd.NA
-        df[col] = df[col].astype(dtype)
+            df[col] = pd.Series(index=df.index, dtype=dtype)
+        elif dtype == "float64":
+            df[col] = df[col].astype("Float64").astype(dtype)     # pd.NA in an object column -> NaN
+        else:
+            df[col] = df[col].astype(dtype)
     df["video_id"].map(check_video_id)
     dupes = df["video_id"][df["video_id"].duplicated()].unique().tolist()
     if dupes:

@@ -91,9 +91,11 @@ class Store:
 
     def save(self, video_id: str, name: str, array: np.ndarray, producer: str, version: str,
              params: dict | None = None) -> Path:
-        """Write the array, then its sidecar: a crash between the two leaves a stale sidecar, which
-        `is_current` rejects, never a current-looking sidecar beside the wrong array."""
+        """Drop the old sidecar, write the array, then its sidecar: a crash in between leaves an
+        array without a sidecar, which `has` and `is_current` reject, never a sidecar that vouches
+        for an array it did not describe."""
         path = self.path(video_id, name)
+        self._meta_path(video_id, name).unlink(missing_ok=True)
         atomic_save_npy(path, array)
         meta = {"producer": producer, "version": str(version), "params": params or {},
                 "shape": list(array.shape), "dtype": str(array.dtype)}
