@@ -1,0 +1,202 @@
+"""Baselines that stand beside every model, on the same inputs and the same folds.
+
+- `majority`: the training set's positive fraction as a constant probability (so it predicts the
+  majority class, and its AUROC is 0.5 by construction);
+- `logistic`: logistic regression on one pooled vector per video, its regularisation C chosen by a
+  cross-validation inside each training fold (grouped by subject), out-of-fold on the labeled
+  training videos and refitted on all of them for the target videos.
+
+Pooled features per modality (`pooled_features`):
+- `events`: onsets per minute of each micro-gesture class (a run of 1s in `events.npy` is one event);
+- `pose`: per keypoint and offset (8, 16, 24 frames), mean and std of the offset length over a fixed
+  evaluation sampling of frames (`keypoint_features`, `sample_indices`);
+- `frames`: the mean frame embedding;
+- `text`: the text embedding `text.<encoder_id>` itself.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hiddenemo.data.keypoints import OFFSETS, keypoint_features
+from hiddenemo.data.manifest import DatasetInfo, read_manifest
+from hiddenemo.data.sampling import sample_indices
+from hiddenemo.data.store import N_KEYPOINTS, Store
+from hiddenemo.errors import UserError
+
+log = logging.getLogger(__name__)
+
+POSE_FRAMES = 512       # frames sampled per video for the pose statistics
+C_GRID = np.logspace(-4, 2, 13)
+COLUMNS = ["video_id", "baseline", "modality", "split", "fold", "p_positive", "label", "subject_id"]
+
+
+def binary_truth(work: Path) -> pd.DataFrame:
+    """The manifest with `y` = 1 for the positive class, 0 for the other, <NA> when unlabeled."""
+    info = DatasetInfo.load(work)
+    if len(info.classes) != 2:
+        raise UserError(f"{work}/dataset.json has {len(info.classes)} classes {info.classes}; evaluation "
+                        "is built for binary tasks (one positive class)")
+    manifest = read_manifest(work)
+    manifest["y"] = (manifest["label"] == info.positive_index).astype("Int64")
+    return manifest
+
+
+def text_array_name(store: Store, video_ids, encoder_id: str | None = None) -> str:
+    """`text.<encoder_id>`; with no id given, the one text encoder present in the store."""
+    if encoder_id:
+        return f"text.{encoder_id}"
+    names = {p.stem for vid in video_ids for p in store.video_dir(vid).glob("text.*.npy")}
+    if len(names) != 1:
+        raise UserError(f"{store.root}: found text arrays {sorted(names) or 'none'}; "
+                        + ("run `hiddenemo teach` and `hiddenemo embed` first" if not names
+                           else "say which with --text_encoder"))
+    return names.pop()
+
+
+def pooled_features(work: Path, modality: str, video_ids, text_encoder: str | None = None) -> np.ndarray:
+    """(n, d) float64 per-video features; a row of NaN where the video lacks the array."""
+    store = Store(work)
+    name = text_array_name(store, video_ids, text_encoder) if modality == "text" else modality
+    pool = {"events": _events_rates, "pose": _pose_offsets, "frames": _mean_rows, "text": _as_vector}.get(modality)
+    if pool is None:
+        raise UserError(f"unknown modality {modality!r}: choose events, pose, frames or text")
+    rows = []
+    for vid in video_ids:
+        array = store.load_if(vid, name)
+        rows.append(None if array is None else pool(array, store.meta(vid, name) or {}))
+    width = next((len(r) for r in rows if r is not None), None)
+    if width is None:
+        raise UserError(f"no video in {work} has the `{name}` array: run the stage that makes it first")
+    return np.stack([np.full(width, np.nan) if r is None else r for r in rows])
+
+
+def _events_rates(events: np.ndarray, meta: dict) -> np.ndarray:
+    rate_hz = float(meta.get("params", {}).get("rate_hz", 0) or 0)
+    if rate_hz <= 0:
+        raise UserError("an events array's sidecar has no params.rate_hz; rebuild it with `hiddenemo dataset`")
+    on = np.asarray(events, dtype=bool)                                      # (T'', C)
+    onsets = on[:1].sum(0) + (on[1:] & ~on[:-1]).sum(0)                      # (C,) runs of 1s
+    minutes = max(len(on) / rate_hz / 60.0, 1e-9)
+    return onsets / minutes
+
+
+def _pose_offsets(pose: np.ndarray, meta: dict) -> np.ndarray:
+    idx, valid = sample_indices(len(pose), POSE_FRAMES, train=False)
+    feats, seen = keypoint_features(pose, idx[valid], OFFSETS)               # (N, 137, 2 + 2K), (N, 137)
+    offsets = feats[..., 2:].reshape(len(feats), N_KEYPOINTS, len(OFFSETS), 2)
+    length = np.linalg.norm(offsets, axis=-1)                                # (N, 137, K)
+    w = seen[..., None].astype(np.float64)
+    count = np.maximum(w.sum(0), 1)
+    mean = (length * w).sum(0) / count
+    std = np.sqrt(((length - mean) ** 2 * w).sum(0) / count)
+    return np.concatenate([mean.ravel(), std.ravel()])                       # (137 * K * 2,)
+
+
+def _mean_rows(frames: np.ndarray, meta: dict) -> np.ndarray:
+    return np.asarray(frames, dtype=np.float64).mean(0)
+
+
+def _as_vector(text: np.ndarray, meta: dict) -> np.ndarray:
+    return np.asarray(text, dtype=np.float64).ravel()
+
+
+def make_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """(n,) fold of each labeled video: stratified, and grouped by subject when groups are given."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    groups = np.arange(len(y)) if groups is None else groups
+    n_folds = min(n_folds, len(np.unique(groups)), int(np.bincount(y, minlength=2).min()))
+    if n_folds < 2:
+        raise UserError(f"cross-validation needs at least 2 folds; these {len(y)} labeled videos "
+                        f"(class counts {np.bincount(y, minlength=2).tolist()}) allow fewer")
+    folds = np.empty(len(y), dtype=np.int64)
+    splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y, groups)):
+        folds[test] = k
+    return folds
+
+
+def fit_logistic(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int = 0, inner_folds: int = 5):
+    """Imputer + scaler + logistic regression, C chosen by grouped inner CV on log-loss."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    groups = np.arange(len(y)) if groups is None else groups
+    n_inner = min(inner_folds, len(np.unique(groups)), int(np.bincount(y, minlength=2).min()))
+    pipe = make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(),
+                         LogisticRegression(max_iter=5000))
+    if n_inner < 2:  # too few videos to choose C: keep sklearn's default
+        return pipe.fit(X, y)
+    search = GridSearchCV(pipe, {"logisticregression__C": C_GRID}, scoring="neg_log_loss",
+                          cv=StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed))
+    return search.fit(X, y, groups=groups).best_estimator_
+
+
+def baseline_predictions(work: Path, modality: str, folds: pd.Series | None = None, n_folds: int = 5,
+                         seed: int = 0, target_split: str = "test", text_encoder: str | None = None) -> pd.DataFrame:
+    """Out-of-fold predictions on the labeled training videos and predictions on the target split,
+    for the majority and logistic baselines.
+
+    Args:
+        work: The workspace.
+        modality: events, pose, frames or text.
+        folds: Fold of each training video (index video_id), e.g. a run's oof.csv folds, so the
+            baselines see the model's exact splits; None = `make_folds` (stratified, grouped by subject).
+        n_folds: Number of folds when `folds` is None.
+        seed: Seed of the folds and of the inner CV.
+        target_split: Split whose videos get predictions from the models fitted on all training videos.
+        text_encoder: Encoder id of the `text.<id>` array (None = the only one present).
+
+    Returns:
+        DataFrame with COLUMNS (label = true 0/1, <NA> when unknown; fold = -1 on the target split)
+        and `attrs["C"]`: the C chosen per fold ("all" = the final fit), `attrs["train_prior"]`.
+    """
+    manifest = binary_truth(work)
+    train = manifest[(manifest["split"] == "train") & manifest["y"].notna()].reset_index(drop=True)
+    target = manifest[manifest["split"] == target_split].reset_index(drop=True)
+    if train.empty:
+        raise UserError(f"{work}: no labeled videos in the train split, so no baseline can be fitted")
+    y = train["y"].astype(int).to_numpy()
+    groups = train["subject_id"].astype(str).to_numpy() if train["subject_id"].notna().all() else None
+    if folds is None:
+        fold = make_folds(y, groups, n_folds, seed)
+    else:
+        fold = train["video_id"].map(folds.astype(int))
+        if fold.isna().any():
+            raise UserError(f"folds given for the baselines miss {int(fold.isna().sum())} labeled training "
+                            f"videos, e.g. {train['video_id'][fold.isna()].tolist()[:5]}")
+        fold = fold.to_numpy(np.int64)
+    X = pooled_features(work, modality, train["video_id"].tolist(), text_encoder)
+    X_target = pooled_features(work, modality, target["video_id"].tolist(), text_encoder) if len(target) else None
+
+    p_logistic, chosen = np.empty(len(y)), {}
+    for k in np.unique(fold):
+        fit_on, held = fold != k, fold == k
+        model = fit_logistic(X[fit_on], y[fit_on], None if groups is None else groups[fit_on], seed)
+        p_logistic[held] = model.predict_proba(X[held])[:, 1]
+        chosen[int(k)] = float(model[-1].C)
+    prior = float(y.mean())
+    frames = [_frame(train, "majority", modality, "train", fold, np.full(len(y), prior)),
+              _frame(train, "logistic", modality, "train", fold, p_logistic)]
+    if X_target is not None:
+        final = fit_logistic(X, y, groups, seed)
+        chosen["all"] = float(final[-1].C)
+        minus_one = np.full(len(target), -1)
+        frames += [_frame(target, "majority", modality, target_split, minus_one, np.full(len(target), prior)),
+                   _frame(target, "logistic", modality, target_split, minus_one, final.predict_proba(X_target)[:, 1])]
+    out = pd.concat(frames, ignore_index=True)
+    out.attrs.update(C=chosen, train_prior=prior, missing=int(np.isnan(X).all(1).sum()))
+    return out
+
+
+def _frame(rows: pd.DataFrame, baseline: str, modality: str, split: str, fold, p) -> pd.DataFrame:
+    return pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "baseline": baseline, "modality": modality,
+                         "split": split, "fold": np.asarray(fold, dtype=np.int64), "p_positive": p,
+                         "label": rows["y"].astype("Int64").to_numpy(), "subject_id": rows["subject_id"].to_numpy()})

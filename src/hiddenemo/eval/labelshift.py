@@ -1,0 +1,89 @@
+"""Label shift between the labeled training videos and the target set.
+
+A classifier's posteriors, and the threshold tuned on training folds, carry the training prior
+(iMiGUE/MiGA: 79 % positive in train, fewer in test). Three remedies, each right in its own case:
+
+- class-balanced training (`class_weights`): the model learns as if the classes were equally
+  frequent; right when no target prior is known and balanced accuracy is what counts;
+- a threshold for balanced accuracy (`balanced_threshold`): with calibrated posteriors, predicting
+  positive when p >= training prior maximises expected balanced accuracy; needs no retraining;
+- EM prior estimation on the unlabeled target set (`em_prior`, Saerens, Latinne & Decaestecker,
+  Neural Computation 14(1), 2002): estimates the target prior from the model's posteriors alone and
+  re-weights them to it. It uses the target videos without their labels, so it is TRANSDUCTIVE —
+  every output that uses it says so. It assumes the class-conditionals did not change and that the
+  posteriors are calibrated (`platt_calibrate` on out-of-fold predictions helps).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+TRANSDUCTIVE_NOTE = ("transductive: the prior was estimated by EM from the unlabeled target videos' "
+                     "predicted probabilities (no target labels used)")
+
+
+def class_weights(labels) -> dict[int, float]:
+    """Weights n / (2 n_c) per class, so each class carries half the loss (sklearn's "balanced");
+    the training engineer's `--class-balanced` consumes this."""
+    y = np.asarray(labels).astype(np.int64)
+    counts = np.bincount(y, minlength=2).astype(np.float64)
+    if (counts == 0).any():
+        raise ValueError(f"class-balanced weights need both classes; counts are {counts.tolist()}")
+    return {c: float(len(y) / (2 * counts[c])) for c in range(2)}
+
+
+def balanced_threshold(train_prior: float) -> float:
+    """The threshold that maximises balanced accuracy for calibrated posteriors trained at
+    `train_prior`: p / (1 - p) >= prior / (1 - prior), i.e. p >= prior."""
+    return float(train_prior)
+
+
+def adjust_posteriors(p, train_prior: float, target_prior: float) -> np.ndarray:
+    """Bayes' rule re-weighting of P(positive | x) from the training prior to a target prior."""
+    p = np.clip(np.asarray(p, dtype=np.float64), 1e-12, 1 - 1e-12)
+    pos = p * (target_prior / train_prior)
+    neg = (1 - p) * ((1 - target_prior) / (1 - train_prior))
+    return pos / (pos + neg)
+
+
+def em_prior(p_target, train_prior: float, max_iter: int = 1000, tol: float = 1e-8) -> tuple[float, np.ndarray]:
+    """Estimate the positive-class prior of an unlabeled target set and re-weight its posteriors.
+
+    Alternates E (posteriors adjusted to the current prior) and M (prior = mean adjusted posterior)
+    from the training prior until the prior moves less than `tol` (Saerens et al. 2002).
+
+    Args:
+        p_target: (n,) calibrated P(positive | x) of the target videos under the training prior.
+        train_prior: Positive fraction of the training set the model was fitted on.
+        max_iter: Iteration cap.
+        tol: Convergence tolerance on the prior.
+
+    Returns:
+        (estimated target prior, (n,) adjusted posteriors).
+    """
+    p = np.asarray(p_target, dtype=np.float64)
+    if p.size == 0:
+        raise ValueError("EM prior estimation needs at least one target video")
+    if not 0 < train_prior < 1:
+        raise ValueError(f"the training prior must lie strictly between 0 and 1, got {train_prior}")
+    prior = float(train_prior)
+    for _ in range(max_iter):
+        adjusted = adjust_posteriors(p, train_prior, prior)
+        new_prior = float(adjusted.mean())
+        if abs(new_prior - prior) < tol:
+            prior = new_prior
+            break
+        prior = new_prior
+    return prior, adjust_posteriors(p, train_prior, prior)
+
+
+def platt_calibrate(p_fit, y_fit, p_apply) -> np.ndarray:
+    """Re-map probabilities with a logistic fit of labels on logit(p) (Platt scaling), fitted on
+    out-of-fold predictions of labeled videos, applied to others. Keeps the training prior."""
+    from sklearn.linear_model import LogisticRegression
+
+    def logit(p):
+        p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
+        return np.log(p / (1 - p))[:, None]
+
+    model = LogisticRegression(C=1e6).fit(logit(p_fit), np.asarray(y_fit).astype(int))
+    return model.predict_proba(logit(p_apply))[:, 1]
