@@ -1,27 +1,71 @@
-"""`hiddenemo train` and `hiddenemo predict`: two-stage weak-to-strong training, voting inference."""
+"""`hiddenemo train` and `hiddenemo predict`: two-stage weak-to-strong training, voting inference.
+
+Heavy imports (torch, Lightning) happen inside the functions so `hiddenemo --help` stays fast.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from hiddenemo.errors import not_built
+from hiddenemo.train.config import (ModelConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig, StageConfig,
+                                    TrainConfig)
 
 
-def train(work: Path, run: str = "default") -> None:
-    """Stage 1 per modality, then stage 2 with pseudo-labels (not built yet).
+def train(work: Path, run: str = "default", seed: int = 0,
+          sampling: SamplingConfig = SamplingConfig(),
+          model: ModelConfig = ModelConfig(),
+          stage1: StageConfig = StageConfig(),
+          stage2: StageConfig = StageConfig(epochs=10, lr=3e-5),
+          selection: SelectionConfig = SelectionConfig(),
+          pseudo: PseudoLabelConfig = PseudoLabelConfig(),
+          stage2_enabled: bool = True) -> None:
+    """Stage 1 per modality, then stage 2 (fused, with pseudo-labels); k-fold CV on the labeled training
+    videos picks epochs and threshold. Writes WORK/runs/RUN/ and predictions for the test split.
+    Re-running the same command resumes an interrupted run.
 
     Args:
         work: The workspace directory.
         run: Name of the run directory under WORK/runs.
+        seed: Seed for weights, folds, shuffling and every sampling draw.
+        sampling: How many rows are drawn from each video's sequences.
+        model: Modalities, encoders and fusion.
+        stage1: Optimisation of stage 1 (each modality alone, labeled videos).
+        stage2: Optimisation of stage 2 (fused, labeled + pseudo-labeled videos, small learning rate).
+        selection: Cross-validation folds, epoch metric and threshold method.
+        pseudo: Teacher and policy for the pseudo-labels of stage 2.
+        stage2_enabled: Run stage 2.
     """
-    raise not_built("train", 5)
+    import json
+
+    from hiddenemo.train.run import train_run
+
+    config = TrainConfig(seed=seed, sampling=sampling, model=model, stage1=stage1, stage2=stage2,
+                         selection=selection, pseudo=pseudo, stage2_enabled=stage2_enabled)
+    metrics = train_run(work, run, config)
+    print(json.dumps(summary(metrics), indent=2))
 
 
-def predict(work: Path, run: str = "default", split: str = "test") -> None:
-    """Voting inference; writes WORK/runs/RUN/predictions.csv (not built yet).
+def predict(work: Path, run: str = "default", split: str = "test", submission: bool = False) -> None:
+    """Voting inference with a trained run; writes WORK/runs/RUN/predictions.csv (video_id, p_positive,
+    label, n_votes, vote_std; predictions_SPLIT.csv for a split other than test).
 
     Args:
         work: The workspace directory.
         run: Name of the trained run.
         split: Which split to predict.
+        submission: Also write WORK/runs/RUN/submission.csv in the challenge layout: video_id,prediction
+            with 1 = the positive class (iMiGUE: win), 0 = the negative class (lose).
     """
-    raise not_built("predict", 5)
+    from hiddenemo.train.run import predict_run
+
+    out = predict_run(work, run, split=split, submission=submission)
+    if out is not None:
+        print(out)
+
+
+def summary(metrics: dict) -> dict:
+    """The headline figures of metrics.json."""
+    keys = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
+    out = {name: {k: round(m[k], 4) for k in keys} for name, m in metrics["cross_validated"].items()}
+    if metrics.get("test"):
+        out["test"] = {k: round(metrics["test"][k], 4) for k in keys}
+    return out

@@ -1,0 +1,1 @@
+"""Training: both stages, honest selection, voting inference (Lightning lives here, not in models/data)."""

@@ -1,0 +1,137 @@
+"""What `hiddenemo train` can be told, one dataclass per concern.
+
+The attribute docstrings are the `--help` text; YAML files under `configs/` only override fields
+(`hiddenemo train --config configs/cpu.yaml`). `TrainConfig` gathers the sections; the resolved
+config of a run is saved as `WORK/runs/<run>/config.yaml`.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from typing import Any, Literal, Optional
+
+
+@dataclass
+class SamplingConfig:
+    """How rows are drawn from each video's long sequences (fresh every epoch in training)."""
+
+    n_pose: int = 4000
+    """Keypoint frames sampled per video (the paper: 4000)."""
+    n_frames: int = 800
+    """Frame embeddings sampled per video (the paper: 800)."""
+    min_frame_gap: int = 5
+    """Sampled frame embeddings are more than this many raw frames apart (the paper: > 5)."""
+    n_events: int = 1000
+    """Rows of the `events` multi-hot sequence sampled per video."""
+    offsets: list[int] = field(default_factory=lambda: [8, 16, 24])
+    """Keypoint offset features to frames t-k, taken at full rate before sampling ([] = none)."""
+    votes: int = 5
+    """Samplings per video at inference: the first is the fixed one, the rest seeded random draws;
+    the prediction is their mean probability."""
+
+
+@dataclass
+class ModelConfig:
+    """Which modalities and encoders make the model."""
+
+    modalities: list[str] = field(default_factory=lambda: ["pose", "frames", "text"])
+    """Modalities to use (any of pose, frames, text, events); a video missing one is masked, not dropped."""
+    encoders: dict[str, str] = field(default_factory=dict)
+    """Registry name of the encoder per modality (`hiddenemo.models.registry`); unset = the modality's default."""
+    encoder_args: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Extra keyword arguments per modality for its encoder (e.g. {pose: {layers: 2}})."""
+    dim: int = 256
+    """Width every encoder projects to, and of the fusion layer (the paper: 256)."""
+    fusion: str = "concat"
+    """Fusion of the modality features: concat (the paper's concatenation + residual linear) or cross-attention."""
+    text_encoder: str = "minilm"
+    """Which text embedding to read: the store array `text.<text_encoder>` written by `hiddenemo embed`."""
+
+
+@dataclass
+class StageConfig:
+    """Optimisation of one training stage."""
+
+    epochs: int = 20
+    """Most epochs to train; cross-validation picks how many of them the final model gets."""
+    lr: float = 3e-4
+    """AdamW learning rate (constant)."""
+    batch_size: int = 8
+    """Videos per batch."""
+    weight_decay: float = 0.01
+    """AdamW weight decay."""
+    focal_alpha: float = 0.25
+    """Focal loss alpha: weight of the positive class (0.5 = both equal; negative = off)."""
+    focal_gamma: float = 2.0
+    """Focal loss gamma (0 = weighted cross-entropy)."""
+    resamples: int = 1
+    """Fresh samplings of every video per epoch (the paper's resampling augmentation)."""
+    dropout: float = 0.1
+    """Dropout in the encoders and the fusion layer."""
+    class_balanced: bool = False
+    """Weight samples so each class carries half the loss (`hiddenemo.eval.labelshift.class_weights`)."""
+
+
+@dataclass
+class SelectionConfig:
+    """Honest model selection: cross-validation on the labeled training videos only."""
+
+    folds: int = 5
+    """Number of cross-validation folds over the labeled training videos."""
+    group_by_subject: bool = True
+    """Keep all videos of one subject in the same fold when subject ids are known (StratifiedGroupKFold)."""
+    epoch_metric: Literal["auroc", "loss", "balanced_accuracy"] = "auroc"
+    """Out-of-fold metric that picks the number of epochs (loss is minimised, the others maximised)."""
+    threshold: Literal["cv-accuracy", "balanced", "quantile", "fixed"] = "balanced"
+    """Decision threshold: cv-accuracy / balanced = the one maximising out-of-fold accuracy / balanced
+    accuracy; quantile = the paper's trick, predict `quantile_prior` of the target videos positive
+    (assumes that prior is known); fixed = `fixed_threshold`."""
+    quantile_prior: Optional[float] = None
+    """Positive fraction assumed for the target set by the quantile threshold (required for it)."""
+    fixed_threshold: float = 0.5
+    """Threshold used by `threshold: fixed`."""
+
+
+@dataclass
+class PseudoLabelConfig:
+    """Which teacher labels the unlabeled videos for stage 2 (`hiddenemo.teacher.policy`)."""
+
+    teacher: Optional[str] = "behaviour"
+    """Teacher id whose verdicts (WORK/teacher/<id>.jsonl) become pseudo-labels; null = stage 2 on labeled videos only."""
+    policy: dict[str, Any] = field(default_factory=dict)
+    """Fields of `hiddenemo.teacher.policy.PseudoLabelPolicy` (confidence cut-off, soft targets, weights, ...)."""
+    splits: list[str] = field(default_factory=lambda: ["test"])
+    """Splits whose videos may be pseudo-labeled (transductively: their features and teacher verdicts, never their labels)."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; saved resolved as WORK/runs/<run>/config.yaml."""
+
+    seed: int = 0
+    """Seed for weights, shuffling and every video's sampling draws."""
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    stage1: StageConfig = field(default_factory=StageConfig)
+    stage2: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=3e-5))
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    stage2_enabled: bool = True
+    """Run stage 2 (all modalities fused, fine-tuned on labeled + pseudo-labeled videos)."""
+
+
+def to_dict(config: Any) -> dict:
+    return asdict(config)
+
+
+def from_dict(cls: type, data: dict | None) -> Any:
+    """Build a (nested) config dataclass from a plain dict, refusing keys it does not know."""
+    data = dict(data or {})
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        default = getattr(cls(), name)
+        kwargs[name] = from_dict(type(default), value) if is_dataclass(default) else value
+    return cls(**kwargs)

@@ -1,0 +1,142 @@
+"""A torch Dataset over the workspace store: one sample = one sampling of one video.
+
+Arrays are opened memory-mapped, so drawing 800 of 20,000 rows reads only those rows. Training
+draws fresh rows every epoch (the paper's resampling augmentation), seeded by (seed, video, draw)
+through `hiddenemo.data.sampling.video_rng`, so a run is reproducible in any order and after a
+resume. Evaluation gives each video `votes` samplings: the fixed one plus seeded random draws.
+
+A sample is a dict with the batch keys the models read (`pose`, `pose_point_mask`, `pose_mask`,
+`frames`, `frames_mask`, `text`, `events`, `events_mask`, `<modality>_present`) plus `target`,
+`weight` and `index` (the video's row in the table). A modality a video lacks is zeros with
+`<modality>_present = False`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from hiddenemo.data.keypoints import keypoint_features
+from hiddenemo.data.sampling import gap_in_rows, sample_indices, video_rng
+from hiddenemo.data.store import N_KEYPOINTS, Store, StoreError
+from hiddenemo.errors import UserError
+from hiddenemo.train.config import SamplingConfig
+
+SEQUENCE_MODALITIES = ("pose", "frames", "events")
+
+
+def array_name(modality: str, text_encoder: str) -> str:
+    return f"text.{text_encoder}" if modality == "text" else modality
+
+
+def modality_dims(store: Store, video_ids: list[str], modalities: list[str], sampling: SamplingConfig,
+                  text_encoder: str) -> dict[str, int]:
+    """Feature width of each modality, read from the sidecars; refuses a modality no video has."""
+    dims = {}
+    for modality in modalities:
+        if modality == "pose":
+            dims["pose"] = 2 + 2 * len(sampling.offsets)
+            name = "pose"
+        else:
+            name = array_name(modality, text_encoder)
+        for vid in video_ids:
+            meta = store.meta(vid, name)
+            if meta is not None and store.path(vid, name).exists():
+                dims.setdefault(modality, int(meta["shape"][-1]))
+                break
+        else:
+            have = sorted({p.stem for p in store.root.glob("*/*.npy")}) if store.root.exists() else []
+            raise UserError(f"no video in {store.work} has the `{name}` array needed by modality "
+                            f"`{modality}` (arrays present: {have or 'none'}); run the stage that makes it "
+                            "(`hiddenemo extract`, `teach` + `embed`) or drop the modality from model.modalities")
+    return dims
+
+
+class VideoDataset(Dataset):
+    """Samplings of the videos in `rows` (columns video_id, target, weight).
+
+    train=True: `resamples` random draws per video per epoch (call `set_epoch` before each epoch).
+    train=False: `sampling.votes` draws per video, the same every time.
+    """
+
+    def __init__(self, work: Path, rows: pd.DataFrame, modalities: list[str], sampling: SamplingConfig,
+                 *, train: bool, seed: int, dims: dict[str, int], text_encoder: str = "minilm",
+                 resamples: int = 1):
+        self.store = Store(work)
+        self.video_ids = rows["video_id"].astype(str).tolist()
+        self.targets = rows["target"].to_numpy(np.float32) if "target" in rows else np.zeros(len(rows), np.float32)
+        self.weights = rows["weight"].to_numpy(np.float32) if "weight" in rows else np.ones(len(rows), np.float32)
+        self.modalities, self.sampling, self.train, self.seed = list(modalities), sampling, train, seed
+        self.dims, self.text_encoder = dims, text_encoder
+        self.draws = resamples if train else max(1, sampling.votes)
+        self.epoch = 0
+        self._cache: dict[tuple[str, str], np.ndarray | None] = {}
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.video_ids) * self.draws
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        index, draw = i % len(self.video_ids), i // len(self.video_ids)
+        vid = self.video_ids[index]
+        sample = {"target": self.targets[index], "weight": self.weights[index], "index": np.int64(index)}
+        for modality in self.modalities:
+            sample.update(self._modality(vid, modality, draw))
+        return sample
+
+    # One modality of one video, sampled; zeros and present=False when the video lacks it.
+    def _modality(self, vid: str, modality: str, draw: int) -> dict[str, np.ndarray]:
+        array = self._array(vid, modality)
+        if modality == "text":
+            present = array is not None
+            vec = np.asarray(array, np.float32).reshape(-1) if present else np.zeros(self.dims["text"], np.float32)
+            return {"text": vec, "text_present": np.bool_(present)}
+        n = {"pose": self.sampling.n_pose, "frames": self.sampling.n_frames, "events": self.sampling.n_events}[modality]
+        n_rows = 0 if array is None else len(array)
+        idx, valid = self._indices(vid, modality, n_rows, n, draw)
+        if modality == "pose":
+            if n_rows:
+                feats, point_ok = keypoint_features(array, idx, tuple(self.sampling.offsets))
+            else:
+                feats = np.zeros((n, N_KEYPOINTS, self.dims["pose"]), np.float32)
+                point_ok = np.zeros((n, N_KEYPOINTS), bool)
+            point_ok &= valid[:, None]
+            feats[~valid] = 0
+            return {"pose": feats, "pose_point_mask": point_ok, "pose_mask": valid,
+                    "pose_present": np.bool_(valid.any())}
+        rows = np.asarray(array[idx], np.float32) if n_rows else np.zeros((n, self.dims[modality]), np.float32)
+        rows[~valid] = 0
+        rows = np.nan_to_num(rows)
+        return {modality: rows, f"{modality}_mask": valid, f"{modality}_present": np.bool_(valid.any())}
+
+    def _indices(self, vid: str, modality: str, n_rows: int, n: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
+        gap = 1
+        if modality == "frames" and n_rows:
+            gap = gap_in_rows(self._array(vid, "frames_idx"), self.sampling.min_frame_gap)
+        if self.train:
+            # Every (epoch, resample) pair is its own draw, apart from the voting draws' stream.
+            rng = video_rng(self.seed, f"{vid}/{modality}/train", self.epoch * self.draws + draw)
+            return sample_indices(n_rows, n, train=True, rng=rng, gap=gap)
+        if draw == 0:
+            return sample_indices(n_rows, n, train=False, gap=gap)
+        # Draw d of `voting_samples(..., video_id=f"{vid}/{modality}")`, without making the others.
+        rng = video_rng(self.seed, f"{vid}/{modality}", draw)
+        return sample_indices(n_rows, n, train=True, rng=rng, gap=gap)
+
+    def _array(self, vid: str, modality: str) -> np.ndarray | None:
+        key = (vid, modality)
+        if key not in self._cache:
+            try:
+                self._cache[key] = self.store.load_if(vid, array_name(modality, self.text_encoder))
+            except StoreError as e:
+                raise UserError(str(e)) from e
+        return self._cache[key]
+
+
+def collate(samples: list[dict[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+    return {key: torch.from_numpy(np.stack([s[key] for s in samples])) for key in samples[0]}

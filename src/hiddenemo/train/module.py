@@ -1,0 +1,164 @@
+"""The Lightning adapter: one LightningModule for both stages, and the per-epoch checkpoint that
+makes a killed fit resume where it stopped.
+
+The module wraps any model that maps a batch dict to logits (B,): a stage-1 single-modality
+classifier or the stage-2 fusion model. Validation averages the probabilities of each video's
+voting draws, so `val_probs` holds one probability per validation video after every epoch.
+
+Resume is exact: each epoch seeds dropout and the shuffle from (seed, epoch) and each video's
+sampling from (seed, video, draw), and the per-epoch checkpoint keeps the weights (safetensors) and
+the optimizer state (`torch.save` of tensors only, read back with `weights_only=True`).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import Sampler
+
+from hiddenemo.data.store import atomic_write_text
+from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.models.losses import focal_loss
+from hiddenemo.train.config import StageConfig
+
+
+def epoch_seed(seed: int, tag: str, epoch: int) -> int:
+    digest = hashlib.sha256(f"{seed}/{tag}/{epoch}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
+
+
+class EpochShuffle(Sampler[int]):
+    """A shuffle that depends only on (seed, epoch), so epoch e is the same after a resume."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class ClassifierModule(L.LightningModule):
+    """Focal loss with soft targets and per-sample weights; AdamW at a constant learning rate."""
+
+    def __init__(self, model: torch.nn.Module, stage: StageConfig, *, seed: int, tag: str, epoch_offset: int = 0,
+                 optimizer_state: dict | None = None):
+        super().__init__()
+        self.model, self.stage, self.seed, self.tag = model, stage, seed, tag
+        self.epoch_offset, self.optimizer_state = epoch_offset, optimizer_state
+        self.val_probs: np.ndarray | None = None
+        self.val_loss = float("nan")
+        self._val_out: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+        self._train_losses: list[float] = []
+
+    @property
+    def epoch(self) -> int:
+        """The epoch being trained, counted across resumes (0-based)."""
+        return self.epoch_offset + self.current_epoch
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model(batch)                                          # (B,) logits
+
+    def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return focal_loss(logits, batch["target"].float(), alpha=self.stage.focal_alpha,
+                          gamma=self.stage.focal_gamma, weight=batch["weight"].float())
+
+    def on_fit_start(self) -> None:
+        if self.optimizer_state is not None:                              # resuming a killed fit
+            self.trainer.optimizers[0].load_state_dict(self.optimizer_state)
+
+    def on_train_epoch_start(self) -> None:
+        torch.manual_seed(epoch_seed(self.seed, self.tag, self.epoch))
+        loader = self.trainer.train_dataloader
+        loader.dataset.set_epoch(self.epoch)
+        loader.sampler.set_epoch(self.epoch)
+        self._train_losses = []
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._loss(self(batch), batch)
+        self._train_losses.append(float(loss.detach()))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["target"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        logits = self(batch)
+        self._val_out.append((batch["index"], torch.sigmoid(logits).detach(), self._loss(logits, batch).detach()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val_out or self.trainer.sanity_checking:
+            self._val_out = []
+            return
+        index = torch.cat([o[0] for o in self._val_out]).numpy()
+        probs = torch.cat([o[1] for o in self._val_out]).double().numpy()
+        self.val_loss = float(np.mean([float(o[2]) for o in self._val_out]))
+        self._val_out = []
+        n = int(index.max()) + 1
+        # Voting: the mean probability of each video's draws.
+        self.val_probs = np.bincount(index, probs, minlength=n) / np.bincount(index, minlength=n)
+        targets = self.trainer.val_dataloaders.dataset.targets[:n]
+        m = binary_metrics((targets >= 0.5).astype(int), self.val_probs)
+        self.log_dict({"val_loss": self.val_loss, "val_acc": m["accuracy"], "val_auroc": m["auroc"]}, prog_bar=True)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.stage.lr, weight_decay=self.stage.weight_decay)
+
+    def train_loss_mean(self) -> float:
+        return float(np.mean(self._train_losses)) if self._train_losses else float("nan")
+
+
+class EpochCheckpoint(L.Callback):
+    """After every epoch: weights `epoch-<e>.safetensors`, optimizer `optimizer.pt`, then `state.json`
+    (written last, atomically: it names the epoch whose files are complete)."""
+
+    def __init__(self, directory: Path, keep_every_epoch: bool):
+        self.directory, self.keep_every_epoch = Path(directory), keep_every_epoch
+        self.state = read_state(self.directory)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: ClassifierModule) -> None:
+        epoch = module.epoch + 1                                          # epochs done, 1-based
+        save_weights(module.model, self.directory / f"epoch-{epoch}.safetensors")
+        optim_tmp = self.directory / "optimizer.pt.tmp"
+        torch.save(trainer.optimizers[0].state_dict(), optim_tmp)
+        optim_tmp.replace(self.directory / "optimizer.pt")
+        row = {"epoch": epoch, "train_loss": module.train_loss_mean(), "val_loss": module.val_loss}
+        if module.val_probs is not None:
+            targets = trainer.val_dataloaders.dataset.targets
+            m = binary_metrics((targets >= 0.5).astype(int), module.val_probs)
+            row.update(val_acc=m["accuracy"], val_auroc=m["auroc"], val_probs=module.val_probs.tolist())
+        self.state["history"].append(row)
+        self.state["epochs_done"] = epoch
+        atomic_write_text(self.directory / "state.json", json.dumps(self.state))
+        if not self.keep_every_epoch and epoch > 1:
+            (self.directory / f"epoch-{epoch - 1}.safetensors").unlink(missing_ok=True)
+
+
+def read_state(directory: Path) -> dict:
+    path = Path(directory) / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {"epochs_done": 0, "history": []}
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """Weights as safetensors, written atomically (no pickle anywhere in a checkpoint)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    tmp.replace(path)
+
+
+def load_weights(model: torch.nn.Module, path: Path, strict: bool = True) -> None:
+    model.load_state_dict(load_file(str(path)), strict=strict)
+
+
+def load_optimizer_state(path: Path) -> dict:
+    return torch.load(path, weights_only=True)

@@ -1,0 +1,189 @@
+"""A run from end to end: `train_run` (both stages, selection, the run files) and `predict_run`.
+
+The honest boundary: `train_run` reads the manifest once and passes on the labeled training rows
+(`selection.split_for_training`); the other videos reach training only as ids with pseudo-labels
+from a teacher. Test labels are read in one place, `test_metrics`, after everything is chosen and
+only to report.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hiddenemo.data.manifest import DatasetInfo, read_manifest
+from hiddenemo.data.store import Store, atomic_write_text
+from hiddenemo.errors import UserError
+from hiddenemo.eval.labelshift import class_weights
+from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.train.config import TrainConfig, from_dict, to_dict
+from hiddenemo.train.data import VideoDataset, modality_dims
+from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table, vote
+from hiddenemo.train.selection import make_folds, split_for_training
+from hiddenemo.train.stages import Context, final_weights, run_stage1, run_stage2
+
+log = logging.getLogger(__name__)
+
+
+def train_run(work: Path, run: str, config: TrainConfig) -> dict:
+    """Train, select and write WORK/runs/RUN/ (config.yaml, oof.csv, selection.json, metrics.json,
+    predictions.csv for the test split). Returns the metrics."""
+    work = Path(work)
+    run_dir = work / "runs" / run
+    _save_config(run_dir, config)
+    info = DatasetInfo.load(work)
+    labeled, others = split_for_training(read_manifest(work))
+    labeled["label"] = (labeled["label"] == info.positive_index).astype(int)   # 1 = positive class
+    dims = modality_dims(Store(work), labeled["video_id"].tolist() + others["video_id"].tolist(),
+                         config.model.modalities, config.sampling, config.model.text_encoder)
+    ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"]))
+    folds = make_folds(labeled, config.selection, config.seed)
+    log.info("%d labeled training videos (%d positive) in %d folds; modalities %s", len(labeled),
+             int(labeled["label"].sum()), folds.max() + 1, config.model.modalities)
+
+    stage1 = run_stage1(ctx, labeled, folds)
+    selections = {f"stage1/{m}": sel for m, sel in stage1.items()}
+    if config.stage2_enabled:
+        pseudo = pseudo_labeled(work, config, others)
+        log.info("stage 2: %d pseudo-labeled videos from teacher %s", len(pseudo), config.pseudo.teacher)
+        selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1)
+        selections["stage2"]["n_pseudo"] = len(pseudo)
+    final = "stage2" if config.stage2_enabled else max(stage1, key=lambda m: stage1[m]["cv_metrics"]["auroc"])
+    final = final if final == "stage2" else f"stage1/{final}"
+
+    _write_oof(run_dir, labeled, folds, selections)
+    selection = {key: {"epochs": sel["epochs"], "epoch_metric": sel["epoch_metric"], "threshold": sel["threshold"],
+                       **({"n_pseudo": sel["n_pseudo"]} if "n_pseudo" in sel else {})}
+                 for key, sel in selections.items()}
+    selection["final"] = {"model": final, "how": "retrained on all labeled training videos (+ pseudo-labeled "
+                          "ones in stage 2) for the selected number of epochs"}
+    selection["dims"] = dims
+    selection["folds"] = {"k": int(folds.max()) + 1, "grouped_by_subject": bool(
+        config.selection.group_by_subject and labeled["subject_id"].notna().all()), "n_labeled": len(labeled)}
+    atomic_write_text(run_dir / "selection.json", json.dumps(selection, indent=2))
+
+    metrics = {"cross_validated": {key: sel["cv_metrics"] for key, sel in selections.items()},
+               "note": "out-of-fold on the labeled training videos; the threshold was chosen on the same "
+                       "out-of-fold predictions, so accuracy-type figures are slightly optimistic (AUROC is not affected)"}
+    if "stage2" in selections:
+        metrics["stage2_gain_accuracy"] = _gain(selections, "accuracy")
+        metrics["stage2_gain_auroc"] = _gain(selections, "auroc")
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+
+    predict_run(work, run, split="test")
+    metrics["test"] = test_metrics(work, run)
+    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics
+
+
+def predict_run(work: Path, run: str, split: str = "test", submission: bool = False) -> Path | None:
+    """Voting inference with the run's final model on the videos of `split`; writes predictions.csv
+    (predictions_<split>.csv for another split) and, with `submission`, submission.csv."""
+    import torch
+
+    from hiddenemo.train.build import build_model
+
+    work, run_dir = Path(work), Path(work) / "runs" / run
+    config, selection = load_run(run_dir)
+    info = DatasetInfo.load(work)
+    manifest = read_manifest(work)
+    rows = manifest.loc[manifest["split"] == split, ["video_id"]].reset_index(drop=True)
+    if rows.empty:
+        log.warning("no videos in split %r; nothing to predict", split)
+        return None
+    final = selection["final"]["model"]
+    stage, _, modality = final.partition("/")
+    modalities = [modality] if modality else config.model.modalities
+    dims = {m: int(d) for m, d in selection["dims"].items()}
+    model = build_model(config.model, modalities, dims, fused=stage == "stage2", dropout=0.0)
+    weights = final_weights(run_dir, stage, modality or None, selection[final]["epochs"])
+    from hiddenemo.train.module import load_weights
+    load_weights(model, weights)
+    dataset = VideoDataset(work, rows, modalities, config.sampling, train=False, seed=config.seed,
+                           dims=dims, text_encoder=config.model.text_encoder)
+    with torch.inference_mode():
+        votes = vote(model, dataset, batch_size=config.stage2.batch_size)
+    threshold = apply_threshold(votes["p_positive"].to_numpy(), selection[final]["threshold"])
+    table = predictions_table(votes, threshold, info.classes, info.positive_index)
+    out = run_dir / ("predictions.csv" if split == "test" else f"predictions_{split}.csv")
+    atomic_write_text(out, table.to_csv(index=False))
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"split": split, "model": final, "threshold": threshold,
+                                                            "threshold_method": selection[final]["threshold"]["method"]}))
+    if submission:
+        atomic_write_text(run_dir / "submission.csv",
+                          submission_table(table, info.classes[info.positive_index]).to_csv(index=False))
+    log.info("wrote %s (%d videos, threshold %.3f)", out, len(table), threshold)
+    return out
+
+
+def test_metrics(work: Path, run: str) -> dict | None:
+    """Metrics of predictions.csv against the test labels, when the manifest has them (report only:
+    nothing is chosen from these)."""
+    work = Path(work)
+    path = work / "runs" / run / "predictions.csv"
+    if not path.exists():
+        return None
+    info = DatasetInfo.load(work)
+    manifest = read_manifest(work)
+    truth = manifest.loc[(manifest["split"] == "test") & manifest["label"].notna(), ["video_id", "label"]]
+    preds = pd.read_csv(path, dtype={"video_id": str}).merge(truth, on="video_id")
+    if preds.empty:
+        return None
+    y = (preds["label_y"].astype(int) == info.positive_index).astype(int).to_numpy()
+    threshold = json.loads(path.with_suffix(".json").read_text())["threshold"]
+    return binary_metrics(y, preds["p_positive"].to_numpy(), threshold)
+
+
+def pseudo_labeled(work: Path, config: TrainConfig, others: pd.DataFrame) -> pd.DataFrame:
+    """video_id, target, weight of the teacher-labeled videos in `pseudo.splits` (never their labels)."""
+    if not config.pseudo.teacher:
+        return pd.DataFrame(columns=["video_id", "target", "weight"])
+    from hiddenemo.teacher.policy import PseudoLabelPolicy, pseudo_labels
+    try:
+        policy = PseudoLabelPolicy(**config.pseudo.policy)
+    except TypeError as e:
+        raise UserError(f"pseudo.policy: {e}") from e
+    table = pseudo_labels(work, config.pseudo.teacher, policy)
+    allowed = others.loc[others["split"].isin(config.pseudo.splits), "video_id"]
+    table = table[table["video_id"].isin(allowed)]
+    return table[["video_id", "target", "weight"]].reset_index(drop=True)
+
+
+def load_run(run_dir: Path) -> tuple[TrainConfig, dict]:
+    try:
+        config = from_dict(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text()))
+        selection = json.loads((run_dir / "selection.json").read_text())
+    except FileNotFoundError as e:
+        raise UserError(f"{run_dir} is not a finished run ({Path(e.filename).name} missing); "
+                        "run `hiddenemo train` with this --run first") from e
+    return config, selection
+
+
+def _save_config(run_dir: Path, config: TrainConfig) -> None:
+    """Write the resolved config; refuse to resume a run with a different one (results would mix)."""
+    text = yaml.safe_dump(to_dict(config), sort_keys=False)
+    path = run_dir / "config.yaml"
+    if path.exists() and yaml.safe_load(path.read_text()) != yaml.safe_load(text):
+        raise UserError(f"{run_dir} was started with a different config ({path}); use another --run name, "
+                        "or delete that directory to start over")
+    atomic_write_text(path, text)
+
+
+def _gain(selections: dict, metric: str) -> dict:
+    stage1 = {k: s["cv_metrics"][metric] for k, s in selections.items() if k.startswith("stage1/")}
+    best = max(stage1, key=stage1.get)
+    return {"stage2": selections["stage2"]["cv_metrics"][metric], "best_stage1": best,
+            "best_stage1_value": stage1[best], "gain": selections["stage2"]["cv_metrics"][metric] - stage1[best]}
+
+
+def _write_oof(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray, selections: dict) -> None:
+    parts = []
+    for key, sel in selections.items():
+        stage, _, modality = key.partition("/")
+        parts.append(pd.DataFrame({"video_id": labeled["video_id"], "stage": stage, "modality": modality or "fusion",
+                                   "fold": folds, "p_positive": sel["oof"], "label": labeled["label"]}))
+    atomic_write_text(run_dir / "oof.csv", pd.concat(parts).to_csv(index=False))

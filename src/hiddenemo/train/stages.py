@@ -1,0 +1,192 @@
+"""The two training stages, with cross-validation on the labeled training videos.
+
+Stage 1, per modality: k fold fits (train on k-1 folds, validate on the held-out fold after every
+epoch), the number of epochs and the threshold chosen on the pooled out-of-fold predictions, then
+a final fit on all labeled videos for that many epochs. Stage 2: the fusion model, its encoders
+loaded from stage 1, fine-tuned at a small learning rate on labeled + pseudo-labeled videos — in
+fold k from the fold-k stage-1 encoders (so no held-out video was ever trained on), at the end from
+the final ones.
+
+These functions receive only the labeled training rows (`labeled`: video_id, label, subject_id)
+and pseudo-labeled rows (`pseudo`: video_id, target, weight); they never see the manifest.
+
+Every fit lives in its own directory with a `done.json` marker; a killed run resumes from the last
+finished epoch of the fit it was in (`module.EpochCheckpoint`).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from hiddenemo.data.store import atomic_write_text
+from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.train.config import StageConfig, TrainConfig
+from hiddenemo.train.data import VideoDataset, collate
+from hiddenemo.train.build import build_model, load_encoders
+from hiddenemo.train.module import (ClassifierModule, EpochCheckpoint, EpochShuffle, epoch_seed, load_optimizer_state,
+                                    load_weights, read_state)
+from hiddenemo.train.selection import choose_epoch, choose_threshold
+
+log = logging.getLogger(__name__)
+METRIC_COLUMNS = ["epoch", "fold", "train_loss", "val_loss", "val_acc", "val_auroc"]
+
+
+@dataclass
+class Context:
+    """What every fit of a run shares."""
+    work: Path
+    run_dir: Path
+    config: TrainConfig
+    dims: dict[str, int]
+    class_weights: dict[int, float] | None = None
+
+
+def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.DataFrame,
+        val_rows: pd.DataFrame | None, out: Path, epochs: int, *, fused: bool, keep_every_epoch: bool,
+        init=None) -> dict:
+    """Train one model for `epochs` epochs in `out` (resuming if it was interrupted); returns its state
+    (per-epoch history with validation probabilities)."""
+    import lightning as L
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / "done.json").exists():
+        return read_state(out)
+    cfg, tag = ctx.config, str(out.relative_to(ctx.run_dir))
+    L.seed_everything(epoch_seed(cfg.seed, tag, -1), workers=True, verbose=False)
+    model = build_model(cfg.model, modalities, ctx.dims, fused=fused, dropout=stage.dropout)
+    if init is not None:
+        init(model)
+    state = read_state(out)
+    done, optimizer_state = state["epochs_done"], None
+    if done:
+        log.info("%s: resuming after epoch %d of %d", tag, done, epochs)
+        load_weights(model, out / f"epoch-{done}.safetensors")
+        optimizer_state = load_optimizer_state(out / "optimizer.pt")
+    if done < epochs:
+        module = ClassifierModule(model, stage, seed=cfg.seed, tag=tag, epoch_offset=done,
+                                  optimizer_state=optimizer_state)
+        weights = ctx.class_weights if stage.class_balanced else None
+        train_ds = _dataset(ctx, modalities, _weighted(train_rows, weights), train=True, resamples=stage.resamples)
+        train_loader = DataLoader(train_ds, batch_size=stage.batch_size, collate_fn=collate,
+                                  sampler=EpochShuffle(len(train_ds), epoch_seed(cfg.seed, tag, -2)))
+        val_loader = None
+        if val_rows is not None:
+            val_ds = _dataset(ctx, modalities, val_rows, train=False)
+            val_loader = DataLoader(val_ds, batch_size=stage.batch_size, collate_fn=collate)
+        logs = ctx.run_dir / "logs"
+        trainer = L.Trainer(
+            accelerator="cpu", devices=1, max_epochs=epochs - done, logger=[
+                CSVLogger(logs, name=tag), TensorBoardLogger(logs, name=tag, default_hp_metric=False)],
+            callbacks=[EpochCheckpoint(out, keep_every_epoch)], enable_checkpointing=False,
+            num_sanity_val_steps=0, enable_model_summary=False, deterministic=False,
+            limit_val_batches=1.0 if val_loader is not None else 0)
+        trainer.fit(module, train_loader, val_loader)
+        state = read_state(out)
+        if state["epochs_done"] < epochs:
+            raise RuntimeError(f"{tag}: training stopped after epoch {state['epochs_done']} of {epochs}")
+    atomic_write_text(out / "done.json", json.dumps({"epochs": epochs}))
+    return state
+
+
+def cross_validate(ctx: Context, modalities: list[str], stage: StageConfig, labeled: pd.DataFrame,
+                   folds: np.ndarray, extra: pd.DataFrame | None, out: Path, *, fused: bool,
+                   init_for_fold=None) -> dict:
+    """k fold fits, then epochs and threshold from the pooled out-of-fold predictions.
+
+    Returns the selection: {epochs, threshold, oof (n,), metrics}."""
+    y = labeled["label"].to_numpy()
+    rows = labeled.assign(target=y.astype(np.float32), weight=1.0)
+    n_epochs, k = stage.epochs, int(folds.max()) + 1
+    oof = np.zeros((n_epochs, len(labeled)))
+    losses = np.zeros((k, n_epochs))
+    history = []
+    for fold in range(k):
+        train_rows = rows[folds != fold]
+        if extra is not None and len(extra):
+            train_rows = pd.concat([train_rows, extra], ignore_index=True)
+        state = fit(ctx, modalities, stage, train_rows, rows[folds == fold], out / f"fold{fold}", n_epochs,
+                    fused=fused, keep_every_epoch=True, init=init_for_fold(fold) if init_for_fold else None)
+        for e, row in enumerate(state["history"]):
+            oof[e, folds == fold] = row["val_probs"]
+            losses[fold, e] = row["val_loss"]
+            history.append({c: row.get(c, fold if c == "fold" else np.nan) for c in METRIC_COLUMNS})
+    epochs = choose_epoch(oof, y, losses.mean(0), ctx.config.selection.epoch_metric)
+    threshold = choose_threshold(oof[epochs - 1], y, ctx.config.selection)
+    _prune_epochs(out, k, keep=epochs)
+    return {"epochs": epochs, "threshold": threshold, "oof": oof[epochs - 1], "history": history,
+            "epoch_metric": ctx.config.selection.epoch_metric,
+            "cv_metrics": binary_metrics(y, oof[epochs - 1], threshold["threshold"])}
+
+
+def run_stage1(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray) -> dict[str, dict]:
+    """Each modality alone on the labeled videos: CV, then the final fit. Returns selections per modality."""
+    selections = {}
+    for modality in ctx.config.model.modalities:
+        out = ctx.run_dir / "stage1" / modality
+        sel = cross_validate(ctx, [modality], ctx.config.stage1, labeled, folds, None, out, fused=False)
+        rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
+        fit(ctx, [modality], ctx.config.stage1, rows, None, out / "final", sel["epochs"], fused=False,
+            keep_every_epoch=False)
+        _write_metrics(out / "metrics.csv", sel["history"])
+        selections[modality] = sel
+    return selections
+
+
+def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: pd.DataFrame,
+               stage1: dict[str, dict]) -> dict:
+    """All modalities fused, encoders from stage 1, on labeled + pseudo-labeled videos."""
+    modalities = ctx.config.model.modalities
+    out = ctx.run_dir / "stage2"
+
+    def encoders_from(which: str):
+        paths = {m: ctx.run_dir / "stage1" / m / which / f"epoch-{stage1[m]['epochs']}.safetensors"
+                 for m in modalities}
+        return lambda model: load_encoders(model, paths)
+
+    sel = cross_validate(ctx, modalities, ctx.config.stage2, labeled, folds, pseudo, out, fused=True,
+                         init_for_fold=lambda fold: encoders_from(f"fold{fold}"))
+    rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
+    rows = pd.concat([rows, pseudo], ignore_index=True) if len(pseudo) else rows
+    fit(ctx, modalities, ctx.config.stage2, rows, None, out / "final", sel["epochs"], fused=True,
+        keep_every_epoch=False, init=encoders_from("final"))
+    _write_metrics(out / "metrics.csv", sel["history"])
+    return sel
+
+
+def final_weights(run_dir: Path, stage: str, modality: str | None, epochs: int) -> Path:
+    base = run_dir / stage / modality if stage == "stage1" else run_dir / stage
+    return base / "final" / f"epoch-{epochs}.safetensors"
+
+
+def _dataset(ctx: Context, modalities: list[str], rows: pd.DataFrame, *, train: bool, resamples: int = 1) -> VideoDataset:
+    cfg = ctx.config
+    return VideoDataset(ctx.work, rows, modalities, cfg.sampling, train=train, seed=cfg.seed, dims=ctx.dims,
+                        text_encoder=cfg.model.text_encoder, resamples=resamples)
+
+
+def _weighted(rows: pd.DataFrame, class_weights: dict[int, float] | None) -> pd.DataFrame:
+    """Class-balanced sample weights (a soft target counts by its nearer class)."""
+    if not class_weights:
+        return rows
+    cls = (rows["target"] >= 0.5).astype(int)
+    return rows.assign(weight=rows["weight"] * cls.map(class_weights))
+
+
+def _prune_epochs(out: Path, k: int, keep: int) -> None:
+    """Fold fits keep every epoch's weights until the epoch is chosen; then only that one."""
+    for fold in range(k):
+        for path in (out / f"fold{fold}").glob("epoch-*.safetensors"):
+            if path.name != f"epoch-{keep}.safetensors":
+                path.unlink()
+
+
+def _write_metrics(path: Path, history: list[dict]) -> None:
+    atomic_write_text(path, pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(index=False))
