@@ -1,0 +1,119 @@
+"""Whole models: one encoder with its own head (stage 1) and several encoders fused (stage 2).
+
+Both hold their encoders under fixed names, so stage 2 loads stage-1 weights by state_dict prefix:
+
+    Classifier:   encoder.<...>              head.<...>
+    FusionModel:  encoders.<modality>.<...>  missing.<modality>  fuse.<...>  head.<...>
+
+`load_encoder_weights(fusion, {modality: classifier_state_dict})` copies every `encoder.*` tensor of
+a stage-1 checkpoint to `encoders.<modality>.*` of the fusion model.
+
+A video without a modality (`<modality>_present` False) keeps its place in the batch: the encoder's
+output for it is replaced by a learned "missing" embedding of that modality.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from hiddenemo.errors import UserError
+from hiddenemo.models.layers import Block, key_padding_mask
+
+FUSIONS = ("concat", "cross-attention")
+
+
+def present_mask(batch: dict[str, torch.Tensor], modality: str, like: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: which videos have `modality`; all of them when the batch has no `<m>_present`."""
+    present = batch.get(f"{modality}_present")
+    if present is None:
+        return torch.ones(like.shape[0], dtype=torch.bool, device=like.device)
+    return present.bool().to(like.device)
+
+
+class Classifier(nn.Module):
+    """Stage 1: one encoder + its own one-logit head. forward(batch) -> logits (B,)."""
+
+    def __init__(self, encoder: nn.Module, dim: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.encoder = encoder
+        self.modality = encoder.modality
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, 1))
+
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encoder.forward_features(batch)                      # (B, dim)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.forward_features(batch)).squeeze(-1)       # (B,)
+
+
+class FusionModel(nn.Module):
+    """Stage 2: encoders keyed by modality, fused. forward(batch) -> logits (B,).
+
+    `concat` (the paper's): features concatenated (B, M*dim) -> linear with a residual connection ->
+    head. `cross-attention` (the paper's variant that overfit): the M modality vectors as tokens
+    through one Transformer block, mean over the tokens -> head."""
+
+    def __init__(self, encoders: dict[str, nn.Module], dim: int = 256, fusion: str = "concat",
+                 dropout: float = 0.1, heads: int = 4):
+        super().__init__()
+        if fusion not in FUSIONS:
+            raise UserError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")
+        if not encoders:
+            raise UserError("a fusion model needs at least one encoder")
+        for key, encoder in encoders.items():
+            if key != encoder.modality:
+                raise UserError(f"encoder for {key!r} reads modality {encoder.modality!r}; key them alike")
+        self.modalities = list(encoders)
+        self.fusion, self.dim = fusion, dim
+        self.encoders = nn.ModuleDict(encoders)
+        self.missing = nn.ParameterDict({m: nn.Parameter(torch.zeros(dim)) for m in self.modalities})
+        width = len(self.modalities) * dim
+        if fusion == "concat":
+            self.fuse = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Dropout(dropout))
+            self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
+        else:
+            self.token_type = nn.Parameter(torch.zeros(len(self.modalities), dim))
+            nn.init.normal_(self.token_type, std=0.02)
+            self.fuse = Block(dim, heads, dropout)
+            self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 1))
+
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Fused features: (B, M*dim) for concat, (B, dim) for cross-attention."""
+        feats = []
+        for m, encoder in self.encoders.items():
+            f = encoder.forward_features(batch)                           # (B, dim)
+            present = present_mask(batch, m, f).unsqueeze(-1)             # (B, 1)
+            feats.append(torch.where(present, f, self.missing[m].to(f.dtype)))
+        if self.fusion == "concat":
+            h = torch.cat(feats, dim=-1)                                  # (B, M*dim)
+            return h + self.fuse(h)
+        tokens = torch.stack(feats, dim=1) + self.token_type             # (B, M, dim)
+        everyone = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        return self.fuse(tokens, key_padding_mask(everyone)).mean(1)      # (B, dim)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.forward_features(batch)).squeeze(-1)       # (B,)
+
+
+def load_encoder_weights(model: FusionModel, stage1: dict[str, dict[str, torch.Tensor]],
+                         strict: bool = True) -> None:
+    """Copy stage-1 encoder weights into a fusion model.
+
+    Args:
+        model: The stage-2 fusion model.
+        stage1: modality -> state_dict of a stage-1 `Classifier` (its `encoder.*` entries are used;
+            the stage-1 head is not).
+        strict: Every encoder tensor must match in name and shape.
+    """
+    for modality, state in stage1.items():
+        if modality not in model.encoders:
+            raise UserError(f"stage-1 weights for {modality!r}, but the fusion model has only "
+                            f"{model.modalities}")
+        encoder_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+        if not encoder_state:
+            raise UserError(f"the stage-1 weights for {modality!r} hold no `encoder.*` tensors")
+        try:
+            model.encoders[modality].load_state_dict(encoder_state, strict=strict)
+        except RuntimeError as err:
+            raise UserError(f"stage-1 {modality} encoder does not fit the stage-2 one (were they built "
+                            f"with the same options?): {err}") from None
