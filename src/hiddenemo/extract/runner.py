@@ -1,0 +1,140 @@
+"""Extraction over a whole manifest: a `VideoJob` per worker process, one status line per video.
+
+The parent process is the only writer of `WORK/status/extract.jsonl` and of the manifest's fps and
+n_frames, so workers never race on a shared file. A video's arrays are complete once its status
+line is written; killing the run loses at most the videos in flight.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+
+import pandas as pd
+
+from hiddenemo.data.manifest import read_manifest, update_manifest
+from hiddenemo.extract.config import ExtractConfig
+from hiddenemo.extract.job import VideoJob
+
+STATUS_FILE = Path("status") / "extract.jsonl"
+
+
+def append_status(work: Path, record: dict) -> None:
+    """One JSON line per attempt; appended and flushed at once so a kill keeps the lines before."""
+    path = Path(work) / STATUS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = {k: record.get(k) for k in ("video_id", "status", "reason", "seconds", "n_frames", "fps")}
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(line) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_status(work: Path) -> list[dict]:
+    path = Path(work) / STATUS_FILE
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
+                video_ids: list[str] | None = None) -> dict:
+    """Run extraction on every video of the manifest (or the given ids); returns the summary."""
+    from tqdm import tqdm
+
+    work = Path(work)
+    manifest = read_manifest(work)
+    if video_ids is not None:
+        manifest = manifest[manifest["video_id"].isin(video_ids)]
+    todo = [(r.video_id, None if pd.isna(r.path) else str(r.path),
+             0 if pd.isna(r.n_frames) else int(r.n_frames)) for r in manifest.itertuples()]
+    workers = max(1, min(workers, len(todo) or 1))
+    threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
+    counts = {"ok": 0, "failed": 0, "skipped": 0}
+    failures: dict[str, str] = {}
+    frames_done = 0
+    start = time.perf_counter()
+    bar = tqdm(total=sum(n for *_, n in todo) or None, unit="frame", unit_scale=True, dynamic_ncols=True,
+               desc=f"extract {len(todo)} videos")
+
+    def finish(status: dict, expected: int) -> None:
+        nonlocal frames_done
+        append_status(work, status)
+        counts[status["status"]] += 1
+        if status["status"] == "failed":
+            failures[status["video_id"]] = status["reason"]
+        n = status.get("n_frames") or 0
+        if status["status"] == "ok":
+            frames_done += n
+        if status["status"] == "skipped" and bar.total:
+            bar.total = max(bar.total - expected, bar.n)     # skipped frames must not inflate the rate
+        _record_video(work, status)
+        bar.set_postfix(ok=counts["ok"], failed=counts["failed"], skipped=counts["skipped"])
+
+    try:
+        if workers == 1:
+            job = VideoJob(work, config, threads, progress=bar.update)
+            for video_id, path, expected in todo:
+                before = bar.n
+                status = job.run(video_id, path)
+                if status["status"] == "ok" and bar.n == before:
+                    bar.update(status.get("n_frames") or 0)
+                finish(status, expected)
+        else:
+            _run_pool(work, config, workers, threads, todo, bar, finish)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+    return {"videos": len(todo), **counts, "failures": failures, "frames": frames_done,
+            "seconds": round(seconds, 1), "frames_per_second": round(frames_done / seconds, 1) if seconds else 0.0}
+
+
+def _run_pool(work, config, workers, threads, todo, bar, finish) -> None:
+    # spawn: MediaPipe, onnxruntime and torch are not fork-safe once initialised.
+    expected = {video_id: n for video_id, _, n in todo}
+    queue = list(todo)
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                             initargs=(str(work), config, threads)) as pool:
+        running = {}
+        try:
+            while queue or running:
+                while queue and len(running) < 2 * workers:   # a short queue: Ctrl-C drops little
+                    video_id, path, _ = queue.pop(0)
+                    running[pool.submit(_run_in_worker, video_id, path)] = video_id
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    video_id = running.pop(future)
+                    status = future.result()
+                    if status["status"] == "ok":
+                        bar.update(status.get("n_frames") or 0)
+                    finish(status, expected[video_id])
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+
+
+_WORKER_JOB: VideoJob | None = None   # one per worker process, built by the pool's initializer
+
+
+def _init_worker(work: str, config: ExtractConfig, threads: int) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = VideoJob(work, config, threads)
+
+
+def _run_in_worker(video_id: str, path: str | None) -> dict:
+    return _WORKER_JOB.run(video_id, path)
+
+
+def _record_video(work: Path, status: dict) -> None:
+    """Exact frame count and measured rate into the manifest, once a video has been decoded."""
+    row = {"video_id": status["video_id"]}
+    if status.get("n_frames"):
+        row["n_frames"] = int(status["n_frames"])
+    if status.get("fps"):
+        row["fps"] = float(status["fps"])
+    if len(row) > 1:
+        update_manifest(work, pd.DataFrame([row]))
