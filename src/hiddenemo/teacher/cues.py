@@ -1,0 +1,321 @@
+"""Behaviour cue proxies from keypoints, each with its times: what the `behaviour` teacher reads.
+
+Input: `pose` (T, 137, 3) in the OpenPose 137 layout — BODY_25 0-24, 70 face points 25-94 (68
+landmarks, pupils at 93 and 94), left hand 95-115, right hand 116-136 — with x, y normalised to the
+person box and NaN for a missing point. Every cue is a per-frame signal measured against a reference
+inside the same body (face size, eye width, the video's own median), so it does not depend on the
+camera distance. Episodes shorter than a cue's minimum duration are noise and are dropped; gaps
+shorter than `MERGE_S` inside an episode are bridged.
+
+Cues (code: what it measures):
+- `hand-to-face`: a hand (or wrist) inside the face box grown by 25 %.
+- `arms crossed`: each wrist on the other side of the body midline, below the shoulders.
+- `AU51/AU52 head turn`: the nose tip's position between the jaw ends moves off its median.
+- `AU53/AU54 head nod`: the nose bobs vertically (relative to the neck) at 1-4 Hz.
+- `shoulder rise`: the shoulders come up towards the nose (shrug).
+- `AU45 blink`: the eye aspect ratio drops below 65 % of its median for at most 0.5 s.
+- `AU25/AU26 mouth opening`: the inner lips part by more than 25 % of the mouth width.
+- `AU12 smile`: the mouth widens by more than 8 % over its median, relative to the eye distance.
+- `AU61/AU62 gaze aversion`: the pupils sit off the eye centre by more than 18 % of the eye width.
+- `fidgeting`: band-passed (about 1-8 Hz) movement of the hands and head, per second; episodes are
+  stretches at more than twice the video's median.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# OpenPose 137 indices.
+NOSE, NECK, R_SHOULDER, R_WRIST, L_SHOULDER, L_WRIST = 0, 1, 2, 4, 5, 7
+FACE = 25
+JAW_RIGHT, JAW_LEFT, NOSE_TIP = FACE + 0, FACE + 16, FACE + 30
+RIGHT_EYE = np.arange(FACE + 36, FACE + 42)       # corner, upper, upper, corner, lower, lower
+LEFT_EYE = np.arange(FACE + 42, FACE + 48)
+MOUTH_RIGHT, MOUTH_LEFT = FACE + 48, FACE + 54
+INNER_TOP, INNER_BOTTOM = FACE + 62, FACE + 66
+PUPILS = (93, 94)
+FACE_POINTS = np.arange(25, 95)
+LEFT_HAND, RIGHT_HAND = np.arange(95, 116), np.arange(116, 137)
+
+MERGE_S = 0.2
+
+
+@dataclass
+class Episode:
+    start_s: float
+    end_s: float
+    intensity: float
+    detail: str = ""
+
+
+@dataclass
+class Cue:
+    code: str
+    name: str
+    meaning: str
+    episodes: list[Episode] = field(default_factory=list)
+    value: float | None = None          # a per-video level where the cue has one (fidgeting energy)
+
+    def count(self) -> int:
+        return len(self.episodes)
+
+    def seconds(self) -> float:
+        return float(sum(e.end_s - e.start_s for e in self.episodes))
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+def _xy(pose: np.ndarray, idx) -> np.ndarray:
+    return np.asarray(pose[:, idx, :2], dtype=np.float32)
+
+
+def _nanmean(x: np.ndarray, axis) -> np.ndarray:
+    ok = np.isfinite(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok, x, 0).sum(axis) / ok.sum(axis)
+
+
+def _nanmedian(x: np.ndarray) -> float:
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if len(x) else float("nan")
+
+
+def _smooth(x: np.ndarray, k: int) -> np.ndarray:
+    """NaN-aware centred moving average over k frames along axis 0."""
+    if k <= 1:
+        return x
+    ok = np.isfinite(x)
+    v = np.where(ok, x, 0.0).astype(np.float64)
+    kernel = np.ones(k)
+    conv = lambda a: np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 0, a)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = conv(v) / conv(ok.astype(np.float64))
+    return np.where(conv(ok.astype(np.float64)) > 0, out, np.nan)
+
+
+def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(a - b, axis=-1)
+
+
+def episodes_of(mask: np.ndarray, strength: np.ndarray, fps: float, min_s: float, max_s: float | None = None,
+                merge_s: float = MERGE_S) -> list[Episode]:
+    """Runs of True in `mask` (T,) lasting min_s..max_s (gaps under merge_s bridged), with the mean
+    `strength` over each run as intensity."""
+    mask = np.asarray(mask, dtype=bool)
+    gap = int(round(merge_s * fps))
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2]
+    runs = []
+    for s, e in zip(starts, ends):
+        if runs and s - runs[-1][1] <= gap:
+            runs[-1][1] = e
+        else:
+            runs.append([s, e])
+    out = []
+    for s, e in runs:
+        length = (e - s) / fps
+        if length < min_s or (max_s is not None and length > max_s):
+            continue
+        vals = strength[s:e]
+        vals = vals[np.isfinite(vals)]
+        out.append(Episode(s / fps, e / fps, float(np.clip(vals.mean(), 0, 1)) if len(vals) else 0.0))
+    return out
+
+
+# --------------------------------------------------------------------------------------- cues
+
+def face_box(pose: np.ndarray, grow: float = 0.25) -> np.ndarray:
+    """(T, 4) x0, y0, x1, y1 of the face points, grown by `grow` of its size on every side."""
+    f = _xy(pose, FACE_POINTS)
+    with np.errstate(all="ignore"):
+        ok = np.isfinite(f).all(-1).sum(1) >= 10
+        lo = np.where(ok[:, None], np.nanmin(np.where(np.isfinite(f), f, np.inf), 1), np.nan)
+        hi = np.where(ok[:, None], np.nanmax(np.where(np.isfinite(f), f, -np.inf), 1), np.nan)
+    size = hi - lo
+    return np.concatenate([lo - grow * size, hi + grow * size], 1)
+
+
+def hand_to_face(pose: np.ndarray, fps: float) -> Cue:
+    box = face_box(pose)
+    inside = np.zeros(len(pose), dtype=bool)
+    depth = np.zeros(len(pose))
+    for hand, wrist in ((LEFT_HAND, L_WRIST), (RIGHT_HAND, R_WRIST)):
+        pts = np.concatenate([_xy(pose, hand), _xy(pose, [wrist])], 1)       # (T, 22, 2)
+        with np.errstate(invalid="ignore"):
+            hit = ((pts >= box[:, None, :2]) & (pts <= box[:, None, 2:])).all(-1)   # (T, 22)
+        n_seen = np.isfinite(pts).all(-1).sum(1)
+        share = hit.sum(1) / np.maximum(n_seen, 1)
+        here = (hit.sum(1) >= 3) | hit[:, -1]
+        inside |= here
+        depth = np.maximum(depth, np.where(here, share, 0))
+    cue = Cue("hand-to-face", "hand-to-face contact", "self-touch (face, chin, cheek); by the prior rule "
+              "not a sign of tension on its own")
+    cue.episodes = episodes_of(inside, depth, fps, min_s=0.3)
+    return cue
+
+
+def arms_crossed(pose: np.ndarray, fps: float) -> Cue:
+    neck, rs, ls = _xy(pose, NECK), _xy(pose, R_SHOULDER), _xy(pose, L_SHOULDER)
+    rw, lw = _xy(pose, R_WRIST), _xy(pose, L_WRIST)
+    width = np.abs(ls[:, 0] - rs[:, 0])
+    mid = (rs[:, 0] + ls[:, 0]) / 2
+    side = np.sign(ls[:, 0] - rs[:, 0])               # +1 when the left shoulder is on the image right
+    shoulder_y = (rs[:, 1] + ls[:, 1]) / 2
+    with np.errstate(invalid="ignore"):
+        # Each wrist past the midline towards the other shoulder by 10 % of the shoulder width.
+        r_over = side * (rw[:, 0] - mid) / width
+        l_over = side * (mid - lw[:, 0]) / width
+        below = (rw[:, 1] > shoulder_y) & (lw[:, 1] > shoulder_y)
+        crossed = (r_over > 0.1) & (l_over > 0.1) & below
+    strength = np.clip(np.minimum(r_over, l_over) * 2, 0, 1)
+    cue = Cue("arms crossed", "arms crossed / folded", "a closed, self-protective posture")
+    cue.episodes = episodes_of(crossed, strength, fps, min_s=0.8)
+    return cue
+
+
+def head_turns(pose: np.ndarray, fps: float) -> Cue:
+    jr, jl, nose = _xy(pose, JAW_RIGHT), _xy(pose, JAW_LEFT), _xy(pose, NOSE_TIP)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        yaw = (nose[:, 0] - jr[:, 0]) / (jl[:, 0] - jr[:, 0]) - 0.5    # 0 = frontal
+    yaw = _smooth(yaw, max(1, int(fps * 0.2)))
+    off = yaw - _nanmedian(yaw)
+    cue = Cue("AU51/AU52", "head turn", "the head turns away from its usual direction")
+    with np.errstate(invalid="ignore"):
+        eps = [*episodes_of(off > 0.08, np.abs(off) * 4, fps, min_s=0.3),
+               *episodes_of(off < -0.08, np.abs(off) * 4, fps, min_s=0.3)]
+    for e in eps:
+        side = off[int(e.start_s * fps):max(int(e.end_s * fps), int(e.start_s * fps) + 1)]
+        e.detail = "towards the image right" if np.nanmean(side) > 0 else "towards the image left"
+    cue.episodes = sorted(eps, key=lambda e: e.start_s)
+    return cue
+
+
+def nods(pose: np.ndarray, fps: float) -> Cue:
+    """Vertical nose motion relative to the neck, band-passed to 1-4 Hz; a nod is a stretch where its
+    local amplitude exceeds 2 % of the face height and 2.2 times the video's median amplitude."""
+    nose, neck = _xy(pose, NOSE_TIP), _xy(pose, NECK)
+    box = face_box(pose, grow=0.0)
+    face_h = _nanmedian(box[:, 3] - box[:, 1])
+    pitch = (nose[:, 1] - neck[:, 1]) / face_h
+    fast = _smooth(pitch, max(1, int(fps / 8)))
+    band = fast - _smooth(pitch, max(3, int(fps / 1.0)))
+    amp = np.sqrt(_smooth(band ** 2, max(3, int(fps * 0.4))))
+    ref = _nanmedian(amp)
+    with np.errstate(invalid="ignore"):
+        mask = (amp > 0.02) & (amp > 2.2 * ref)
+    cue = Cue("AU53/AU54", "head nod", "up-down head movement (conversational, agreement)")
+    cue.episodes = episodes_of(mask, amp * 10, fps, min_s=0.25, max_s=3.0)
+    return cue
+
+
+def shoulder_rises(pose: np.ndarray, fps: float) -> Cue:
+    nose, rs, ls = _xy(pose, NOSE), _xy(pose, R_SHOULDER), _xy(pose, L_SHOULDER)
+    width = _dist(rs, ls)
+    gap = ((rs[:, 1] + ls[:, 1]) / 2 - nose[:, 1]) / width    # nose above the shoulder line, in widths
+    gap = _smooth(gap, max(1, int(fps * 0.2)))
+    drop = 1 - gap / _nanmedian(gap)
+    with np.errstate(invalid="ignore"):
+        mask = drop > 0.12
+    cue = Cue("shoulder rise", "shoulder rise (shrug)", "shoulders pulled up towards the head")
+    cue.episodes = episodes_of(mask, drop * 3, fps, min_s=0.25, max_s=4.0)
+    return cue
+
+
+def eye_aspect(pose: np.ndarray) -> np.ndarray:
+    """(T,) mean eye aspect ratio of both eyes: lid opening over eye width."""
+    ratios = []
+    for eye in (RIGHT_EYE, LEFT_EYE):
+        p = _xy(pose, eye)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios.append((_dist(p[:, 1], p[:, 5]) + _dist(p[:, 2], p[:, 4])) / (2 * _dist(p[:, 0], p[:, 3])))
+    return _nanmean(np.stack(ratios, 1), 1)
+
+
+def blinks(pose: np.ndarray, fps: float) -> Cue:
+    ear = eye_aspect(pose)
+    ratio = ear / _nanmedian(ear)
+    with np.errstate(invalid="ignore"):
+        mask = ratio < 0.65
+    cue = Cue("AU45", "blink", "eyelids close briefly")
+    # At least two frames: a one-frame dip is keypoint noise more often than a blink.
+    cue.episodes = episodes_of(mask, 1 - ratio, fps, min_s=1.5 / fps, max_s=0.5, merge_s=0.0)
+    return cue
+
+
+def mouth_openings(pose: np.ndarray, fps: float) -> Cue:
+    top, bottom = _xy(pose, INNER_TOP), _xy(pose, INNER_BOTTOM)
+    width = _dist(_xy(pose, MOUTH_RIGHT), _xy(pose, MOUTH_LEFT))
+    opening = _smooth(_dist(top, bottom) / width, max(1, int(fps * 0.12)))
+    with np.errstate(invalid="ignore"):
+        mask = opening > 0.25
+    cue = Cue("AU25/AU26", "mouth opening", "lips part / jaw drops (speaking, exhaling)")
+    cue.episodes = episodes_of(mask, opening * 2, fps, min_s=0.15)
+    return cue
+
+
+def smiles(pose: np.ndarray, fps: float) -> Cue:
+    eyes = _dist(_nanmean(_xy(pose, RIGHT_EYE), 1), _nanmean(_xy(pose, LEFT_EYE), 1))
+    width = _smooth(_dist(_xy(pose, MOUTH_RIGHT), _xy(pose, MOUTH_LEFT)) / eyes, max(1, int(fps * 0.2)))
+    gain = width / _nanmedian(width) - 1
+    with np.errstate(invalid="ignore"):
+        mask = gain > 0.08
+    cue = Cue("AU12", "smile", "lip corners pulled up and out")
+    cue.episodes = episodes_of(mask, gain * 5, fps, min_s=0.4)
+    return cue
+
+
+def gaze_aversion(pose: np.ndarray, fps: float) -> Cue:
+    offsets = []
+    for eye, pupil in ((RIGHT_EYE, PUPILS[0]), (LEFT_EYE, PUPILS[1])):
+        p = _xy(pose, eye)
+        centre = _nanmean(p, 1)
+        width = _dist(p[:, 0], p[:, 3])
+        offsets.append((_xy(pose, pupil)[:, :] - centre) / width[:, None])     # (T, 2)
+    off = _smooth(_nanmean(np.stack(offsets, 0), 0), max(1, int(fps * 0.2)))  # (T, 2)
+    off = off - np.array([_nanmedian(off[:, 0]), _nanmedian(off[:, 1])])
+    size = np.linalg.norm(off, axis=-1)
+    with np.errstate(invalid="ignore"):
+        mask = size > 0.18
+    cue = Cue("AU61/AU62", "gaze aversion", "eyes turned away from the usual direction of gaze")
+    cue.episodes = episodes_of(mask, size * 3, fps, min_s=0.4)
+    for e in cue.episodes:
+        seg = off[int(e.start_s * fps):max(int(e.end_s * fps), int(e.start_s * fps) + 1)]
+        dx, dy = np.nanmean(seg[:, 0]), np.nanmean(seg[:, 1])
+        e.detail = ("to the image right" if dx > 0 else "to the image left") if abs(dx) >= abs(dy) else \
+            ("downwards" if dy > 0 else "upwards")
+    return cue
+
+
+def fidgeting(pose: np.ndarray, fps: float) -> Cue:
+    """Band-passed speed of the hand centres (wrist where a hand is missing) and the head, in box units
+    per second; `value` is its median over the video."""
+    parts = []
+    for hand, wrist in ((LEFT_HAND, L_WRIST), (RIGHT_HAND, R_WRIST)):
+        centre = _nanmean(_xy(pose, hand), 1)
+        centre = np.where(np.isfinite(centre), centre, _xy(pose, wrist))
+        parts.append(centre)
+    parts.append(_nanmean(_xy(pose, FACE_POINTS), 1))
+    energy = []
+    for x in parts:                                                       # (T, 2)
+        band = _smooth(x, 3) - _smooth(x, max(3, int(fps)))
+        energy.append(np.linalg.norm(np.diff(band, axis=0, prepend=band[:1]), axis=-1) * fps)
+    level = _smooth(_nanmean(np.stack(energy, 1), 1), max(1, int(fps)))
+    median = _nanmedian(level)
+    with np.errstate(invalid="ignore"):
+        mask = level > 2 * median
+    cue = Cue("fidgeting", "fidgeting", "restless small movements of hands and head", value=median)
+    cue.episodes = episodes_of(mask, level / (4 * median) if median > 0 else level, fps, min_s=1.0)
+    return cue
+
+
+DETECTORS = (hand_to_face, arms_crossed, head_turns, nods, shoulder_rises, blinks, mouth_openings, smiles,
+             gaze_aversion, fidgeting)
+
+
+def detect_all(pose: np.ndarray, fps: float) -> dict[str, Cue]:
+    """Every cue of one video, by name."""
+    pose = np.asarray(pose, dtype=np.float32)
+    if pose.ndim != 3 or pose.shape[1:] != (137, 3):
+        raise ValueError(f"pose must be (T, 137, 3), got {pose.shape}")
+    return {c.name: c for c in (detect(pose, fps) for detect in DETECTORS)}

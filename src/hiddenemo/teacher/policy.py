@@ -1,0 +1,95 @@
+"""From a teacher's verdicts to training targets: the pseudo-label policy, and how good the teacher
+is on the videos whose labels we know (`hiddenemo teach --report`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hiddenemo.data.manifest import DatasetInfo, read_manifest
+from hiddenemo.teacher.store import read_all, read_verdicts
+
+
+@dataclass
+class PseudoLabelPolicy:
+    threshold: float = 0.5
+    """A video counts as positive when the teacher's p_positive >= threshold."""
+    min_confidence: float = 0.0
+    """Keep only videos whose teacher confidence max(p, 1 - p) reaches this (0.5-1; 0 keeps all)."""
+    mode: str = "hard"
+    """hard: target 0/1 by the threshold; soft: target = the teacher's p_positive."""
+    weight: float = 1.0
+    """Loss weight of each pseudo-labeled video (labeled videos weigh 1)."""
+    class_balance: bool = False
+    """Reweight so that both classes carry the same total weight (mean weight stays `weight`)."""
+
+    def __post_init__(self):
+        if self.mode not in ("hard", "soft"):
+            raise ValueError(f"pseudo-label mode must be 'hard' or 'soft', got {self.mode!r}")
+        if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("threshold and min_confidence must lie in [0, 1]")
+
+
+def pseudo_labels(work: str | Path, teacher_id: str, policy: PseudoLabelPolicy) -> pd.DataFrame:
+    """`[video_id, target, weight]` for the unlabeled videos the policy keeps (failed verdicts never count)."""
+    manifest = read_manifest(work)
+    unlabeled = set(manifest.loc[manifest["label"].isna(), "video_id"])
+    verdicts = read_verdicts(work, teacher_id)
+    rows = [(vid, v.p_positive) for vid, v in sorted(verdicts.items())
+            if vid in unlabeled and v.p_positive is not None
+            and max(v.p_positive, 1 - v.p_positive) >= policy.min_confidence]
+    df = pd.DataFrame(rows, columns=["video_id", "p"])
+    positive = (df["p"] >= policy.threshold).to_numpy()
+    df["target"] = positive.astype(float) if policy.mode == "hard" else df["p"].astype(float)
+    weight = np.full(len(df), float(policy.weight))
+    if policy.class_balance and len(df):
+        n_pos, n_neg = positive.sum(), (~positive).sum()
+        if n_pos and n_neg:
+            weight = np.where(positive, len(df) / (2 * n_pos), len(df) / (2 * n_neg)) * policy.weight
+    df["weight"] = weight
+    return df[["video_id", "target", "weight"]].reset_index(drop=True)
+
+
+def teacher_report(work: str | Path, teacher_id: str, threshold: float = 0.5) -> dict:
+    """How the teacher does on the labeled videos: accuracy and AUROC over the videos it answered,
+    coverage (the share it answered), failures, and its answers on the unlabeled ones."""
+    from hiddenemo.eval.metrics import binary_metrics
+
+    manifest = read_manifest(work)
+    info = DatasetInfo.load(work)
+    verdicts = read_verdicts(work, teacher_id)
+    failed = {v.video_id for v in read_all(work, teacher_id) if not v.ok} - set(verdicts)
+    labeled = manifest[manifest["label"].notna()]
+    answered = labeled[labeled["video_id"].map(lambda v: v in verdicts and verdicts[v].p_positive is not None)]
+    y = (answered["label"].astype(int) == info.positive_index).astype(int).to_numpy()
+    p = np.array([verdicts[v].p_positive for v in answered["video_id"]], dtype=float)
+    out = {"teacher_id": teacher_id, "n_videos": len(manifest), "n_verdicts": len(verdicts),
+           "n_failed": len(failed), "n_labeled": len(labeled), "n_labeled_answered": len(answered),
+           "coverage": len(answered) / len(labeled) if len(labeled) else float("nan"),
+           "n_unlabeled_answered": int(sum(v in verdicts for v in manifest.loc[manifest["label"].isna(),
+                                                                                "video_id"])),
+           "input_tokens": sum(v.input_tokens for v in verdicts.values()),
+           "cost_usd": sum(v.cost_usd for v in verdicts.values())}
+    if len(answered):
+        m = binary_metrics(y, p, threshold)
+        out.update({k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "confusion")},
+                   majority_baseline=max(y.mean(), 1 - y.mean()), positive=info.positive or info.classes[-1])
+    return out
+
+
+def format_report(r: dict) -> str:
+    lines = [f"teacher {r['teacher_id']}: {r['n_verdicts']} verdicts for {r['n_videos']} videos, "
+             f"{r['n_failed']} failed (no label is taken from a failure)",
+             f"labeled videos: {r['n_labeled']}, answered {r['n_labeled_answered']} "
+             f"(coverage {r['coverage']:.1%}); unlabeled answered: {r['n_unlabeled_answered']}"]
+    if "accuracy" in r:
+        (tn, fp), (fn, tp) = r["confusion"]
+        lines += [f"accuracy {r['accuracy']:.3f} (majority class: {r['majority_baseline']:.3f}), balanced "
+                  f"accuracy {r['balanced_accuracy']:.3f}, macro-F1 {r['macro_f1']:.3f}, AUROC {r['auroc']:.3f}",
+                  f"confusion (rows truth, columns teacher; positive = {r['positive']}): "
+                  f"[[tn {tn}, fp {fp}], [fn {fn}, tp {tp}]]"]
+    if r["cost_usd"]:
+        lines.append(f"tokens in {r['input_tokens']:,}, cost US${r['cost_usd']:.2f}")
+    return "\n".join(lines)
