@@ -19,15 +19,15 @@ def box_from_keypoints(xy: np.ndarray, conf: np.ndarray, min_conf: float = MIN_C
                        margin: float = 0.05) -> np.ndarray:
     """(T, 5) boxes spanned by the confident keypoints of each frame, grown by `margin` of their size;
     NaN where a frame has fewer than two confident points."""
-    ok = (conf > min_conf) & np.isfinite(xy).all(-1)                      # (T, V)
-    big = np.where(ok[..., None], xy, np.nan)
-    with np.errstate(all="ignore"), _quiet_nan_warnings():
-        lo, hi = np.nanmin(big, axis=1), np.nanmax(big, axis=1)          # (T, 2)
+    x, y = xy[..., 0], xy[..., 1]                 # separate planes: reducing over V is then fast
+    ok = (conf > min_conf) & np.isfinite(x) & np.isfinite(y)             # (T, V)
+    lo = np.stack([np.where(ok, x, np.inf).min(1), np.where(ok, y, np.inf).min(1)], 1)     # (T, 2)
+    hi = np.stack([np.where(ok, x, -np.inf).max(1), np.where(ok, y, -np.inf).max(1)], 1)
     size = hi - lo
     lo, hi = lo - margin * size, hi + margin * size
-    score = np.where(ok.sum(1) >= 2, ok.mean(1), np.nan)
-    box = np.concatenate([lo, hi, score[:, None]], axis=1)
-    box[ok.sum(1) < 2] = np.nan
+    n_ok = ok.sum(1)
+    box = np.concatenate([lo, hi, (n_ok / ok.shape[1])[:, None]], axis=1)
+    box[n_ok < 2] = np.nan
     return box.astype(np.float32)
 
 
@@ -48,10 +48,11 @@ def normalise_to_box(xy: np.ndarray, conf: np.ndarray, box: np.ndarray | None = 
     origin, size = box[:, None, 0:2], box[:, None, 2:4] - box[:, None, 0:2]
     with np.errstate(all="ignore"):
         norm = (xy - origin) / np.where(size > 0, size, np.nan)
-    found = (conf > min_conf) & np.isfinite(norm).all(-1)
-    norm[~found] = np.nan
-    pose = np.concatenate([norm, np.where(found, conf, 0)[..., None]], axis=-1)
-    return pose.astype(np.float16), box
+    found = (conf > min_conf) & np.isfinite(norm[..., 0]) & np.isfinite(norm[..., 1])
+    pose = np.empty(norm.shape[:-1] + (3,), dtype=np.float16)
+    pose[..., :2] = np.where(found[..., None], norm, np.nan)
+    pose[..., 2] = np.where(found, conf, 0)
+    return pose, box
 
 
 def keypoint_features(pose: np.ndarray, frame_idx: np.ndarray, offsets: tuple[int, ...] = OFFSETS,
@@ -92,14 +93,3 @@ def _rows(pose: np.ndarray, idx: np.ndarray, min_conf: float) -> tuple[np.ndarra
     xy = rows[..., :2]
     ok = (rows[..., 2] > min_conf) & np.isfinite(xy).all(-1)
     return np.nan_to_num(xy), ok
-
-
-class _quiet_nan_warnings:
-    def __enter__(self):
-        import warnings
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)

@@ -33,6 +33,7 @@ PRODUCER = "openpose-json"
 VERSION = "1"
 PARTS = (("pose_keypoints_2d", 25), ("face_keypoints_2d", 70),
          ("hand_left_keypoints_2d", 21), ("hand_right_keypoints_2d", 21))
+FULL_LENGTHS = tuple(3 * n for _, n in PARTS)
 FRAME_FILE = re.compile(r"_(\d+)_keypoints\.json$")
 BODY = slice(0, 25)
 NECK = 1                      # BODY_25 point 1: the most stable point of a seated upper body
@@ -74,13 +75,17 @@ def parse_frame(data: bytes) -> np.ndarray:
     people = json.loads(data)["people"]
     out = np.zeros((len(people), N_KEYPOINTS, 3), dtype=np.float32)
     for p, person in enumerate(people):
+        values = [person.get(key) or [] for key, _ in PARTS]      # a part not asked for is []
+        if tuple(map(len, values)) == FULL_LENGTHS:                # the usual case: one conversion
+            flat = values[0] + values[1] + values[2] + values[3]
+            out[p] = np.array(flat, dtype=np.float32).reshape(N_KEYPOINTS, 3)
+            continue
         start = 0
-        for key, n in PARTS:
-            values = person.get(key) or []           # a part OpenPose was not asked for is []
-            if values:
-                if len(values) != 3 * n:
-                    raise ValueError(f"{key} has {len(values)} numbers, expected {3 * n}")
-                out[p, start:start + n] = np.asarray(values, dtype=np.float32).reshape(n, 3)
+        for (key, n), part in zip(PARTS, values):
+            if part:
+                if len(part) != 3 * n:
+                    raise ValueError(f"{key} has {len(part)} numbers, expected {3 * n}")
+                out[p, start:start + n] = np.array(part, dtype=np.float32).reshape(n, 3)
             start += n
     return out
 
