@@ -3,14 +3,48 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hiddenemo.errors import not_built
+from hiddenemo.errors import UserError
 
 
-def synthetic(out: Path, seed: int = 0) -> None:
-    """A seeded synthetic interview dataset in the real formats (not built yet).
+def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, width: int = 192,
+              height: int = 144, n_subjects: int | None = None, lose_share: float = 0.25,
+              target_share: float = 0.3) -> None:
+    """Write drawn interview videos, their OpenPose JSON and iMiGUE-format labels (docs/synthetic.md).
+
+    The folder is then a dataset for `hiddenemo dataset imigue --labels OUT/labels_20200831.csv
+    --splits OUT/splits.csv --videos OUT/videos --openpose OUT/openpose --out WORK`. The target
+    split's labels are blank there and kept in OUT/target_labels.csv for scoring only.
+    Re-running with the same arguments resumes and keeps finished videos.
 
     Args:
         out: Where the dataset goes.
-        seed: Random seed.
+        seed: Random seed; the same seed and sizes give the same files.
+        n_videos: Number of videos.
+        n_frames: Median video length in frames at 25 fps (lengths vary about 0.5x to 2.2x).
+        width: Video width in pixels (even).
+        height: Video height in pixels (even).
+        n_subjects: Number of people (default: a third of the videos, so several videos each).
+        lose_share: Share of Lose videos (iMiGUE has about a quarter).
+        target_share: Share of videos, by whole subjects, in the unlabeled target (test) split.
     """
-    raise not_built("dataset synthetic", 6)
+    import pandas as pd
+
+    from hiddenemo.data import synthetic as syn
+
+    try:
+        summary = syn.generate(out, seed=seed, n_videos=n_videos, n_frames=n_frames, width=width,
+                               height=height, n_subjects=n_subjects, lose_share=lose_share,
+                               target_share=target_share)
+    except ValueError as e:
+        raise UserError(f"dataset synthetic: {e}") from e
+    print(f"synthetic dataset in {out}: {summary['videos']} videos of {summary['subjects']} people, "
+          f"{summary['win']} Win / {summary['lose']} Lose; {summary['labelled']} labelled "
+          f"({summary['labelled_lose']} Lose), {summary['target']} target with withheld labels; "
+          f"frames {summary['frames_min']}-{summary['frames_max']} (median {summary['frames_median']}, "
+          f"total {summary['frames_total']}); {summary['annotations']} annotated micro-gestures.")
+    truth = pd.read_csv(Path(out) / "truth" / "cues.csv", dtype={"video_id": str})
+    # Cross-validated AUCs on a handful of videos are noise; show them only for a real-sized set.
+    if min((truth["win_or_lose"] == "Lose").sum(), (truth["win_or_lose"] == "Win").sum()) >= 8:
+        table = syn.separability(truth)
+        print("Lose-vs-Win AUC of the inserted cues (ground truth, all videos):")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
