@@ -127,3 +127,12 @@ def test_mcnemar_switches_to_chi_square_for_many_discordant_pairs():
     out = mcnemar(a, b)
     assert out["method"].startswith("chi-square") and out["only_a_right"] == 40 and out["p_value"] < 0.001
     assert mcnemar([True, False], [True, True])["method"] == "exact binomial"
+
+
+def test_em_interval_contains_the_target_prior():
+    from hiddenemo.eval.labelshift import em_prior_interval
+    rng = np.random.default_rng(6)
+    y = (rng.random(400) < 0.35).astype(int)
+    x = np.where(y == 1, 1.0, -1.0) + rng.normal(0, 1, 400)
+    low, high = em_prior_interval(sigmoid(2 * x + np.log(0.8 / 0.2)), 0.8, n_boot=300)
+    assert low < 0.35 < high and high - low < 0.25

@@ -2,16 +2,35 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
-from hiddenemo.errors import not_built
 
+def evaluate(work: Path, run: str = "default", split: str = "test", baselines: Optional[list[str]] = None,
+             threshold: Optional[float] = None, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+             text_encoder: Optional[str] = None) -> None:
+    """Accuracy, balanced accuracy, macro-F1 and AUROC with bootstrap CIs (by subject when known), the
+    confusion matrix and a per-subject breakdown, beside the majority and logistic baselines; writes
+    WORK/runs/RUN/evaluation.json and evaluation.md and prints the latter.
 
-def evaluate(work: Path, run: str = "default", split: str = "test") -> None:
-    """Accuracy, balanced accuracy, macro-F1, AUROC with bootstrap CIs, and baselines (not built yet).
+    When the split's labels are unknown (MiGA test) the labeled figures are cross-validated on the
+    training videos, and the target gets label-free figures: the predicted positive fraction and the
+    EM estimate of its class prior (transductive: uses the unlabeled target videos).
 
     Args:
         work: The workspace directory.
-        run: Name of the run.
-        split: Which split to evaluate.
+        run: Name of the run under WORK/runs (need not exist when --baselines is given).
+        split: The target split.
+        baselines: Modalities whose baselines to fit (events, pose, frames, text); default: the run's
+            modalities; [] for none.
+        threshold: Decision threshold overriding the run's selected one.
+        n_boot: Bootstrap replicates.
+        level: Confidence level of the intervals (and 1 - level is the significance level).
+        seed: Seed of the resampling and of the baselines' folds when there is no run.
+        text_encoder: Encoder id of the `text.<id>` array (default: the only one present).
     """
-    raise not_built("evaluate", 9)
+    from hiddenemo.eval.evaluate import evaluate_run, render_markdown, save_evaluation
+
+    result = evaluate_run(work, run, split, baselines, threshold, n_boot, level, seed, text_encoder)
+    json_path, md_path = save_evaluation(result, Path(work) / "runs" / run)
+    print(render_markdown(result))
+    print(f"written: {json_path}, {md_path}")

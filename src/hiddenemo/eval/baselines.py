@@ -121,22 +121,28 @@ def make_folds(y: np.ndarray, groups: np.ndarray | None, n_folds: int = 5, seed:
 
 
 def fit_logistic(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int = 0, inner_folds: int = 5):
-    """Imputer + scaler + logistic regression, C chosen by grouped inner CV on log-loss."""
+    """Imputer + scaler + logistic regression, C chosen on log-loss by an inner CV grouped by subject.
+    The imputer and scaler see no labels, so fitting them once before the inner CV leaks nothing."""
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     groups = np.arange(len(y)) if groups is None else groups
     n_inner = min(inner_folds, len(np.unique(groups)), int(np.bincount(y, minlength=2).min()))
-    pipe = make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(),
-                         LogisticRegression(max_iter=5000))
     if n_inner < 2:  # too few videos to choose C: keep sklearn's default
-        return pipe.fit(X, y)
-    search = GridSearchCV(pipe, {"logisticregression__C": C_GRID}, scoring="neg_log_loss",
-                          cv=StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed))
-    return search.fit(X, y, groups=groups).best_estimator_
+        head = LogisticRegression(max_iter=5000)
+    else:
+        splits = list(StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed).split(X, y, groups))
+        head = LogisticRegressionCV(Cs=C_GRID, cv=splits, scoring="neg_log_loss", max_iter=5000, solver="newton-cholesky",
+                                    l1_ratios=(0.0,), use_legacy_attributes=False)
+    return make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), head).fit(X, y)
+
+
+def chosen_C(model) -> float:
+    head = model[-1]
+    return float(np.ravel(head.C_)[0]) if hasattr(head, "C_") else float(head.C)
 
 
 def baseline_predictions(work: Path, modality: str, folds: pd.Series | None = None, n_folds: int = 5,
@@ -181,13 +187,13 @@ def baseline_predictions(work: Path, modality: str, folds: pd.Series | None = No
         fit_on, held = fold != k, fold == k
         model = fit_logistic(X[fit_on], y[fit_on], None if groups is None else groups[fit_on], seed)
         p_logistic[held] = model.predict_proba(X[held])[:, 1]
-        chosen[int(k)] = float(model[-1].C)
+        chosen[int(k)] = chosen_C(model)
     prior = float(y.mean())
     frames = [_frame(train, "majority", modality, "train", fold, np.full(len(y), prior)),
               _frame(train, "logistic", modality, "train", fold, p_logistic)]
     if X_target is not None:
         final = fit_logistic(X, y, groups, seed)
-        chosen["all"] = float(final[-1].C)
+        chosen["all"] = chosen_C(final)
         minus_one = np.full(len(target), -1)
         frames += [_frame(target, "majority", modality, target_split, minus_one, np.full(len(target), prior)),
                    _frame(target, "logistic", modality, target_split, minus_one, final.predict_proba(X_target)[:, 1])]

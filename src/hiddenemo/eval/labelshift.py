@@ -76,6 +76,26 @@ def em_prior(p_target, train_prior: float, max_iter: int = 1000, tol: float = 1e
     return prior, adjust_posteriors(p, train_prior, prior)
 
 
+def em_prior_interval(p_target, train_prior: float, n_boot: int = 1000, level: float = 0.95, seed: int = 0,
+                      max_iter: int = 1000, tol: float = 1e-6) -> tuple[float, float]:
+    """Bootstrap percentile interval of the EM prior, resampling target videos; the B EM runs go
+    side by side (weights (B, n)), so this costs about one EM run on B * n numbers."""
+    from hiddenemo.eval.bootstrap import bootstrap_weights, percentile_interval
+
+    p = np.clip(np.asarray(p_target, dtype=np.float64), 1e-12, 1 - 1e-12)
+    w = bootstrap_weights(len(p), n_boot, np.random.default_rng(seed))          # (B, n)
+    prior = np.full(n_boot, float(train_prior))
+    for _ in range(max_iter):
+        pos = p * (prior[:, None] / train_prior)
+        adjusted = pos / (pos + (1 - p) * ((1 - prior[:, None]) / (1 - train_prior)))
+        new_prior = (w * adjusted).sum(1) / w.sum(1)
+        done = np.abs(new_prior - prior).max() < tol
+        prior = new_prior
+        if done:
+            break
+    return percentile_interval(prior, level)
+
+
 def platt_calibrate(p_fit, y_fit, p_apply) -> np.ndarray:
     """Re-map probabilities with a logistic fit of labels on logit(p) (Platt scaling), fitted on
     out-of-fold predictions of labeled videos, applied to others. Keeps the training prior."""

@@ -1,0 +1,345 @@
+"""What `hiddenemo evaluate` computes: a run's figures with their uncertainty, beside its baselines.
+
+For a run `WORK/runs/RUN/` (oof.csv, selection.json, predictions.csv per docs/contracts.md) and/or
+baseline modalities, it gives
+- cross-validated figures on the labeled training videos (out-of-fold), each with a 95 % bootstrap
+  interval resampling subjects when they are known;
+- the target split's figures when its labels are known; when they are not (MiGA test), it says so
+  and reports what needs no labels: the predicted positive fraction and the EM prior estimate
+  (transductive, labelled so);
+- the majority and logistic baselines on the same folds, and whether the model beats them (paired
+  bootstrap + McNemar on the same videos).
+Truth always comes from the manifest, never from a run's files.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hiddenemo.data.store import atomic_write_text
+from hiddenemo.errors import UserError
+from hiddenemo.eval.baselines import baseline_predictions, binary_truth
+from hiddenemo.eval.bootstrap import LEVEL, N_BOOT, bootstrap_metrics
+from hiddenemo.eval.compare import compare_runs
+from hiddenemo.eval.labelshift import (TRANSDUCTIVE_NOTE, balanced_threshold, em_prior, em_prior_interval,
+                                       platt_calibrate)
+from hiddenemo.eval.metrics import METRICS, binary_metrics
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_predictions(df: pd.DataFrame, threshold: float = 0.5, n_boot: int = N_BOOT, level: float = LEVEL,
+                         seed: int = 0) -> dict:
+    """Figures for one table of predictions.
+
+    Args:
+        df: Columns video_id, p_positive, label (true 0/1, <NA> = unknown) and optionally subject_id
+            (the bootstrap then resamples subjects).
+        threshold: Predict positive when p_positive >= threshold.
+        n_boot: Bootstrap replicates.
+        level: Confidence level.
+        seed: Seed of the resampling.
+
+    Returns:
+        {n_videos, n_labeled, threshold, labels ("known" / "unknown" / "partly known"),
+        predicted_positive_fraction, metrics (None without labels: `bootstrap_metrics` output with
+        `ci`), per_subject (list of {subject_id, n, n_positive, n_correct, accuracy, mean_p})}.
+    """
+    p_all = df["p_positive"].to_numpy(float)
+    out = {"n_videos": len(df), "threshold": float(threshold),
+           "predicted_positive_fraction": float((p_all >= threshold).mean()) if len(df) else float("nan")}
+    labeled = df[df["label"].notna()]
+    out["n_labeled"] = len(labeled)
+    out["labels"] = "unknown" if labeled.empty else "known" if len(labeled) == len(df) else "partly known"
+    if labeled.empty:
+        out.update(metrics=None, per_subject=[])
+        return out
+    y, p = labeled["label"].astype(int).to_numpy(), labeled["p_positive"].to_numpy(float)
+    subjects = labeled["subject_id"] if "subject_id" in labeled else pd.Series([pd.NA] * len(labeled))
+    groups = subjects.astype(str).to_numpy() if subjects.notna().all() else None
+    out["metrics"] = bootstrap_metrics(y, p, threshold, groups, n_boot, level, seed)
+    out["per_subject"] = _per_subject(labeled.assign(correct=(p >= threshold) == y)) if groups is not None else []
+    return out
+
+
+def label_shift_summary(p_target: np.ndarray, train_prior: float, threshold: float,
+                        oof_p: np.ndarray | None = None, oof_y: np.ndarray | None = None,
+                        y_target: np.ndarray | None = None) -> dict:
+    """EM prior estimate for unlabeled target probabilities and the positive fractions it implies.
+
+    With out-of-fold predictions (`oof_p`, `oof_y`), the target probabilities are first Platt-calibrated
+    on them, since EM assumes calibrated posteriors. With target labels (`y_target`, only for checking
+    the method), it also gives the accuracy before and after re-weighting."""
+    p = np.asarray(p_target, dtype=float)
+    calibrated = oof_p is not None and len(np.unique(oof_y)) == 2
+    p_cal = platt_calibrate(oof_p, oof_y, p) if calibrated else p
+    prior, adjusted = em_prior(p_cal, train_prior)
+    out = {"transductive": True, "note": TRANSDUCTIVE_NOTE, "n_target": len(p), "train_prior": train_prior,
+           "calibrated_on_oof": calibrated, "em_prior": prior, "em_prior_interval": em_prior_interval(p_cal, train_prior),
+           "em_prior_uncalibrated": em_prior(p, train_prior)[0] if calibrated else prior,
+           "positive_fraction": {
+               "at_run_threshold": float((p >= threshold).mean()),
+               "at_0.5": float((p >= 0.5).mean()),
+               "at_balanced_threshold": float((p_cal >= balanced_threshold(train_prior)).mean()),
+               "em_adjusted_at_0.5": float((adjusted >= 0.5).mean())}}
+    if y_target is not None:
+        out["check_with_target_labels"] = {
+            "true_prior": float(np.mean(y_target)),
+            "accuracy_at_run_threshold": binary_metrics(y_target, p, threshold)["accuracy"],
+            "accuracy_em_adjusted_at_0.5": binary_metrics(y_target, adjusted, 0.5)["accuracy"]}
+    return out
+
+
+def evaluate_run(work: Path, run: str, split: str = "test", baselines: list[str] | None = None,
+                 threshold: float | None = None, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,
+                 text_encoder: str | None = None) -> dict:
+    """Evaluate WORK/runs/RUN (if it exists) and the baselines; see the module docstring.
+
+    `baselines=None` means the modalities the run trained on (none when there is no run); a run
+    that does not exist is fine when baseline modalities are given (baselines only)."""
+    work = Path(work)
+    run_dir = work / "runs" / run
+    truth = binary_truth(work)
+    labeled_train = truth[(truth["split"] == "train") & truth["y"].notna()]
+    if labeled_train.empty:
+        raise UserError(f"{work}: no labeled videos in the train split; nothing can be evaluated")
+    train_prior = float(labeled_train["y"].astype(int).mean())
+    target = truth[truth["split"] == split]
+    result = {"work": str(work), "run": run, "split": split, "level": level, "n_boot": n_boot,
+              "train_prior": train_prior, "n_target": len(target),
+              "target_labels": "unknown" if target["y"].isna().all() else "known",
+              "notes": []}
+    if result["target_labels"] == "unknown" and len(target):
+        result["notes"].append(f"the labels of the {len(target)} `{split}` videos are unknown: figures with "
+                               "labels are cross-validated on the labeled training videos; on the target "
+                               "split only label-free quantities are reported")
+    oof, model = _read_run(run_dir)
+    if model is None and not baselines:
+        raise UserError(f"{run_dir} has no oof.csv or predictions.csv: train the run first, or evaluate "
+                        "baselines only with --baselines [events,text,...]")
+    args = dict(n_boot=n_boot, level=level, seed=seed)
+    folds = None
+    if model is not None:
+        result["model"] = _evaluate_model(run_dir, model, oof, truth, split, threshold, train_prior, args)
+        if oof is not None and not oof.empty:
+            first = oof[oof["stage"] == oof["stage"].iloc[0]]
+            first = first[first["modality"] == first["modality"].iloc[0]]
+            folds = first.set_index("video_id")["fold"]
+        if baselines is None:
+            baselines = sorted(set(oof["modality"]) - {"fusion"}) if oof is not None else []
+    result["baselines"], logistic_oof = {}, {}
+    for modality in baselines or []:
+        result["baselines"][modality], predictions = _evaluate_baselines(
+            work, modality, folds, split, train_prior, seed, text_encoder, args)
+        logistic_oof[modality] = predictions[(predictions["baseline"] == "logistic") & (predictions["split"] == "train")]
+    if model is not None and oof is not None and logistic_oof:
+        result["versus_baseline"] = _versus_baselines(oof, truth, result, logistic_oof, args)
+        result["notes"] += [v["verdict"] for v in result["versus_baseline"].values()]
+    return result
+
+
+def save_evaluation(result: dict, run_dir: Path) -> tuple[Path, Path]:
+    """WORK/runs/RUN/evaluation.json and evaluation.md."""
+    run_dir = Path(run_dir)
+    json_path, md_path = run_dir / "evaluation.json", run_dir / "evaluation.md"
+    atomic_write_text(json_path, json.dumps(result, indent=2, default=_jsonable))
+    atomic_write_text(md_path, render_markdown(result))
+    return json_path, md_path
+
+
+def render_markdown(result: dict) -> str:
+    """The evaluation as a short markdown page: one row per (model or baseline, threshold)."""
+    pct = int(round(100 * result["level"]))
+    lines = [f"# Evaluation of `{result['run']}` ({result['work']})", "",
+             f"Cross-validated = out-of-fold on the labeled training videos (training prior "
+             f"{result['train_prior']:.3f}). Intervals: {pct} % bootstrap, {result['n_boot']} resamples.", ""]
+    lines += [f"- {note}" for note in result["notes"]] + [""]
+    header = ("| what | on | threshold | n | accuracy | balanced accuracy | macro-F1 | AUROC |\n"
+              "| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    model = result.get("model")
+    if model:
+        for key, ev in model["cross_validated"].items():
+            rows.append(_row(f"model {key}", "cross-validated", ev))
+        if model["target"]["metrics"]:
+            rows.append(_row(f"model {model['final']}", result["split"], model["target"]))
+    for modality, bl in result["baselines"].items():
+        for name, ev in bl.items():
+            if isinstance(ev, dict) and "cross_validated" in ev:
+                for tag, e in ev["cross_validated"].items():
+                    rows.append(_row(f"{name} ({modality})", f"cross-validated, {tag}", e))
+                if ev["target"]["metrics"]:
+                    rows.append(_row(f"{name} ({modality})", result["split"], ev["target"]))
+    lines += [header, *rows, ""]
+    shifts = ([("model " + model["final"], model["label_shift"])] if model and model.get("label_shift") else [])
+    shifts += [(f"logistic ({m})", bl["logistic"]["label_shift"]) for m, bl in result["baselines"].items()
+               if bl["logistic"].get("label_shift")]
+    if shifts:
+        lines += [f"## Label shift on `{result['split']}` (transductive)", "", TRANSDUCTIVE_NOTE + ".", "",
+                  "| predictions | train prior | EM prior (calibrated) [95 % CI] | EM prior (raw) | positive at run threshold "
+                  "| at 0.5 | at balanced threshold | EM-adjusted at 0.5 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, s in shifts:
+            f = s["positive_fraction"]
+            lines.append(f"| {name} | {s['train_prior']:.3f} | {s['em_prior']:.3f} [{s['em_prior_interval'][0]:.3f}, "
+                         f"{s['em_prior_interval'][1]:.3f}] | {s['em_prior_uncalibrated']:.3f} "
+                         f"| {f['at_run_threshold']:.3f} | {f['at_0.5']:.3f} | {f['at_balanced_threshold']:.3f} "
+                         f"| {f['em_adjusted_at_0.5']:.3f} |")
+        lines.append("")
+    if result.get("versus_baseline"):
+        lines += ["## Model versus logistic baseline (paired, same videos)", "",
+                  "| model | baseline | AUROC difference [CI] | p | accuracy difference [CI] | p | McNemar p |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for key, v in result["versus_baseline"].items():
+            m, a = v["comparison"]["metrics"]["auroc"], v["comparison"]["metrics"]["accuracy"]
+            lines.append(f"| {key} | {v['baseline']} | {m['difference']:+.3f} [{m['low']:+.3f}, {m['high']:+.3f}] "
+                         f"| {m['p_value']:.3f} | {a['difference']:+.3f} [{a['low']:+.3f}, {a['high']:+.3f}] "
+                         f"| {a['p_value']:.3f} | {v['comparison']['mcnemar']['p_value']:.3f} |")
+        lines.append("")
+    if model and model["cross_validated"]:
+        key = model["final"] if model["final"] in model["cross_validated"] else next(iter(model["cross_validated"]))
+        per_subject = model["cross_validated"][key]["per_subject"]
+        if per_subject:
+            lines += [f"## Per subject, model {key}, cross-validated", "",
+                      "| subject | videos | positive | correct | accuracy | mean p |", "| --- | --- | --- | --- | --- | --- |"]
+            lines += [f"| {s['subject_id']} | {s['n']} | {s['n_positive']} | {s['n_correct']} | {s['accuracy']:.2f} "
+                      f"| {s['mean_p']:.2f} |" for s in per_subject]
+    return "\n".join(lines) + "\n"
+
+
+def _row(what: str, on: str, ev: dict) -> str:
+    m = ev["metrics"]
+    cells = [f"{m['ci'][k]['estimate']:.3f} [{m['ci'][k]['low']:.3f}, {m['ci'][k]['high']:.3f}]"
+             if np.isfinite(m["ci"][k]["estimate"]) else "n/a" for k in METRICS]
+    return f"| {what} | {on} | {ev['threshold']:.3f} | {m['n']} | " + " | ".join(cells) + " |"
+
+
+def _read_run(run_dir: Path) -> tuple[pd.DataFrame | None, dict | None]:
+    """(oof.csv or None, {selection, predictions} or None when the run has neither file)."""
+    oof_path, pred_path = run_dir / "oof.csv", run_dir / "predictions.csv"
+    if not oof_path.exists() and not pred_path.exists():
+        return None, None
+    oof = _read_csv(oof_path, ["video_id", "stage", "modality", "fold", "p_positive"]) if oof_path.exists() else None
+    preds = _read_csv(pred_path, ["video_id", "p_positive"]) if pred_path.exists() else None
+    selection_path = run_dir / "selection.json"
+    selection = json.loads(selection_path.read_text()) if selection_path.exists() else {}
+    return oof, {"selection": selection, "predictions": preds}
+
+
+def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype={"video_id": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise UserError(f"{path} lacks column(s) {missing} (see docs/contracts.md); re-run the stage that writes it")
+    return df
+
+
+def _threshold(selection: dict, key: str, override: float | None) -> float:
+    if override is not None:
+        return float(override)
+    chosen = selection.get(key, {}).get("threshold")
+    if isinstance(chosen, dict):
+        chosen = chosen.get("threshold")
+    return float(chosen) if chosen is not None else 0.5
+
+
+def _with_truth(df: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Predictions joined with the manifest's true labels (label = 0/1 or <NA>) and subjects."""
+    joined = df.drop(columns=[c for c in ("label", "subject_id") if c in df]).merge(
+        truth[["video_id", "y", "subject_id"]], on="video_id", how="left")
+    unknown = joined["video_id"][joined["y"].isna() & ~joined["video_id"].isin(truth["video_id"])]
+    if len(unknown):
+        raise UserError(f"predictions name videos the manifest does not know, e.g. {unknown.tolist()[:5]}: "
+                        "was the run made on another workspace?")
+    return joined.rename(columns={"y": "label"})
+
+
+def _evaluate_model(run_dir, model, oof, truth, split, threshold, train_prior, args) -> dict:
+    selection = model["selection"]
+    final = selection.get("final", {}).get("model", "final")
+    out = {"final": final, "cross_validated": {}}
+    for (stage, modality), group in (oof.groupby(["stage", "modality"], sort=False) if oof is not None else []):
+        key = stage if modality == "fusion" else f"{stage}/{modality}"
+        out["cross_validated"][key] = evaluate_predictions(_with_truth(group, truth),
+                                                           _threshold(selection, key, threshold), **args)
+    preds = model["predictions"]
+    if preds is None:
+        out["target"] = {"metrics": None, "note": "no predictions.csv"}
+        return out
+    preds = _with_truth(preds, truth)
+    preds = preds[preds["video_id"].isin(truth.loc[truth["split"] == split, "video_id"])]
+    cut = _threshold(selection, final, threshold)
+    out["target"] = evaluate_predictions(preds, cut, **args)
+    if len(preds):
+        final_oof = None
+        if oof is not None:
+            stage, _, modality = final.partition("/")
+            final_oof = _with_truth(oof[(oof["stage"] == stage) & (oof["modality"] == (modality or "fusion"))], truth)
+        out["label_shift"] = label_shift_summary(
+            preds["p_positive"].to_numpy(float), train_prior, cut,
+            None if final_oof is None or final_oof.empty else final_oof["p_positive"].to_numpy(float),
+            None if final_oof is None or final_oof.empty else final_oof["label"].astype(int).to_numpy(),
+            preds["label"].astype(int).to_numpy() if preds["label"].notna().all() else None)
+    return out
+
+
+def _evaluate_baselines(work, modality, folds, split, train_prior, seed, text_encoder, args) -> tuple[dict, pd.DataFrame]:
+    log.info("baselines for %s", modality)
+    df = baseline_predictions(work, modality, folds=folds, seed=seed, target_split=split, text_encoder=text_encoder)
+    out = {"C": {str(k): v for k, v in df.attrs["C"].items()}, "videos_without_array": df.attrs["missing"]}
+    cut = balanced_threshold(train_prior)
+    for name in ("majority", "logistic"):
+        rows = df[df["baseline"] == name]
+        oof, target = rows[rows["split"] == "train"], rows[rows["split"] == split]
+        entry = {"cross_validated": {"at 0.5": evaluate_predictions(oof, 0.5, **args)}}
+        if name == "logistic":
+            entry["cross_validated"]["balanced threshold"] = evaluate_predictions(oof, cut, **args)
+        entry["target"] = evaluate_predictions(target, cut if name == "logistic" else 0.5, **args)
+        if name == "logistic" and len(target):
+            entry["label_shift"] = label_shift_summary(
+                target["p_positive"].to_numpy(float), train_prior, cut, oof["p_positive"].to_numpy(float),
+                oof["label"].astype(int).to_numpy(),
+                target["label"].astype(int).to_numpy() if target["label"].notna().all() else None)
+        out[name] = entry
+    return out, df
+
+
+def _versus_baselines(oof, truth, result, logistic, args) -> dict:
+    """Each model row against the logistic baseline of its modality (the fused model: the best one)."""
+    model = result["model"]
+    auroc = {m: result["baselines"][m]["logistic"]["cross_validated"]["at 0.5"]["metrics"]["auroc"] for m in logistic}
+    out = {}
+    for (stage, modality), group in oof.groupby(["stage", "modality"], sort=False):
+        key = stage if modality == "fusion" else f"{stage}/{modality}"
+        base = modality if modality in logistic else max(auroc, key=lambda m: np.nan_to_num(auroc[m], nan=-1))
+        threshold = model["cross_validated"][key]["threshold"]
+        cmp = compare_runs(_with_truth(group, truth), logistic[base], threshold, balanced_threshold(result["train_prior"]),
+                           alpha=1 - args["level"], n_boot=args["n_boot"], seed=args["seed"])
+        d = cmp["metrics"]["auroc"]
+        beats = d["difference"] > 0
+        verdict = (f"{key} {'beats' if beats else 'does NOT beat'} its logistic baseline ({base}) on cross-validated "
+                   f"AUROC: {d['a']:.3f} vs {d['b']:.3f} (difference {d['difference']:+.3f}, "
+                   f"{'significant' if d['significant'] else 'not significant'} at {1 - args['level']:.2f}, p = {d['p_value']:.3f})")
+        out[key] = {"baseline": f"logistic/{base}", "beats": beats, "comparison": cmp, "verdict": verdict}
+    return out
+
+
+def _per_subject(df: pd.DataFrame) -> list[dict]:
+    grouped = df.groupby(df["subject_id"].astype(str))
+    table = pd.DataFrame({"n": grouped.size(), "n_positive": grouped["label"].sum().astype(int),
+                          "n_correct": grouped["correct"].sum().astype(int), "mean_p": grouped["p_positive"].mean()})
+    table["accuracy"] = table["n_correct"] / table["n"]
+    return [{"subject_id": sid, **{k: (int(v) if k.startswith("n") else float(v)) for k, v in row.items()}}
+            for sid, row in table.sort_values(["accuracy", "n"]).iterrows()]
+
+
+def _jsonable(value):
+    if isinstance(value, (np.integer, np.floating)):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
