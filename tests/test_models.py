@@ -199,3 +199,16 @@ def test_evenly_spread_valid_picks_only_valid_steps_in_order():
     idx = evenly_spread_valid(mask, 4)
     assert idx[0].tolist() == [0, 2, 3, 5]
     assert idx[1].tolist() == [5, 5, 5, 5]
+
+
+def test_text_finetune_loads_a_local_directory_or_a_config_dict(tmp_path):
+    from transformers import AutoModel
+    AutoModel.from_config(tiny_bert_config()).save_pretrained(tmp_path / "tiny-bert")
+    from_dir = build_encoder("text-finetune", model=str(tmp_path / "tiny-bert"), dim=DIM).eval()
+    from_dict = build_encoder("text-finetune", config=dict(tiny_bert_config().to_dict(), model_type="bert"),
+                              dim=DIM)
+    assert from_dict.backbone.config.hidden_size == 16
+    with torch.no_grad():
+        assert from_dir.forward_features(make_batch(pad_to=10)).shape == (3, DIM)
+    with pytest.raises(UserError, match="local directory"):
+        build_encoder("text-finetune", model=str(tmp_path / "absent"))
