@@ -160,3 +160,27 @@ def test_shared_imigue_files(imigue_dir, tmp_path, capsys):
     df = read_manifest(work)
     assert df["split"].value_counts().to_dict() == {"unused": 157, "train": 102, "test": 100}
     assert df[df["split"] == "train"]["label"].notna().sum() == 102 - 38
+
+
+def test_videos_are_matched_by_id_and_probed(small_imigue, work, tmp_path):
+    from test_folder import write_video
+    labels, splits = small_imigue
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    write_video(folder / "0001.mp4", n_frames=60, fps=10)          # zero-padded id
+    write_video(folder / "3.avi", n_frames=12, fps=10)
+    write_video(folder / "99.mp4", n_frames=5)                      # not in the split table: ignored
+    assert main(["dataset", "imigue", "--labels", str(labels), "--splits", str(splits),
+                 "--out", str(work), "--videos", str(folder)]) == 0
+    df = read_manifest(work).set_index("video_id")
+    assert Path(df.loc["1", "path"]).name == "0001.mp4" and pd_isna(df.loc["2", "path"])
+    assert (df.loc["1", "fps"], df.loc["1", "n_frames"]) == (10.0, 60)
+    assert (df.loc["2", "fps"], df.loc["2", "n_frames"]) == (25.0, 4)    # no video: annotations
+    # 60 frames at 10 fps = 6 s = 30 rows at 5 Hz; annotation frames still count at 25 fps
+    events = Store(work).load("1", "events")
+    assert events.shape == (30, 32) and np.flatnonzero(events[:, 19]).tolist() == list(range(2, 9))
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+    return bool(pd.isna(value))

@@ -200,12 +200,15 @@ def events_params(rate_hz: float, n_frames: int, fps: float) -> dict:
 
 def write_events(store: Store, video_id: str, rows: pd.DataFrame, n_frames: int, fps: float,
                  rate_hz: float) -> bool:
-    """Write `events` for one video unless a current one is there; True when it wrote."""
+    """Write `events` for one video (`n_frames` at the video's `fps`) unless a current one is
+    there; True when it wrote."""
     params = events_params(rate_hz, n_frames, fps)
     if store.is_current(video_id, "events", EVENTS_PRODUCER, EVENTS_VERSION, params):
         return False
+    # Annotation frame numbers count at iMiGUE's 25 fps whatever the file's rate: rows are times.
+    length_in_annotation_frames = math.ceil(n_frames * FPS / fps) if fps else n_frames
     events = events_multi_hot(rows["start_frame"].to_numpy(), rows["end_frame"].to_numpy(),
-                              rows["class"].to_numpy(), n_frames, fps, rate_hz)
+                              rows["class"].to_numpy(), length_in_annotation_frames, FPS, rate_hz)
     store.save(video_id, "events", events, EVENTS_PRODUCER, EVENTS_VERSION, params)
     return True
 

@@ -149,7 +149,7 @@ def read_openpose_dir(directory: str | Path, workers: int | None = None) -> Open
     kp = np.zeros((n_frames, N_KEYPOINTS, 3), dtype=np.float32)
     no_person = several = 0
     unreadable: dict[str, str] = {}
-    previous = None
+    last_filled = None          # the row of the person chosen last: where the track continues from
     for frame, result in zip(frames, parsed):
         if isinstance(result, str):
             unreadable[files[frame].name] = result
@@ -158,12 +158,13 @@ def read_openpose_dir(directory: str | Path, workers: int | None = None) -> Open
         if len(people) == 0:
             no_person += 1
             continue
+        chosen = 0
         if len(people) > 1:
             several += 1
-        person = people[choose_person(people, previous) if len(people) > 1 else 0]
-        kp[frame] = person
-        centre = _centre(person)
-        previous = centre if centre is not None else previous
+            previous = None if last_filled is None else _centre(kp[last_filled])
+            chosen = choose_person(people, previous)
+        kp[frame] = people[chosen]
+        last_filled = frame
     missing = n_frames - len(files)
     report = {"n_frames": n_frames, "n_files": len(files), "no_person": no_person,
               "several_people": several, "missing_files": missing,
