@@ -11,6 +11,7 @@ request is recorded (method, path, headers, body, time) for the test to inspect.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -42,7 +43,7 @@ class FakeServer:
                 url = urlparse(self.path)
                 with server.lock:
                     server.requests.append({"method": method, "path": url.path, "query": parse_qs(url.query),
-                                            "headers": dict(self.headers), "body": body, "time": time.monotonic()})
+                                            "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body, "time": time.monotonic()})
                 reply = server.route(method, url.path, parse_qs(url.query), self.headers, body)
                 data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
@@ -89,7 +90,7 @@ class FakeServer:
         return [r for r in self.requests if self.is_model_call(r)]
 
 
-# --- Gemini API (generativelanguage.googleapis.com, v1beta) ---------------------------------------
+# --- Gemini API (generativelanguage.googleapis.com, v1 / v1beta) ---------------------------------------
 
 class GeminiServer(FakeServer):
     """Files API (resumable upload, get, delete) and models/{model}:generateContent."""
@@ -98,6 +99,7 @@ class GeminiServer(FakeServer):
         super().__init__()
         self.polls_until_active = polls_until_active
         self.files: dict[str, dict] = {}
+        self.version = "v1beta"
 
     def is_model_call(self, r: dict) -> bool:
         return r["path"].endswith(":generateContent")
@@ -106,22 +108,28 @@ class GeminiServer(FakeServer):
         return {"name": f"files/{file_id}", "mimeType": "video/mp4", "sizeBytes": "1024",
                 "createTime": "2025-06-01T10:00:00.000000Z", "updateTime": "2025-06-01T10:00:00.000000Z",
                 "expirationTime": "2025-06-03T10:00:00.000000Z", "sha256Hash": "ZmFrZQ==",
-                "uri": f"{self.url}/v1beta/files/{file_id}", "state": state, "source": "UPLOADED"}
+                "uri": f"{self.url}/{self.version}/files/{file_id}", "state": state, "source": "UPLOADED"}
 
     def route(self, method, path, query, headers, body) -> Reply:
-        if method == "POST" and path == "/upload/v1beta/files" and "upload_id" not in query:
+        # The SDK picks the API version (google-genai 3.x: v1, older: v1beta); answer either.
+        m = re.match(r"^/(upload/)?(v1beta|v1)/(.*)$", path)
+        if not m:
+            return Reply(404, {"error": {"code": 404, "message": f"not found: {path}", "status": "NOT_FOUND"}})
+        self.version = m.group(2)
+        path = "/" + (m.group(1) or "") + "VERSION/" + m.group(3)
+        if method == "POST" and path == "/upload/VERSION/files" and "upload_id" not in query:
             assert headers.get("X-Goog-Upload-Protocol") == "resumable"
             assert headers.get("X-Goog-Upload-Command") == "start"
             file_id = f"vid{len(self.files) + 1:04d}"
             self.files[file_id] = {"polls": 0}
-            return Reply(200, {}, {"X-Goog-Upload-URL": f"{self.url}/upload/v1beta/files?upload_id={file_id}"
+            return Reply(200, {}, {"X-Goog-Upload-URL": f"{self.url}/upload/{self.version}/files?upload_id={file_id}"
                                                         "&upload_protocol=resumable"})
-        if method == "POST" and path == "/upload/v1beta/files":
+        if method == "POST" and path == "/upload/VERSION/files":
             file_id = query["upload_id"][0]
             if "finalize" in headers.get("X-Goog-Upload-Command", ""):
                 return Reply(200, {"file": self._file(file_id, "PROCESSING")}, {"X-Goog-Upload-Status": "final"})
             return Reply(200, b"", {"X-Goog-Upload-Status": "active"})
-        if path.startswith("/v1beta/files/"):
+        if path.startswith("/VERSION/files/"):
             file_id = path.rsplit("/", 1)[1]
             if method == "DELETE":
                 self.files.pop(file_id, None)
