@@ -24,7 +24,8 @@ VERSION = "behaviour_v1"
 MAX_OBSERVATIONS_PER_CUE = 50      # the text gives full counts; the list keeps the first ones
 EXAMPLES_IN_TEXT = 3
 CO_OCCURRENCE_S = 2.0
-FIDGET_REFERENCE = 0.15            # box units per second: a typical median fidgeting energy
+FIDGET_REFERENCE = 0.1             # box units per second: a middling median hand speed (real iMiGUE
+                                   # video 298: 0.046; the synthetic figures: 0.07-0.25)
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ RULES = (
     Rule("tense_touch_share", -3.0, 0.02,
          f"face touches within {CO_OCCURRENCE_S:.0f} s of gaze aversion or crossed arms; a touch alone counts "
          "for nothing (the paper's rule: after a match sweat and dust make the skin itch)"),
-    Rule("fidget_log2", -0.5, 0.0, f"restlessness: log2 of the median fidgeting energy over {FIDGET_REFERENCE}"),
+    Rule("fidget_log2", -0.3, 0.0, f"restlessness: log2 of the median fidgeting energy over {FIDGET_REFERENCE}"),
 )
 NOT_WEIGHTED = ("head nods are conversational; blink and mouth-opening rates follow speech and light; head "
                 "turns and shoulder rises occur in both outcomes: described, not weighted")
@@ -62,7 +63,7 @@ def features(cues: dict[str, Cue], duration_s: float) -> dict[str, float]:
         "gaze_aversion_share": share("gaze aversion"),
         "tense_touch_share": sum(e.end_s - e.start_s for e in tense) / duration_s if duration_s > 0 else 0.0,
         "touch_share": share("hand-to-face contact"),
-        "fidget_log2": float(np.clip(math.log2(energy / FIDGET_REFERENCE), -3, 3))
+        "fidget_log2": float(np.clip(math.log2(energy / FIDGET_REFERENCE), -2, 2))
         if energy and np.isfinite(energy) and energy > 0 else 0.0,
     }
 

@@ -10,18 +10,21 @@ shorter than `MERGE_S` inside an episode are bridged.
 Cues (code: what it measures):
 - `hand-to-face`: a hand (or wrist) inside the face box grown by 25 %.
 - `arms crossed`: each wrist on the other side of the body midline, below the shoulders.
-- `AU51/AU52 head turn`: the nose tip's position between the jaw ends moves off its median.
+- `AU51/AU52 head turn`: the nose tip's position between the jaw ends moves more than 20 % of the
+  jaw width off its median.
 - `AU53/AU54 head nod`: the nose bobs vertically (relative to the neck) at 1-4 Hz.
-- `shoulder rise`: the shoulders come up towards the nose (shrug).
+- `shoulder rise`: the shoulders come up towards the nose by 20 % for at most 4 s (shrug; looking
+  down looks alike, a known confound).
 - `AU45 blink`: the eye aspect ratio drops below 65 % of its median for at most 0.5 s.
 - `AU25/AU26 mouth opening`: the inner lips part by more than 25 % of the mouth width.
 - `AU12 smile`: the mouth widens by more than 8 % over its median, relative to the eye distance.
-- `AU61/AU62 gaze aversion`: the pupils sit off the eye centre by more than 18 % of the eye width.
-- `fidgeting`: band-passed (about 1-8 Hz) movement of the hands and head, per second; episodes are
-  stretches at more than twice the video's median.
+- `AU61/AU62 gaze aversion`: the pupils sit off the eye centre by more than 15 % of the eye width.
+- `fidgeting`: speed of the hands (rolling 1-s median, so one large movement is not restlessness);
+  episodes are stretches at more than twice the video's median and above a floor of 0.05 box/s.
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,6 +42,10 @@ FACE_POINTS = np.arange(25, 95)
 LEFT_HAND, RIGHT_HAND = np.arange(95, 116), np.arange(116, 137)
 
 MERGE_S = 0.2
+# Real interviewees turn their heads to each reporter: only a turn beyond the usual spread (about the
+# 80th percentile on iMiGUE video 298) counts.
+TURN = 0.2
+FIDGET_FLOOR = 0.05      # box units per second: below this, hands are still whatever the ratio
 
 
 @dataclass
@@ -92,6 +99,15 @@ def _smooth(x: np.ndarray, k: int) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = conv(v) / conv(ok.astype(np.float64))
     return np.where(conv(ok.astype(np.float64)) > 0, out, np.nan)
+
+
+def _rolling_median(x: np.ndarray, k: int) -> np.ndarray:
+    """NaN-aware centred rolling median over k frames of a (T,) signal."""
+    pad = np.concatenate([np.full(k // 2, np.nan), x, np.full(k - 1 - k // 2, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(pad, k)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)        # all-NaN windows give NaN, as wanted
+        return np.nanmedian(windows, axis=1)
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -182,8 +198,8 @@ def head_turns(pose: np.ndarray, fps: float) -> Cue:
     off = yaw - _nanmedian(yaw)
     cue = Cue("AU51/AU52", "head turn", "the head turns away from its usual direction")
     with np.errstate(invalid="ignore"):
-        eps = [*episodes_of(off > 0.08, np.abs(off) * 4, fps, min_s=0.3),
-               *episodes_of(off < -0.08, np.abs(off) * 4, fps, min_s=0.3)]
+        eps = [*episodes_of(off > TURN, np.abs(off) * 3, fps, min_s=0.3),
+               *episodes_of(off < -TURN, np.abs(off) * 3, fps, min_s=0.3)]
     for e in eps:
         side = off[int(e.start_s * fps):max(int(e.end_s * fps), int(e.start_s * fps) + 1)]
         e.detail = "towards the image right" if np.nanmean(side) > 0 else "towards the image left"
@@ -216,7 +232,7 @@ def shoulder_rises(pose: np.ndarray, fps: float) -> Cue:
     gap = _smooth(gap, max(1, int(fps * 0.2)))
     drop = 1 - gap / _nanmedian(gap)
     with np.errstate(invalid="ignore"):
-        mask = drop > 0.12
+        mask = drop > 0.2
     cue = Cue("shoulder rise", "shoulder rise (shrug)", "shoulders pulled up towards the head")
     cue.episodes = episodes_of(mask, drop * 3, fps, min_s=0.25, max_s=4.0)
     return cue
@@ -276,7 +292,7 @@ def gaze_aversion(pose: np.ndarray, fps: float) -> Cue:
     off = off - np.array([_nanmedian(off[:, 0]), _nanmedian(off[:, 1])])
     size = np.linalg.norm(off, axis=-1)
     with np.errstate(invalid="ignore"):
-        mask = size > 0.18
+        mask = size > 0.15
     cue = Cue("AU61/AU62", "gaze aversion", "eyes turned away from the usual direction of gaze")
     cue.episodes = episodes_of(mask, size * 3, fps, min_s=0.4)
     for e in cue.episodes:
@@ -288,24 +304,21 @@ def gaze_aversion(pose: np.ndarray, fps: float) -> Cue:
 
 
 def fidgeting(pose: np.ndarray, fps: float) -> Cue:
-    """Band-passed speed of the hand centres (wrist where a hand is missing) and the head, in box units
-    per second; `value` is its median over the video."""
-    parts = []
+    """Speed of the hand centres (the wrist where a hand is missing), lightly smoothed against keypoint
+    noise, in box units per second; `value` is its median over the video. The per-frame level is a
+    rolling median over 1 s: sustained restlessness stays, the few fast frames of one large movement
+    (reaching for the face, folding the arms) drop out. Head movement is left to the nod and turn cues."""
+    speeds = []
     for hand, wrist in ((LEFT_HAND, L_WRIST), (RIGHT_HAND, R_WRIST)):
         centre = _nanmean(_xy(pose, hand), 1)
-        centre = np.where(np.isfinite(centre), centre, _xy(pose, wrist))
-        parts.append(centre)
-    parts.append(_nanmean(_xy(pose, FACE_POINTS), 1))
-    energy = []
-    for x in parts:                                                       # (T, 2)
-        band = _smooth(x, 3) - _smooth(x, max(3, int(fps)))
-        energy.append(np.linalg.norm(np.diff(band, axis=0, prepend=band[:1]), axis=-1) * fps)
-    level = _smooth(_nanmean(np.stack(energy, 1), 1), max(1, int(fps)))
+        centre = _smooth(np.where(np.isfinite(centre), centre, _xy(pose, wrist)), 3)       # (T, 2)
+        speeds.append(np.linalg.norm(np.diff(centre, axis=0, prepend=centre[:1]), axis=-1) * fps)
+    level = _rolling_median(_nanmean(np.stack(speeds, 1), 1), max(3, int(fps)))
     median = _nanmedian(level)
     with np.errstate(invalid="ignore"):
-        mask = level > 2 * median
-    cue = Cue("fidgeting", "fidgeting", "restless small movements of hands and head", value=median)
-    cue.episodes = episodes_of(mask, level / (4 * median) if median > 0 else level, fps, min_s=1.0)
+        mask = (level > 2 * median) & (level > FIDGET_FLOOR)
+    cue = Cue("fidgeting", "fidgeting", "restless small movements of the hands", value=median)
+    cue.episodes = episodes_of(mask, level / (4 * max(median, FIDGET_FLOOR)), fps, min_s=1.0)
     return cue
 
 

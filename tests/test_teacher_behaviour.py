@@ -1,0 +1,268 @@
+"""The behaviour teacher's cue detectors, each on a keypoint sequence built to contain that cue (and
+nothing else), then the verdict, the CLI run, synthetic data and a real OpenPose sequence."""
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hiddenemo.data.manifest import DatasetInfo, write_manifest
+from hiddenemo.data.store import Store
+from hiddenemo.teacher import cues as C
+from hiddenemo.teacher.behaviour import judge
+
+FPS = 25.0
+T = 500                      # 20 s
+A, B = 200, 260              # the cue's window: 8.0-10.4 s
+FACE_C, HW, HH = np.array([0.5, 0.2]), 0.08, 0.1
+
+
+def face_template() -> np.ndarray:
+    """70 face points (68 landmarks + 2 pupils) in units of the face's half-width / half-height."""
+    from hiddenemo.data.synthetic import FACE
+    return np.asarray(FACE[:, :2], dtype=np.float32)
+
+
+def neutral(seed: int = 0, noise: float = 0.0015) -> np.ndarray:
+    """(T, 137, 3) a seated person facing the camera, box-normalised, with small keypoint noise."""
+    xy = np.full((137, 2), np.nan, np.float32)
+    body = {0: (0.5, 0.22), 1: (0.5, 0.42), 2: (0.32, 0.45), 3: (0.27, 0.68), 4: (0.38, 0.88), 5: (0.68, 0.45),
+            6: (0.73, 0.68), 7: (0.62, 0.88), 15: (0.47, 0.18), 16: (0.53, 0.18), 17: (0.42, 0.2), 18: (0.58, 0.2)}
+    for i, p in body.items():
+        xy[i] = p
+    xy[25:95] = FACE_C + face_template() * (HW, HH)
+    xy[95:116] = hand_at(xy[7])
+    xy[116:137] = hand_at(xy[4])
+    rng = np.random.default_rng(seed)
+    seq = np.repeat(xy[None], T, 0) + rng.normal(0, noise, (T, 137, 2)).astype(np.float32)
+    conf = np.where(np.isfinite(seq).all(-1), 0.8, 0.0)[..., None]
+    return np.concatenate([seq, conf], -1).astype(np.float32)
+
+
+def hand_at(wrist) -> np.ndarray:
+    """21 hand points: the wrist, then four joints of five fingers pointing up."""
+    fingers = [np.asarray(wrist) + (dx, -0.012 * (j + 1)) for dx in (-0.02, -0.01, 0, 0.01, 0.02) for j in range(4)]
+    return np.array([wrist, *fingers], np.float32)
+
+
+def face(i: int) -> int:
+    return 25 + i
+
+
+INJECT = {}
+
+
+def inject(name):
+    def deco(fn):
+        INJECT[name] = fn
+        return fn
+    return deco
+
+
+@inject("hand-to-face contact")
+def _touch(p):
+    cheek = FACE_C + (0.6 * HW, 0.4 * HH)
+    p[A:B, 7, :2] = cheek + (0, 0.03)
+    p[A:B, 95:116, :2] = hand_at(cheek + (0, 0.03))
+
+
+@inject("arms crossed / folded")
+def _fold(p):
+    p[A:B, 4, :2], p[A:B, 7, :2] = (0.62, 0.75), (0.38, 0.75)
+    p[A:B, 116:137, :2], p[A:B, 95:116, :2] = hand_at((0.62, 0.75)), hand_at((0.38, 0.75))
+
+
+@inject("head turn")
+def _turn(p):
+    p[A:B, [face(i) for i in range(27, 36)], 0] += 0.6 * HW
+
+
+@inject("head nod")
+def _nod(p):
+    t = np.arange(B - A) / FPS
+    bob = 0.15 * 2 * HH * np.sin(2 * np.pi * 2.0 * t)
+    p[A:B, 25:95, 1] += bob[:, None]
+    p[A:B, 0, 1] += bob
+
+
+@inject("shoulder rise (shrug)")
+def _shrug(p):
+    p[A:B, [2, 5], 1] -= 0.07
+
+
+@inject("blink")
+def _blink(p):
+    for start in (A, A + 20, A + 40):
+        for up, low in ((37, 41), (38, 40), (43, 47), (44, 46)):
+            p[start:start + 3, face(up), 1] = p[start:start + 3, face(low), 1]
+
+
+@inject("mouth opening")
+def _mouth(p):
+    p[A:B, face(62), 1] -= 0.1 * HH
+    p[A:B, face(66), 1] += 0.1 * HH
+
+
+@inject("smile")
+def _smile(p):
+    p[A:B, [face(48), face(60)], 0] -= 0.06 * HW
+    p[A:B, [face(54), face(64)], 0] += 0.06 * HW
+
+
+@inject("gaze aversion")
+def _gaze(p):
+    p[A:B, [93, 94], 0] += 0.3 * (0.34 * HW)
+
+
+@inject("fidgeting")
+def _fidget(p):
+    t = np.arange(B - A) / FPS
+    shake = 0.02 * np.sin(2 * np.pi * 4.0 * t)
+    p[A:B, 95:137, 0] += shake[:, None]
+    p[A:B, [4, 7], 0] += shake[:, None]
+
+
+def test_every_cue_has_a_test():
+    assert set(INJECT) == set(C.detect_all(neutral(), FPS))
+
+
+def test_a_still_neutral_person_shows_no_cue():
+    found = C.detect_all(neutral(), FPS)
+    assert {name: cue.count() for name, cue in found.items() if cue.count()} == {}
+
+
+@pytest.mark.parametrize("name", sorted(INJECT))
+def test_each_cue_is_found_at_its_time_and_alone(name):
+    pose = neutral(seed=1)
+    INJECT[name](pose)
+    found = C.detect_all(pose, FPS)
+    eps = found[name].episodes
+    assert eps, f"{name} not found"
+    end = (A + 43) / FPS if name == "blink" else B / FPS
+    assert eps[0].start_s == pytest.approx(A / FPS, abs=0.5) and eps[-1].end_s == pytest.approx(end, abs=0.5)
+    if name == "blink":
+        assert len(eps) == 3
+    others = {n: c.count() for n, c in found.items() if n != name and c.count()}
+    assert others == {}, f"{name} also triggered {others}"
+
+
+def test_missing_points_are_not_cues():
+    pose = neutral()
+    pose[100:300, 95:137, :2] = np.nan           # hands lost
+    pose[100:300, 93:95, :2] = np.nan            # pupils lost
+    found = C.detect_all(pose, FPS)
+    assert {n: c.count() for n, c in found.items() if c.count()} == {}
+    with pytest.raises(ValueError, match="137, 3"):
+        C.detect_all(pose[:, :100], FPS)
+
+
+def tense(seed: int) -> np.ndarray:
+    pose = neutral(seed)
+    _fold(pose)
+    _gaze(pose)
+    return pose
+
+
+def relaxed(seed: int) -> np.ndarray:
+    pose = neutral(seed)
+    _smile(pose)
+    return pose
+
+
+def test_rules_rank_tense_below_relaxed_and_face_scratch_alone_is_neutral():
+    v_tense, v_relaxed = (judge("v", f(0), FPS, ["lose", "win"], "win") for f in (tense, relaxed))
+    v_plain = judge("v", neutral(0), FPS, ["lose", "win"], "win")
+    touch = neutral(0)
+    _touch(touch)
+    v_touch = judge("v", touch, FPS, ["lose", "win"], "win")
+    assert v_tense.p_positive < v_plain.p_positive < v_relaxed.p_positive
+    assert v_touch.p_positive == pytest.approx(v_plain.p_positive, abs=1e-6)   # the paper's rule
+    assert v_tense.label == "lose" and v_relaxed.label == "win"
+    # The verdict-free text describes the cues with times but carries no verdict or rule.
+    assert "arms crossed / folded (arms crossed): 1 times" in v_tense.text_verdict_free
+    assert "0:08.0" in v_tense.text_verdict_free
+    assert "Verdict" not in v_tense.text_verdict_free and "Verdict: lose" in v_tense.text
+    assert any(o.code == "AU61/AU62" for o in v_tense.observations)
+    again = judge("v", tense(0), FPS, ["lose", "win"], "win")                     # deterministic
+    assert again.p_positive == v_tense.p_positive and again.text == v_tense.text
+
+
+def test_teach_behaviour_cli_writes_verdicts_skips_missing_pose_and_reports(work, capsys):
+    from hiddenemo.cli import main
+    from hiddenemo.teacher.store import read_verdicts
+
+    store = Store(work)
+    rows = []
+    for i in range(6):
+        vid = f"s{i}"
+        if i < 5:
+            store.save(vid, "pose", (tense if i % 2 else relaxed)(i).astype(np.float16), "test", "1")
+        rows.append({"video_id": vid, "label": (0 if i % 2 else 1) if i < 4 else pd.NA,
+                     "split": "train" if i < 4 else "test", "fps": FPS, "n_frames": T})
+    write_manifest(work, pd.DataFrame(rows))
+    DatasetInfo(name="t", classes=["lose", "win"], positive="win").save(work)
+    assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
+    out = capsys.readouterr().out
+    assert "asked 5 (5 ok, 0 failed)" in out and "1 without input" in out
+    assert "accuracy 1.000" in out and "AUROC 1.000" in out and "coverage 100.0%" in out
+    assert set(read_verdicts(work, "behaviour")) == {f"s{i}" for i in range(5)}
+    assert '"video_id": "s5"' in (work / "status" / "teach.jsonl").read_text().replace('":"', '": "')
+    assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
+    assert "asked 0" in capsys.readouterr().out
+
+
+def test_behaviour_on_synthetic_keypoints_finds_the_inserted_episodes():
+    """The synthetic dataset's own generator (data/synthetic.py) with its pixel noise: the cues it
+    inserts for a keypoint teacher are found where it put them."""
+    from hiddenemo.data import synthetic as S
+    from hiddenemo.data.keypoints import normalise_to_box
+
+    plan = S.plan_dataset(3, 8, 1000)[5]
+    rng = np.random.default_rng(0)
+    px = S.skeleton(plan, rng) * 2.5
+    px += rng.normal(0, 1.0, px.shape)
+    pose, _ = normalise_to_box(px, np.where(np.isfinite(px).all(-1), 0.8, 0.0))
+    found = C.detect_all(pose.astype(np.float32), S.FPS)
+    env = S.envelopes(plan)
+    for cue, name in (("face_touch", "hand-to-face contact"), ("arm_fold", "arms crossed / folded"),
+                      ("gaze_away", "gaze aversion"), ("smile", "smile"), ("blink", "blink")):
+        truth = env[cue] > 0.5
+        seen = np.zeros(plan.n_frames, bool)
+        for e in found[name].episodes:
+            seen[int(e.start_s * S.FPS):int(e.end_s * S.FPS)] = True
+        if truth.sum() < 10:
+            continue
+        overlap = (truth & seen).sum() / truth.sum()
+        precision = (truth & seen).sum() / max(seen.sum(), 1)
+        assert overlap > 0.6 and precision > 0.6, (cue, overlap, precision)
+
+
+def test_behaviour_on_real_openpose_keypoints(imigue_dir, tmp_path):
+    """The first 100 s of iMiGUE video 298 (real OpenPose output), read in place from the shared data."""
+    from hiddenemo.data.keypoints import normalise_to_box
+    from hiddenemo.data.openpose import read_openpose_dir
+
+    out = tmp_path / "298"
+    out.mkdir()
+    with tarfile.open(imigue_dir / "openpose_json_video298.tar.xz", "r|xz") as tar:
+        n = 0
+        for member in tar:
+            if member.isfile() and member.name.endswith("_keypoints.json"):
+                frame = int(member.name.rsplit("_", 2)[-2])
+                if frame < 2500:
+                    (out / Path(member.name).name).write_bytes(tar.extractfile(member).read())
+                    n += 1
+            if n >= 2500:
+                break
+    video = read_openpose_dir(out, workers=1)
+    pose, _ = normalise_to_box(video.xy, video.conf)
+    v = judge("298", pose.astype(np.float32), FPS, ["lose", "win"], "win")
+    assert v.ok and 0.0 < v.p_positive < 1.0
+    blinks = next(line for line in v.text_verdict_free.splitlines() if "blink" in line)
+    found = C.detect_all(pose.astype(np.float32), FPS)
+    # A real face blinks (typically 10-30 a minute) and a press conference is mostly talk.
+    assert 2 <= found["blink"].count() / (len(pose) / FPS / 60) <= 60, blinks
+    assert found["mouth opening"].count() > 0
