@@ -3,14 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hiddenemo.errors import not_built
-
 
 def report(work: Path, run: str = "default") -> None:
-    """Write WORK/runs/RUN/report.html with curves, confusion matrix and the data (not built yet).
+    """Write WORK/runs/RUN/report.html: metrics with intervals, ROC/PR curves, confusion matrix,
+    per-video votes, training curves, teacher vs student, and the data (video lengths, keypoint
+    coverage, a frame with its skeleton). Missing pieces are noted on the page, not fatal.
 
     Args:
         work: The workspace directory.
-        run: Name of the run.
+        run: Name of the run under WORK/runs.
     """
-    raise not_built("report", 6)
+    from hiddenemo.report.page import build_report
+
+    out = build_report(work, run)
+    print(f"report: {out}")

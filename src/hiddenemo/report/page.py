@@ -1,0 +1,478 @@
+"""`WORK/runs/RUN/report.html`: one self-contained page (images inline as base64 PNG) about a run.
+
+It reads only the files of docs/contracts.md: the run's `metrics.json`, `selection.json`,
+`oof.csv`, `predictions.csv` (+ `predictions.json`), `stage*/metrics.csv`, `evaluation.json` when
+`hiddenemo evaluate` has been run, and the workspace's manifest, store and teacher verdicts. A piece
+that is missing (a stage not run, no teacher, no videos) becomes a note saying what would fill it;
+everything read from files (ids, teacher texts, config) is HTML-escaped.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import time
+from pathlib import Path
+from string import Template
+
+import numpy as np
+import pandas as pd
+
+from hiddenemo.data.keypoints import coverage
+from hiddenemo.data.manifest import DatasetInfo
+from hiddenemo.data.store import POSE_GROUPS, Store, atomic_write_text
+from hiddenemo.errors import UserError
+from hiddenemo.eval.baselines import binary_truth
+from hiddenemo.eval.bootstrap import bootstrap_metrics
+from hiddenemo.eval.metrics import METRICS, binary_metrics
+from hiddenemo.report import plots
+
+log = logging.getLogger(__name__)
+
+TEMPLATE = Path(__file__).with_name("template.html")
+N_BOOT = 1000                    # bootstrap replicates for the intervals computed here
+MAX_TEACHER_ROWS = 25
+MAX_TEXT_CHARS = 400
+METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "macro_f1": "macro-F1", "auroc": "AUROC"}
+
+
+def build_report(work: Path, run: str) -> Path:
+    """Write and return WORK/runs/RUN/report.html."""
+    work = Path(work)
+    run_dir = work / "runs" / run
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir} does not exist: train it first (`hiddenemo train --work {work} --run {run}`)")
+    info = DatasetInfo.load(work)
+    truth = binary_truth(work)
+    files = read_run(run_dir)
+    sections = [
+        ("Summary", _summary(files, truth, info)),
+        ("ROC and precision-recall", _curves(files, truth)),
+        ("Confusion matrix at the chosen threshold", _confusion(files, truth, info)),
+        ("Per-video probabilities and vote spread", _votes(files, truth, info)),
+        ("Training curves", _training(files)),
+        ("Teacher vs student", _teachers(work, files, truth, info)),
+        ("Data: video lengths", _frame_counts(truth, info)),
+        ("Data: keypoint coverage", _coverage(work, truth)),
+        ("Data: a frame with its skeleton", _skeleton(work, truth)),
+        ("Run configuration", _config(run_dir)),
+    ]
+    nav = "".join(f'<li><a href="#s{i}">{html.escape(title)}</a></li>' for i, (title, _) in enumerate(sections))
+    body = "".join(f'<section id="s{i}"><h2>{html.escape(title)}</h2>{content}</section>'
+                   for i, (title, content) in enumerate(sections))
+    page = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
+        title=html.escape(f"hiddenemo report: {run}"), run=html.escape(run), work=html.escape(str(work.resolve())),
+        dataset=html.escape(f"{info.name} ({' / '.join(info.classes)}, positive: {info.classes[info.positive_index]})"),
+        created=html.escape(time.strftime("%Y-%m-%d %H:%M")), nav=nav, body=body)
+    out = run_dir / "report.html"
+    atomic_write_text(out, page)
+    return out
+
+
+# ------------------------------------------------------------------------------------ reading
+
+def read_run(run_dir: Path) -> dict:
+    """The run's files that exist, parsed; absent ones are simply not in the dict."""
+    files: dict = {}
+    for name in ("metrics", "selection", "predictions", "evaluation"):
+        path = run_dir / f"{name}.json"
+        if path.exists():
+            files[f"{name}.json"] = _read_json(path)
+    for name in ("oof", "predictions"):
+        path = run_dir / f"{name}.csv"
+        if path.exists():
+            files[name] = _read_csv(path)
+    curves = {f"stage1/{p.parent.name}": p for p in sorted((run_dir / "stage1").glob("*/metrics.csv"))}
+    if (run_dir / "stage2" / "metrics.csv").exists():
+        curves["stage2"] = run_dir / "stage2" / "metrics.csv"
+    files["histories"] = {k: _read_csv(p) for k, p in curves.items()}
+    return files
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype={"video_id": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
+
+
+def final_key(files: dict) -> str | None:
+    """The run's final model: `stage2` or `stage1/<modality>` (selection.json), else the last stage run."""
+    final = files.get("selection.json", {}).get("final", {}).get("model")
+    if final:
+        return final
+    keys = list(oof_groups(files))
+    return keys[-1] if keys else None
+
+
+def threshold_of(files: dict, key: str | None) -> float:
+    """The chosen threshold of a model (selection.json), the one applied to predictions for the final
+    model (predictions.json: a quantile threshold is computed on the target videos), else 0.5."""
+    if key is not None and key == final_key(files) and "threshold" in files.get("predictions.json", {}):
+        return float(files["predictions.json"]["threshold"])
+    chosen = files.get("selection.json", {}).get(key, {}).get("threshold") if key else None
+    if isinstance(chosen, dict):
+        chosen = chosen.get("threshold")
+    return float(chosen) if chosen is not None else 0.5
+
+
+def oof_groups(files: dict) -> dict[str, pd.DataFrame]:
+    """Out-of-fold predictions per model key (`stage1/<modality>`, `stage2`)."""
+    oof = files.get("oof")
+    if oof is None or oof.empty:
+        return {}
+    return {(stage if modality == "fusion" else f"{stage}/{modality}"): group
+            for (stage, modality), group in oof.groupby(["stage", "modality"], sort=False)}
+
+
+def _with_truth(df: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
+    """Join predictions with the manifest's truth: `y` (1 positive, 0, <NA>), split, subject."""
+    drop = [c for c in ("y", "split", "subject_id") if c in df]
+    return df.drop(columns=drop).merge(truth[["video_id", "y", "split", "subject_id"]], on="video_id", how="left")
+
+
+def _test_predictions(files: dict, truth: pd.DataFrame) -> pd.DataFrame | None:
+    pred = files.get("predictions")
+    return None if pred is None else _with_truth(pred, truth)
+
+
+# ----------------------------------------------------------------------------------- sections
+
+def _summary(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
+    final = final_key(files)
+    groups = oof_groups(files)
+    n_labeled = int((truth["split"].eq("train") & truth["y"].notna()).sum())
+    intro = (f"<p>{len(truth)} videos: {n_labeled} labeled for training, "
+             f"{int(truth['split'].eq('test').sum())} in the test (target) split "
+             f"({_labels_state(truth[truth['split'] == 'test'])}). ")
+    if final is None:
+        return intro + "</p>" + _note("No trained models in this run yet (no oof.csv or selection.json): "
+                                      "run `hiddenemo train` with this --run.")
+    intro += (f"Final model: <b>{html.escape(final)}</b>, threshold {threshold_of(files, final):.3f}"
+              f" ({html.escape(_threshold_method(files, final))}).</p>")
+    rows = []
+    for key, group in groups.items():
+        g = _with_truth(group, truth)
+        g = g[g["y"].notna()]
+        rows.append(_metric_row(key + (" (final)" if key == final else ""), "cross-validated (out-of-fold)",
+                                g["y"].astype(int).to_numpy(), g["p_positive"].to_numpy(float),
+                                threshold_of(files, key), g["subject_id"]))
+    pred = _test_predictions(files, truth)
+    if pred is not None:
+        known = pred[pred["y"].notna() & pred["split"].eq("test")]
+        if len(known) and known["y"].nunique() == 2:
+            rows.append(_metric_row(f"{final} (final)", f"test ({len(known)} videos)", known["y"].astype(int).to_numpy(),
+                                    known["p_positive"].to_numpy(float), threshold_of(files, final), known["subject_id"]))
+    table = _html_table(pd.DataFrame(rows)) if rows else _note("oof.csv has no rows.")
+    notes = []
+    metrics = files.get("metrics.json", {})
+    if metrics.get("note"):
+        notes.append(metrics["note"])
+    gain = metrics.get("stage2_gain_auroc")
+    if gain:
+        notes.append(f"Stage 2 vs the best stage-1 modality ({gain['best_stage1']}): cross-validated AUROC "
+                     f"{gain['stage2']:.3f} vs {gain['best_stage1_value']:.3f} ({gain['gain']:+.3f}).")
+    if "stage2" not in groups:
+        notes.append("Stage 2 (fusion with pseudo-labels) was not run in this run.")
+    notes.append(f"Intervals: 95 % bootstrap ({N_BOOT} resamples of subjects where known, else videos).")
+    return intro + table + "".join(_note(n) for n in notes) + _baselines(files)
+
+
+def _metric_row(what: str, on: str, y: np.ndarray, p: np.ndarray, threshold: float, subjects: pd.Series) -> dict:
+    groups = subjects.astype(str).to_numpy() if subjects.notna().all() else None
+    m = bootstrap_metrics(y, p, threshold, groups, n_boot=N_BOOT)
+    row = {"model": what, "on": on, "n": len(y), "threshold": f"{threshold:.3f}"}
+    for k in METRICS:
+        ci = m["ci"][k]
+        row[METRIC_NAMES[k]] = (f"{ci['estimate']:.3f} [{ci['low']:.2f}, {ci['high']:.2f}]"
+                                if np.isfinite(ci["estimate"]) else "n/a")
+    return row
+
+
+def _baselines(files: dict) -> str:
+    ev = files.get("evaluation.json")
+    if not ev:
+        return _note("Baselines (majority, logistic regression per modality) appear here after "
+                     "`hiddenemo evaluate --work WORK --run RUN`.")
+    rows = []
+    for modality, bl in ev.get("baselines", {}).items():
+        for name in ("majority", "logistic"):
+            for tag, e in bl.get(name, {}).get("cross_validated", {}).items():
+                if e.get("metrics"):
+                    ci = e["metrics"]["ci"]
+                    rows.append({"baseline": f"{name} ({modality})", "on": f"cross-validated, {tag}",
+                                 **{METRIC_NAMES[k]: f"{ci[k]['estimate']:.3f} [{ci[k]['low']:.2f}, {ci[k]['high']:.2f}]"
+                                    if ci[k]["estimate"] is not None and np.isfinite(ci[k]["estimate"]) else "n/a"
+                                    for k in METRICS}})
+    out = "<h3>Baselines (from evaluation.json)</h3>" + (_html_table(pd.DataFrame(rows)) if rows else _note("none"))
+    return out + "".join(_note(n) for n in ev.get("notes", []))
+
+
+def _curves(files: dict, truth: pd.DataFrame) -> str:
+    curves = {}
+    for key, group in oof_groups(files).items():
+        g = _with_truth(group, truth)
+        g = g[g["y"].notna()]
+        curves[f"{key}, cross-val."] = (g["y"].astype(int).to_numpy(), g["p_positive"].to_numpy(float))
+    pred = _test_predictions(files, truth)
+    if pred is not None:
+        known = pred[pred["y"].notna() & pred["split"].eq("test")]
+        if known["y"].nunique() == 2:
+            curves[f"{final_key(files)}, test"] = (known["y"].astype(int).to_numpy(), known["p_positive"].to_numpy(float))
+    curves = {k: v for k, v in curves.items() if len(np.unique(v[0])) == 2}
+    if not curves:
+        return _note("No predictions with both classes among known labels yet (oof.csv missing or one-class).")
+    return _img(plots.roc_pr(curves), "ROC and PR curves") + _note(
+        "Cross-validated curves are out-of-fold predictions on the labeled training videos; a test curve appears "
+        "only when the test labels are in the manifest.")
+
+
+def _confusion(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
+    final = final_key(files)
+    if final is None:
+        return _note("No trained model yet.")
+    threshold = threshold_of(files, final)
+    matrices = {}
+    group = oof_groups(files).get(final)
+    if group is not None:
+        g = _with_truth(group, truth)
+        g = g[g["y"].notna()]
+        matrices[f"{final}, cross-validated (n={len(g)})"] = binary_metrics(
+            g["y"].astype(int), g["p_positive"], threshold)["confusion"]
+    pred = _test_predictions(files, truth)
+    if pred is not None:
+        known = pred[pred["y"].notna() & pred["split"].eq("test")]
+        if len(known):
+            matrices[f"{final}, test (n={len(known)})"] = binary_metrics(
+                known["y"].astype(int), known["p_positive"], threshold)["confusion"]
+    if not matrices:
+        return _note("No out-of-fold predictions of the final model and no labeled test predictions.")
+    return _img(plots.confusion(matrices, _short_classes(info)), "confusion matrices") + _note(
+        f"Threshold {threshold:.3f} ({_threshold_method(files, final)}); rows are the truth, columns the prediction.")
+
+
+def _votes(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
+    pred = _test_predictions(files, truth)
+    if pred is None or pred.empty:
+        return _note("No predictions.csv: run `hiddenemo predict` (train runs it for the test split).")
+    final = final_key(files)
+    n_votes = int(pred["n_votes"].max()) if "n_votes" in pred else 1
+    text = (f"{len(pred)} videos of the test split, model {final}; each point is the mean of {n_votes} samplings "
+            f"of frames, the bar ± their standard deviation (median {pred['vote_std'].median():.3f}).")
+    if pred["y"].isna().all():
+        text += " Test labels are withheld in this workspace, so points are grey."
+    return _img(plots.votes(pred, threshold_of(files, final), _short_classes(info)), "votes") + _note(text)
+
+
+def _training(files: dict) -> str:
+    histories = {k: h for k, h in files["histories"].items() if not h.empty}
+    if not histories:
+        return _note("No stage*/metrics.csv in this run: the stages have not been trained yet.")
+    notes = [] if "stage2" in histories else [_note("Stage 2 has no metrics.csv (not run).")]
+    chosen = "; ".join(f"{k}: epoch {v['epochs']}" for k, v in files.get("selection.json", {}).items()
+                       if isinstance(v, dict) and "epochs" in v)
+    if chosen:
+        notes.append(_note("Chosen epochs: " + chosen + "."))
+    return _img(plots.training_curves(histories), "training curves") + "".join(notes)
+
+
+def _teachers(work: Path, files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
+    from hiddenemo.teacher.store import read_verdicts
+
+    teacher_ids = sorted(p.stem for p in (work / "teacher").glob("*.jsonl"))
+    if not teacher_ids:
+        return _note("No teacher verdicts in WORK/teacher/: run `hiddenemo teach` to compare a teacher with the student.")
+    final = final_key(files)
+    student = pd.DataFrame(columns=["video_id", "p_student"])
+    parts = []
+    if final in oof_groups(files):
+        parts.append(oof_groups(files)[final][["video_id", "p_positive"]])
+    if files.get("predictions") is not None:
+        parts.append(files["predictions"][["video_id", "p_positive"]])
+    if parts:
+        student = pd.concat(parts).drop_duplicates("video_id").rename(columns={"p_positive": "p_student"})
+    out, listing = [], []
+    for tid in teacher_ids:
+        verdicts = read_verdicts(work, tid)
+        if not verdicts:
+            out.append(_note(f"Teacher {tid}: no successful verdicts."))
+            continue
+        v = pd.DataFrame([{"video_id": k, "p_teacher": x.p_positive, "teacher_label": x.label, "text": x.text}
+                          for k, x in verdicts.items()])
+        v = _with_truth(v.merge(student, on="video_id", how="left"), truth)
+        out += [_teacher_rows(tid, v, files, final, split) for split in ("train", "test")]
+        listing.append(_verdict_listing(tid, v, info))
+    rows = [r for r in out if isinstance(r, dict)]
+    html_rows = _html_table(pd.DataFrame(rows)) if rows else _note(
+        "No videos with both a known label and a teacher verdict to score.")
+    return (html_rows + "".join(r for r in out if isinstance(r, str))
+            + _note("Both scored on the same videos. Train = cross-validated student (out-of-fold); "
+                    "test only when its labels are in the manifest. The student's threshold is its chosen one, "
+                    "the teacher's 0.5.") + "".join(listing))
+
+
+def _teacher_rows(tid: str, v: pd.DataFrame, files: dict, final: str | None, split: str) -> dict | str:
+    on = v[v["split"].eq(split) & v["y"].notna() & v["p_teacher"].notna()]
+    if on.empty:
+        return ""
+    y = on["y"].astype(int).to_numpy()
+    teacher = binary_metrics(y, on["p_teacher"].to_numpy(float), 0.5)
+    row = {"teacher": tid, "videos": f"{split} ({len(on)} labeled)",
+           "teacher acc.": f"{teacher['accuracy']:.3f}", "teacher bal. acc.": f"{teacher['balanced_accuracy']:.3f}",
+           "teacher AUROC": _fmt(teacher["auroc"])}
+    both = on[on["p_student"].notna()]
+    if len(both) and final:
+        s = binary_metrics(both["y"].astype(int).to_numpy(), both["p_student"].to_numpy(float), threshold_of(files, final))
+        t = binary_metrics(both["y"].astype(int).to_numpy(), both["p_teacher"].to_numpy(float), 0.5)
+        row.update({f"student ({final}) acc.": f"{s['accuracy']:.3f}", "student bal. acc.": f"{s['balanced_accuracy']:.3f}",
+                    "student AUROC": _fmt(s["auroc"]),
+                    "student beats teacher (bal. acc.)": "yes" if s["balanced_accuracy"] > t["balanced_accuracy"] else "no"})
+    return row
+
+
+def _verdict_listing(tid: str, v: pd.DataFrame, info: DatasetInfo) -> str:
+    classes = info.classes
+    shown = v.sort_values("video_id", key=lambda s: s.map(_id_key)).head(MAX_TEACHER_ROWS)
+    table = pd.DataFrame({
+        "video": shown["video_id"], "split": shown["split"],
+        "true": shown["y"].map(lambda y: "?" if pd.isna(y) else classes[info.positive_index if y else 1 - info.positive_index]),
+        "teacher": shown["teacher_label"].fillna(""), "p teacher": shown["p_teacher"].map(_fmt),
+        "p student": shown["p_student"].map(_fmt),
+        "teacher's text": shown["text"].fillna("").map(lambda t: t if len(t) <= MAX_TEXT_CHARS else t[:MAX_TEXT_CHARS] + " …")})
+    more = f" (first {MAX_TEACHER_ROWS} of {len(v)})" if len(v) > MAX_TEACHER_ROWS else ""
+    return (f"<details><summary>Verdicts of teacher {html.escape(tid)}{more}</summary>"
+            + _html_table(table, wide_last=True) + "</details>")
+
+
+def _frame_counts(truth: pd.DataFrame, info: DatasetInfo) -> str:
+    n = pd.to_numeric(truth["n_frames"], errors="coerce")
+    if n.notna().sum() == 0:
+        return _note("The manifest has no frame counts yet (they are filled by `hiddenemo extract` or from the videos).")
+    y = truth["y"].astype("Float64").astype(float)
+    return _img(plots.frame_counts(n, y, _short_classes(info)),
+                "frames per video") + _note("As the paper's Figure 2: lengths vary widely, hence sampling rather "
+                                            "than truncating or padding.")
+
+
+def _coverage(work: Path, truth: pd.DataFrame) -> str:
+    store = Store(work)
+    rows = {}
+    for vid in truth["video_id"]:
+        if store.has(vid, "pose"):
+            rows[vid] = coverage(store.load(vid, "pose"))
+    if not rows:
+        return _note("No pose arrays in the store: run `hiddenemo extract` (or ingest OpenPose output).")
+    table = pd.DataFrame.from_dict(rows, orient="index")[list(POSE_GROUPS)]
+    return _img(plots.coverage(table), "keypoint coverage") + _note(
+        "A group counts as present in a frame when at least half of its points were found; "
+        "hands are the hardest, as in the paper's Figure 1.")
+
+
+def _skeleton(work: Path, truth: pd.DataFrame) -> str:
+    from hiddenemo.extract.preview import to_pixels
+    from hiddenemo.extract.skeleton import draw_skeleton
+
+    store = Store(work)
+    with_pose = [r for _, r in truth.iterrows() if store.has(r["video_id"], "pose")]
+    if not with_pose:
+        return _note("No pose arrays in the store to draw: run `hiddenemo extract` (or ingest OpenPose output).")
+    has_video = [r for r in with_pose if isinstance(r["path"], str) and Path(r["path"]).exists()
+                 and store.has(r["video_id"], "box")]
+    row = (has_video or with_pose)[0]
+    vid = row["video_id"]
+    pose = store.load(vid, "pose", mmap=False)
+    # Without a box, pose (normalised to the box) is drawn in a unit square scaled to 480 px.
+    box = (store.load(vid, "box", mmap=False) if store.has(vid, "box")
+           else np.tile(np.array([0, 0, 480, 480, 1], np.float32), (len(pose), 1)))
+    xy, conf = to_pixels(pose, box)
+    t = int(np.argmax((conf > 0.05).sum(1)))                     # the most completely seen frame
+    frame = _decode_frame(Path(row["path"]), t) if has_video else None
+    if frame is None:
+        span = np.nanmax(np.where(conf[t, :, None] > 0.05, xy[t], np.nan), axis=0)
+        frame = np.full((int(np.nan_to_num(span[1], nan=240)) + 20, int(np.nan_to_num(span[0], nan=320)) + 20, 3),
+                        30, np.uint8)
+        where = "on a blank canvas (no video file)"
+    else:
+        where = "on the video frame"
+    # Draw on an enlarged frame so that thin face and hand connections stay visible.
+    scale = max(1, int(np.ceil(640 / frame.shape[1])))
+    import cv2
+    big = cv2.resize(frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
+    drawn = draw_skeleton(big, xy[t] * scale + (scale - 1) / 2, conf[t], box[t] * np.array([scale] * 4 + [1]))
+    title = f"video {vid}, frame {t}: 137 OpenPose points {where}"
+    return _img(plots.image(drawn, title), "skeleton") + _note(
+        f"{title}. Connections in OpenPose's colours (body by limb, face white, hands by finger), as the "
+        "paper's Figure 1.")
+
+
+def _decode_frame(path: Path, t: int) -> np.ndarray | None:
+    from hiddenemo.extract import decode
+
+    try:
+        for i, rgb in decode.frames(path):
+            if i == t:
+                return rgb
+            if i > t:
+                break
+    except UserError as e:
+        log.warning("report: cannot read %s (%s); drawing the skeleton on a blank canvas", path, e)
+    return None
+
+
+def _config(run_dir: Path) -> str:
+    path = run_dir / "config.yaml"
+    if not path.exists():
+        return _note("No config.yaml in this run.")
+    return f"<details><summary>config.yaml</summary><pre>{html.escape(path.read_text())}</pre></details>"
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{html.escape(str(text))}</p>'
+
+
+def _html_table(df: pd.DataFrame, wide_last: bool = False) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in df.itertuples(index=False))
+    cls = ' class="wide-last"' if wide_last else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None or pd.isna(x) else f"{float(x):.3f}"
+
+
+def _labels_state(rows: pd.DataFrame) -> str:
+    known = int(rows["y"].notna().sum())
+    return "no videos" if rows.empty else "labels withheld" if known == 0 else \
+        "labels known" if known == len(rows) else f"{known} of {len(rows)} labels known"
+
+
+def _threshold_method(files: dict, key: str) -> str:
+    chosen = files.get("selection.json", {}).get(key, {}).get("threshold")
+    if isinstance(chosen, dict) and chosen.get("method"):
+        return f"method: {chosen['method']}" + (f", on {chosen['metric']}" if chosen.get("metric") else "")
+    return "default 0.5: no selection.json entry"
+
+
+def _short_classes(info: DatasetInfo) -> list[str]:
+    """[negative, positive] class names."""
+    return [info.classes[1 - info.positive_index], info.classes[info.positive_index]]
+
+
+def _id_key(video_id: str) -> tuple:
+    return (0, int(video_id), "") if str(video_id).isdigit() else (1, 0, str(video_id))
