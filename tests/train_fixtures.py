@@ -56,3 +56,27 @@ def make_workspace(work: Path, n_train: int = 24, n_test: int = 8, seed: int = 0
     write_manifest(work, manifest)
     DatasetInfo(name="tiny", classes=["lose", "win"], positive="win").save(work)
     return manifest
+
+
+def add_teacher(work: Path, manifest: pd.DataFrame, teacher_id: str = "rules", accuracy: float = 0.8,
+                seed: int = 1) -> None:
+    """Verdicts for every video, right with probability `accuracy` (against the fixture's hidden truth)."""
+    from hiddenemo.teacher.schema import Verdict
+    from hiddenemo.teacher.store import append_verdict
+
+    rng = np.random.default_rng(seed)
+    for row in manifest.itertuples():
+        right = rng.random() < accuracy
+        says_win = bool(row.label) == right
+        p = float(np.clip(rng.normal(0.75 if says_win else 0.25, 0.1), 0.01, 0.99))
+        append_verdict(work, Verdict(video_id=row.video_id, teacher_id=teacher_id, p_positive=p,
+                                     label="win" if p >= 0.5 else "lose", text="synthetic"))
+
+
+def hide_test_labels(work: Path) -> None:
+    """Blank the test labels in the manifest, as in the challenge (the teacher labels those videos)."""
+    from hiddenemo.data.manifest import read_manifest
+
+    manifest = read_manifest(work)
+    manifest.loc[manifest["split"] == "test", "label"] = pd.NA
+    write_manifest(work, manifest)

@@ -5,9 +5,9 @@ The module wraps any model that maps a batch dict to logits (B,): a stage-1 sing
 classifier or the stage-2 fusion model. Validation averages the probabilities of each video's
 voting draws, so `val_probs` holds one probability per validation video after every epoch.
 
-Resume is exact: each epoch seeds dropout and the shuffle from (seed, epoch) and each video's
-sampling from (seed, video, draw), and the per-epoch checkpoint keeps the weights (safetensors) and
-the optimizer state (`torch.save` of tensors only, read back with `weights_only=True`).
+Resume is exact: dropout is seeded from (seed, epoch, batch), the shuffle from (seed, epoch), each
+video's sampling from (seed, video, draw), and the per-epoch checkpoint keeps the weights
+(safetensors) and the optimizer state (`torch.save` of tensors only, read back with `weights_only=True`).
 """
 from __future__ import annotations
 
@@ -78,11 +78,15 @@ class ClassifierModule(L.LightningModule):
             self.trainer.optimizers[0].load_state_dict(self.optimizer_state)
 
     def on_train_epoch_start(self) -> None:
-        torch.manual_seed(epoch_seed(self.seed, self.tag, self.epoch))
         loader = self.trainer.train_dataloader
         loader.dataset.set_epoch(self.epoch)
         loader.sampler.set_epoch(self.epoch)
         self._train_losses = []
+
+    def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        # Dropout's randomness from (seed, epoch, batch): Lightning and the DataLoader draw from the
+        # global generator differently in the first epoch of a fit, so seeding per epoch is not enough.
+        torch.manual_seed(epoch_seed(self.seed, self.tag, self.epoch * 1_000_003 + batch_idx))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._loss(self(batch), batch)

@@ -145,7 +145,7 @@ def pseudo_labeled(work: Path, config: TrainConfig, others: pd.DataFrame) -> pd.
     from hiddenemo.teacher.policy import PseudoLabelPolicy, pseudo_labels
     try:
         policy = PseudoLabelPolicy(**config.pseudo.policy)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise UserError(f"pseudo.policy: {e}") from e
     table = pseudo_labels(work, config.pseudo.teacher, policy)
     allowed = others.loc[others["split"].isin(config.pseudo.splits), "video_id"]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,8 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+    _quiet_lightning()
+
     out.mkdir(parents=True, exist_ok=True)
     if (out / "done.json").exists():
         return read_state(out)
@@ -86,13 +89,14 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
             accelerator="cpu", devices=1, max_epochs=epochs - done, logger=[
                 CSVLogger(logs, name=tag), TensorBoardLogger(logs, name=tag, default_hp_metric=False)],
             callbacks=[EpochCheckpoint(out, keep_every_epoch)], enable_checkpointing=False,
-            num_sanity_val_steps=0, enable_model_summary=False, deterministic=False,
+            num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=1,
             limit_val_batches=1.0 if val_loader is not None else 0)
         trainer.fit(module, train_loader, val_loader)
         state = read_state(out)
         if state["epochs_done"] < epochs:
             raise RuntimeError(f"{tag}: training stopped after epoch {state['epochs_done']} of {epochs}")
     atomic_write_text(out / "done.json", json.dumps({"epochs": epochs}))
+    (out / "optimizer.pt").unlink(missing_ok=True)                       # only needed to resume
     return state
 
 
@@ -190,3 +194,11 @@ def _prune_epochs(out: Path, k: int, keep: int) -> None:
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(index=False))
+
+
+def _quiet_lightning() -> None:
+    # Lightning's banner lines (GPU/TPU availability, tips) repeat for every fit of a run.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
