@@ -69,7 +69,8 @@ def frame_files(directory: Path) -> dict[int, Path]:
 
 
 def parse_frame(data: bytes) -> np.ndarray:
-    """One frame's JSON -> (P, 137, 3) float32 for its P people (P may be 0).
+    """One frame's JSON -> (P, 137, 3) float32 for its P people (P may be 0); a "person" with no
+    point found is no person.
 
     Raises ValueError (json.JSONDecodeError is one) when the file is not OpenPose JSON."""
     people = json.loads(data)["people"]
@@ -87,7 +88,7 @@ def parse_frame(data: bytes) -> np.ndarray:
                     raise ValueError(f"{key} has {len(part)} numbers, expected {3 * n}")
                 out[p, start:start + n] = np.array(part, dtype=np.float32).reshape(n, 3)
             start += n
-    return out
+    return out if len(out) == 1 and out[0, :, 2].any() else out[(out[:, :, 2] > 0).any(1)]
 
 
 def _parse_files(paths: list[Path]) -> list[np.ndarray | str]:
@@ -150,11 +151,10 @@ def read_openpose_dir(directory: str | Path, workers: int | None = None) -> Open
     no_person = several = 0
     unreadable: dict[str, str] = {}
     last_filled = None          # the row of the person chosen last: where the track continues from
-    for frame, result in zip(frames, parsed):
-        if isinstance(result, str):
-            unreadable[files[frame].name] = result
+    for frame, people in zip(frames, parsed):
+        if isinstance(people, str):                      # the parse error of an unreadable file
+            unreadable[files[frame].name] = people
             continue
-        people = result[(result[:, :, 2] > 0).any(1)]     # a "person" with no point found is none
         if len(people) == 0:
             no_person += 1
             continue
