@@ -50,7 +50,9 @@ class TextEncoder:
             if Path(source, "modules.json").exists():
                 from sentence_transformers import SentenceTransformer
                 self.st = SentenceTransformer(str(source), device=device)
-                self.dim = self.st.get_sentence_embedding_dimension()
+                # sentence-transformers 6 renamed the method; keep working with 3-5 as pyproject allows.
+                dim = getattr(self.st, "get_embedding_dimension", None) or self.st.get_sentence_embedding_dimension
+                self.dim = dim()
             else:
                 from transformers import AutoModel, AutoTokenizer
                 self.st = None
