@@ -135,18 +135,21 @@ def frame_counts(n_frames: pd.Series, labels: pd.Series | None, classes: list[st
     return to_png(fig)
 
 
-def coverage(table: pd.DataFrame) -> bytes:
-    """Per keypoint group, the share of frames with at least half of its points, one dot per video."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    groups = list(table.columns)
+def coverage(frames: pd.DataFrame, points: pd.DataFrame) -> bytes:
+    """Per keypoint group (columns), one row per video: the share of frames with at least half of the
+    group's points (`frames`) and the share of its points found (`points`); bars = mean, dots = videos."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
     rng = np.random.default_rng(0)
-    for i, g in enumerate(groups):
-        v = table[g].to_numpy(float)
-        ax.bar(i, np.mean(v), color="#aec7e8", width=0.6)
-        ax.plot(i + rng.uniform(-0.2, 0.2, len(v)), v, "o", ms=3, color="#1f77b4", alpha=0.6)
-        ax.text(i, 1.03, f"{np.mean(v):.0%}", ha="center", fontsize=9)
-    ax.set_xticks(range(len(groups)), groups)
-    ax.set(ylim=(0, 1.1), ylabel="share of frames", title=f"Keypoint coverage per group ({len(table)} videos)")
+    for offset, table, colour, label in ((-0.2, frames, "#1f77b4", "frames with >= half of the points"),
+                                         (0.2, points, "#9ecae1", "points found")):
+        for i, g in enumerate(table.columns):
+            v = table[g].to_numpy(float)
+            ax.bar(i + offset, np.mean(v), color=colour, width=0.38, label=label if i == 0 else None)
+            ax.plot(i + offset + rng.uniform(-0.1, 0.1, len(v)), v, "o", ms=2.5, color="black", alpha=0.5)
+            ax.text(i + offset, min(np.mean(v), 1.0) + 0.03, f"{np.mean(v):.0%}", ha="center", fontsize=8)
+    ax.set_xticks(range(len(frames.columns)), frames.columns)
+    ax.set(ylim=(0, 1.18), ylabel="share", title=f"Keypoint coverage per group ({len(frames)} videos)")
+    ax.legend(fontsize=8, loc="upper right", ncol=2)
     ax.grid(alpha=0.3, axis="y")
     return to_png(fig)
 
