@@ -150,23 +150,17 @@ def ingest_openpose_folders(store, work: Path, folders: dict[str, Path], workers
 
 
 def probe_video(path: Path) -> tuple[float | None, int | None]:
-    """(fps, frame count) from the container's metadata, without decoding; (None, None) with a
-    warning when the file cannot be opened (the video is then probed again by `extract`)."""
-    import av
+    """(fps, frame count) from the container's header (`hiddenemo.extract.decode.probe`, no
+    decoding); unknown parts are None, and a file that cannot be opened gets a warning (`extract`
+    reports it again and counts the frames exactly)."""
+    from hiddenemo.extract.decode import VideoError, probe
 
     try:
-        with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            fps = float(stream.average_rate or stream.guessed_rate or 0) or None
-            n_frames = int(stream.frames or 0)
-            if not n_frames and fps:
-                seconds = (float(stream.duration * stream.time_base) if stream.duration
-                           else (container.duration or 0) / 1e6)
-                n_frames = round(seconds * fps)
-            return fps, n_frames or None
-    except (av.FFmpegError, IndexError, OSError) as e:
-        log.warning("cannot probe %s (%s): fps and frame count left unknown", path, e)
+        info = probe(path)
+    except VideoError as e:
+        log.warning("cannot probe %s: fps and frame count left unknown", e)
         return None, None
+    return info.fps or None, info.n_frames_hint or None
 
 
 def _video_files(directory: Path) -> dict[str, Path]:
