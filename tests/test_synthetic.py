@@ -30,6 +30,7 @@ def test_files_in_imigue_formats(tiny):
     assert list(splits.columns) == ["video_id", "subject_id", "cvpr21_emotion", "miga_cross_subject"]
     assert len(splits) == summary["videos"] == 8
     assert set(labels["video_id"]) == set(splits["video_id"])          # every video has annotations
+    assert all(any(e.annotated for e in p.episodes) for p in syn.plan_dataset(0, 64, 150))
     test_ids = set(splits.loc[splits["miga_cross_subject"] == "test", "video_id"])
     assert test_ids and set(target["video_id"]) == test_ids
     # Withheld exactly on the target split; the target file holds the true labels.

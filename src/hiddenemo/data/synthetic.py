@@ -207,6 +207,9 @@ def _episodes(rng: np.random.Generator, plan: VideoPlan) -> list[Episode]:
                                             annotated=cue.gesture is not None
                                             and bool(rng.random() < ANNOTATOR_RECALL)))
                     break
+    if not any(e.annotated for e in episodes):
+        # iMiGUE lists a video's label only on its annotation rows: an unannotated video would lose it.
+        next(e for e in episodes if e.cue == "talk_gesture").annotated = True
     return sorted(episodes, key=lambda e: (e.start, e.cue))
 
 
