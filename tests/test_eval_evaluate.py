@@ -58,7 +58,7 @@ def test_run_is_evaluated_beside_its_baselines(work):
     assert cv["ci"]["accuracy"]["low"] <= cv["accuracy"] <= cv["ci"]["accuracy"]["high"]
     assert model["target"]["labels"] == "unknown" and model["target"]["n_videos"] == 30
     shift = model["label_shift"]
-    assert shift["transductive"] and 0 < shift["em_prior"] < 1
+    assert shift["transductive"] and 0 < shift["em_prior"] < 1 and "em_prior_on_oof" in shift
     assert result["target_labels"] == "unknown" and any("unknown" in n for n in result["notes"])
     # The run knows nothing; the events baseline does: the output must say the model does not beat it.
     assert set(result["baselines"]) == {"events"}
@@ -90,3 +90,22 @@ def test_command_baselines_only_and_clear_error_without_run(work, capsys):
     assert "majority (events)" in capsys.readouterr().out
     assert main(["evaluate", "--work", str(work), "--run", "nothing"]) == 2
     assert "train the run first" in capsys.readouterr().err
+
+
+def test_em_self_check_flags_a_weak_classifier():
+    from hiddenemo.eval.evaluate import label_shift_summary
+    rng = np.random.default_rng(7)
+
+    def posteriors(n, prior, strength):
+        y = (rng.random(n) < prior).astype(int)
+        x = np.where(y == 1, 1.0, -1.0) * strength + rng.normal(0, 1, n)
+        return y, 1 / (1 + np.exp(-(2 * strength * x + np.log(0.8 / 0.2))))
+
+    y_oof, p_oof = posteriors(400, 0.8, 1.5)
+    _, p_target = posteriors(300, 0.4, 1.5)
+    strong = label_shift_summary(p_target, 0.8, 0.5, p_oof, y_oof)
+    assert strong["reliable"] and abs(strong["em_prior"] - 0.4) < 0.08
+    y_oof, p_oof = posteriors(400, 0.8, 0.05)
+    _, p_target = posteriors(300, 0.4, 0.05)
+    weak = label_shift_summary(p_target, 0.8, 0.5, p_oof, y_oof)
+    assert not weak["reliable"] and "unreliable" in weak["warning"]

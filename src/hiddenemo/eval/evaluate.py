@@ -86,6 +86,19 @@ def label_shift_summary(p_target: np.ndarray, train_prior: float, threshold: flo
                "at_0.5": float((p >= 0.5).mean()),
                "at_balanced_threshold": float((p_cal >= balanced_threshold(train_prior)).mean()),
                "em_adjusted_at_0.5": float((adjusted >= 0.5).mean())}}
+    if calibrated:
+        # Label-free self-check: on the out-of-fold predictions the true prior IS the training prior,
+        # so EM should return it. A weak or miscalibrated model's flat likelihood lets EM drift.
+        out["em_prior_on_oof"] = em_prior(platt_calibrate(oof_p, oof_y, oof_p), train_prior)[0]
+        out["em_prior_on_oof_uncalibrated"] = em_prior(oof_p, train_prior)[0]
+        low, high = out["em_prior_interval"]
+        out["reliable"] = bool(abs(out["em_prior_on_oof"] - train_prior) < 0.05
+                               and abs(out["em_prior_on_oof_uncalibrated"] - train_prior) < 0.1 and high - low < 0.3)
+        if not out["reliable"]:
+            out["warning"] = ("EM is unreliable here: on the out-of-fold predictions, whose prior is known "
+                              f"({train_prior:.3f}), it returns {out['em_prior_on_oof']:.3f} (calibrated) / "
+                              f"{out['em_prior_on_oof_uncalibrated']:.3f} (raw), or its interval is wide; "
+                              "the classifier separates the classes too weakly to estimate a prior")
     if y_target is not None:
         out["check_with_target_labels"] = {
             "true_prior": float(np.mean(y_target)),
@@ -181,14 +194,16 @@ def render_markdown(result: dict) -> str:
     if shifts:
         lines += [f"## Label shift on `{result['split']}` (transductive)", "", TRANSDUCTIVE_NOTE + ".", "",
                   "| predictions | train prior | EM prior (calibrated) [95 % CI] | EM prior (raw) | positive at run threshold "
-                  "| at 0.5 | at balanced threshold | EM-adjusted at 0.5 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| at 0.5 | at balanced threshold | EM-adjusted at 0.5 | EM on out-of-fold (should = train prior) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, s in shifts:
             f = s["positive_fraction"]
             lines.append(f"| {name} | {s['train_prior']:.3f} | {s['em_prior']:.3f} [{s['em_prior_interval'][0]:.3f}, "
                          f"{s['em_prior_interval'][1]:.3f}] | {s['em_prior_uncalibrated']:.3f} "
                          f"| {f['at_run_threshold']:.3f} | {f['at_0.5']:.3f} | {f['at_balanced_threshold']:.3f} "
-                         f"| {f['em_adjusted_at_0.5']:.3f} |")
-        lines.append("")
+                         f"| {f['em_adjusted_at_0.5']:.3f} | {_fmt(s.get('em_prior_on_oof'))} / "
+                         f"{_fmt(s.get('em_prior_on_oof_uncalibrated'))} |")
+        lines += [""] + [f"- {name}: {s['warning']}" for name, s in shifts if s.get("warning")] + [""]
     if result.get("versus_baseline"):
         lines += ["## Model versus logistic baseline (paired, same videos)", "",
                   "| model | baseline | AUROC difference [CI] | p | accuracy difference [CI] | p | McNemar p |",
@@ -208,6 +223,10 @@ def render_markdown(result: dict) -> str:
             lines += [f"| {s['subject_id']} | {s['n']} | {s['n_positive']} | {s['n_correct']} | {s['accuracy']:.2f} "
                       f"| {s['mean_p']:.2f} |" for s in per_subject]
     return "\n".join(lines) + "\n"
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def _row(what: str, on: str, ev: dict) -> str:
