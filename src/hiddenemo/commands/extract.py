@@ -5,6 +5,7 @@ import json
 import logging
 from pathlib import Path
 
+from hiddenemo.dist.config import Engine, RayOptions, check_engine, load_ray_engine
 from hiddenemo.errors import UserError
 from hiddenemo.extract.config import ExtractConfig
 
@@ -12,7 +13,8 @@ log = logging.getLogger(__name__)
 
 
 def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), workers: int = 1,
-            videos: list[str] | None = None, preview: Path | None = None, out: Path | None = None) -> None:
+            videos: list[str] | None = None, preview: Path | None = None, out: Path | None = None,
+            engine: Engine = "local", address: str | None = None, ray: RayOptions = RayOptions()) -> None:
     """Turn every video of the manifest into box.npy, pose.npy, frames.npy and frames_idx.npy.
 
     Skips outputs that are current (same producer, version and options), so a re-run resumes; one
@@ -27,6 +29,11 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
         preview: A video file to draw; with --work and a stored video of the same id (file name
             without extension), the stored arrays are drawn, otherwise it is extracted first.
         out: Where the preview goes: .png (four frames, tiled) or .mp4 (every frame).
+        engine: local (processes on this machine, --workers of them) or ray (a pool of Ray actors,
+            --ray.actors of them; WORK and the videos must be on a filesystem every node sees).
+        address: Ray cluster to join: auto (the one started with `ray start` here) or HOST:PORT;
+            unset = start a local Ray instance.
+        ray: Actors, resources per actor and retries of the Ray engine.
     """
     if preview is not None:
         from hiddenemo.extract.preview import preview as draw_preview
@@ -42,7 +49,11 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
         raise UserError(f"--workers must be at least 1, got {workers}")
     from hiddenemo.extract.runner import STATUS_FILE, extract_all
 
-    summary = extract_all(Path(work), extract, workers, videos)
+    check_engine(engine, address)
+    if engine == "ray":
+        summary = load_ray_engine().extract_ray(Path(work), extract, ray, address, videos)
+    else:
+        summary = extract_all(Path(work), extract, workers, videos)
     failures = summary.pop("failures")
     print(json.dumps(summary))
     for video_id, reason in failures.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from hiddenemo.dist.config import Engine, RayOptions, check_engine, load_ray_engine
 from hiddenemo.errors import UserError
 from hiddenemo.teacher.config import VlmConfig
 
@@ -36,7 +37,8 @@ def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation
 
 def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None, vlm: VlmConfig = VlmConfig(),
           annotation_rules: bool = True, videos: list[str] | None = None, retry_failed: bool = False,
-          dry_run: bool = False, report: bool = False) -> None:
+          dry_run: bool = False, report: bool = False, engine: Engine = "local", address: str | None = None,
+          ray: RayOptions = RayOptions()) -> None:
     """Ask a teacher about every video and append its verdicts to WORK/teacher/<teacher_id>.jsonl.
 
     Videos already answered (same content, teacher, model, prompt and parameters) are skipped, so a
@@ -56,6 +58,10 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
         retry_failed: Ask again about videos whose last answer failed (refused, truncated, malformed).
         dry_run: Only estimate tokens and cost of the videos not yet answered; ask nothing.
         report: Only print the report of the verdicts already there; ask nothing.
+        engine: local (threads in this process) or ray (a pool of Ray actors, each with its own
+            teacher; API keys must be in the environment of every node).
+        address: Ray cluster to join: auto or HOST:PORT; unset = start a local Ray instance.
+        ray: Actors, retries and the global rate limit (--ray.requests_per_minute) of the Ray engine.
     """
     from hiddenemo.teacher import runner
     from hiddenemo.teacher.retry import install_log_redaction
@@ -67,7 +73,14 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
         _print_report(work, teacher_id)
         return
     t = make_teacher(teacher, work, vlm, annotation_rules)
-    summary = runner.run(work, t, teacher_id, runner.manifest_videos(work, videos), retry_failed, dry_run)
+    check_engine(engine, address)
+    if engine == "ray":
+        summary = load_ray_engine().teach_ray(
+            work, t, teacher_id, runner.manifest_videos(work, videos), name=teacher, vlm=vlm,
+            annotation_rules=annotation_rules, options=ray, address=address, retry_failed=retry_failed,
+            dry_run=dry_run)
+    else:
+        summary = runner.run(work, t, teacher_id, runner.manifest_videos(work, videos), retry_failed, dry_run)
     est = summary.estimate
     if dry_run:
         print(f"dry run: {est['videos']} videos to ask ({summary.cached_ok} answered, {summary.cached_failed} "

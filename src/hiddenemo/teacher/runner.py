@@ -131,48 +131,67 @@ def plan(work: Path, teacher: Teacher, teacher_id: str, videos: list[Video], ret
     return todo, summary
 
 
+def prepare(work: Path, teacher: Teacher, teacher_id: str, videos: list[Video], retry_failed: bool):
+    """`plan`, plus the estimated tokens and cost of the videos to ask (shared with the Ray engine)."""
+    todo, summary = plan(work, teacher, teacher_id, videos, retry_failed)
+    for key in ("input_tokens", "output_tokens", "cost_usd"):
+        summary.estimate[key] = sum(teacher.estimate(v)[key] for v, _ in todo)
+    summary.estimate["videos"] = len(todo)
+    return todo, summary
+
+
+def ask_one(teacher: Teacher, teacher_id: str, video: Video, key: str) -> Verdict:
+    """One video's verdict; never raises: a failure is a failed verdict with its reason."""
+    start = time.monotonic()
+    try:
+        verdict = teacher.ask(video)
+    except TeacherFailure as e:
+        verdict = failed(video.video_id, teacher_id, e.reason, raw=e.raw, **e.usage)
+    except Exception as e:  # noqa: BLE001
+        # An unexpected error on one video (unreadable file, a library bug) must not stop the others.
+        verdict = failed(video.video_id, teacher_id, redact(f"{type(e).__name__}: {e}"))
+    return verdict.model_copy(update={
+        "video_id": video.video_id, "teacher_id": teacher_id, "cache_key": key,
+        "model": verdict.model or teacher.model, "prompt_version": teacher.prompt_version,
+        "seconds": round(time.monotonic() - start, 3)})
+
+
+def record(work: Path, verdict: Verdict) -> None:
+    """The verdict line and its status line (WORK/teacher/<id>.jsonl, WORK/status/teach.jsonl)."""
+    append_verdict(work, verdict)
+    append_status(work, "teach", {"video_id": verdict.video_id, "teacher_id": verdict.teacher_id,
+                                  "status": verdict.status, "reason": verdict.reason,
+                                  "seconds": verdict.seconds})
+
+
+def tally(summary: RunSummary, v: Verdict) -> None:
+    summary.asked += 1
+    summary.ok += v.ok
+    summary.failed += not v.ok
+    if not v.ok:
+        summary.failures[v.video_id] = v.reason or ""
+        log.warning("video %s: teacher %s failed: %s", v.video_id, v.teacher_id, v.reason)
+    summary.input_tokens += v.input_tokens
+    summary.output_tokens += v.output_tokens + v.thinking_tokens
+    summary.cost_usd += v.cost_usd
+
+
 def run(work: Path, teacher: Teacher, teacher_id: str, videos: list[Video], retry_failed: bool = False,
         dry_run: bool = False) -> RunSummary:
     """Ask `teacher` about every video not already answered; with `dry_run`, only estimate the cost."""
     from tqdm import tqdm
 
-    todo, summary = plan(work, teacher, teacher_id, videos, retry_failed)
-    for key in ("input_tokens", "output_tokens", "cost_usd"):
-        summary.estimate[key] = sum(teacher.estimate(v)[key] for v, _ in todo)
-    summary.estimate["videos"] = len(todo)
+    todo, summary = prepare(work, teacher, teacher_id, videos, retry_failed)
     if dry_run or not todo:
         return summary
 
     def one(video: Video, key: str) -> Verdict:
-        start = time.monotonic()
-        try:
-            verdict = teacher.ask(video)
-        except TeacherFailure as e:
-            verdict = failed(video.video_id, teacher_id, e.reason, raw=e.raw, **e.usage)
-        except Exception as e:  # noqa: BLE001
-            # An unexpected error on one video (unreadable file, a library bug) must not stop the others.
-            verdict = failed(video.video_id, teacher_id, redact(f"{type(e).__name__}: {e}"))
-        verdict = verdict.model_copy(update={
-            "video_id": video.video_id, "teacher_id": teacher_id, "cache_key": key,
-            "model": verdict.model or teacher.model, "prompt_version": teacher.prompt_version,
-            "seconds": round(time.monotonic() - start, 3)})
-        append_verdict(work, verdict)
-        append_status(work, "teach", {"video_id": video.video_id, "teacher_id": teacher_id,
-                                      "status": verdict.status, "reason": verdict.reason,
-                                      "seconds": verdict.seconds})
+        verdict = ask_one(teacher, teacher_id, video, key)
+        record(work, verdict)
         return verdict
 
     with ThreadPoolExecutor(max_workers=max(1, teacher.concurrency)) as pool:
         futures = [pool.submit(one, v, k) for v, k in todo]
         for fut in tqdm(as_completed(futures), total=len(futures), desc=f"teach {teacher_id}", unit="video"):
-            v = fut.result()
-            summary.asked += 1
-            summary.ok += v.ok
-            summary.failed += not v.ok
-            if not v.ok:
-                summary.failures[v.video_id] = v.reason or ""
-                log.warning("video %s: teacher %s failed: %s", v.video_id, teacher_id, v.reason)
-            summary.input_tokens += v.input_tokens
-            summary.output_tokens += v.output_tokens + v.thinking_tokens
-            summary.cost_usd += v.cost_usd
+            tally(summary, fut.result())
     return summary
