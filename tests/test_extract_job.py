@@ -92,6 +92,11 @@ def test_second_run_skips_and_changed_option_redoes_only_its_output(tmp_path, wo
         assert store.path(vid, "pose").stat().st_mtime_ns == stamp[store.path(vid, "pose")]
         assert store.path(vid, "frames").stat().st_mtime_ns != stamp[store.path(vid, "frames")]
         assert store.load(vid, "frames_idx").tolist() == list(range(0, 12, 2))[: len(store.load(vid, "frames_idx"))]
+    # A new detector setting redoes box, pose and frames in the same run; the next run skips all.
+    changed = replace(config, frames_every=2, detect_every=3)
+    assert extract_all(work, changed)["ok"] == 2
+    assert store.meta("a", "frames")["params"]["box"]["params"]["detect_every"] == 3
+    assert extract_all(work, changed)["skipped"] == 2
 
 
 def test_ingested_openpose_pose_is_kept_and_frames_are_added(tmp_path, work, tiny_dinov2):

@@ -146,7 +146,9 @@ class VideoJob:
                 need_pose = False
         if not need_pose:
             box = self.store.load(video_id, "box", mmap=False) if self.store.has(video_id, "box") else None
-        need_frames = not self._frames_done(video_id)
+        # A box written in this run (now or in the second pass) means new crops: redo the frames.
+        need_frames = self.embedder is not None and (bool(status["wrote"]) or need_pose
+                                                     or not self._frames_done(video_id))
         if need_pose or need_frames:
             self._second_pass(video_id, path, info, box, need_pose, need_frames, status)
 
