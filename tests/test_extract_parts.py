@@ -172,3 +172,16 @@ def test_config_checks():
         ExtractConfig(frames="dinov2-s", frames_size=518).check()
     with pytest.raises(UserError, match="frames_every"):
         ExtractConfig(frames_every=0).check()
+
+
+def test_prefetch_passes_items_errors_and_stops_early(tmp_path):
+    path = write_video(tmp_path / "p.mp4", moving_square_frames(30, 64, 48))
+    done = decode.Decoded()
+    assert [t for t, _ in decode.prefetch(decode.frames(path, done), depth=2)] == list(range(30))
+    assert done.n_frames == 30
+    early = decode.prefetch(decode.frames(path), depth=2)
+    assert next(early)[0] == 0
+    early.close()                                      # leaving early stops the decoding thread
+    (tmp_path / "bad.mp4").write_text("no")
+    with pytest.raises(UserError, match="not a readable video"):
+        list(decode.prefetch(decode.frames(tmp_path / "bad.mp4")))

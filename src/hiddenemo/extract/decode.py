@@ -6,6 +6,8 @@ reported is the mean over the decoded timestamps, which is the honest figure for
 """
 from __future__ import annotations
 
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -111,6 +113,52 @@ def frames(path: str | Path, decoded: Decoded | None = None, step: int = 1) -> I
             decoded.fps = float(header_rate) if header_rate else 0.0
     finally:
         container.close()
+
+
+def prefetch(items: Iterator, depth: int = 8) -> Iterator:
+    """Run an iterator in a background thread, `depth` items ahead: decoding (FFmpeg releases the
+    GIL) then overlaps the models. Errors are raised in the consumer; leaving early stops the thread."""
+    buffer: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    break
+        except BaseException as e:  # noqa: BLE001 - handed over to the consumer
+            buffer.put((done, e))
+            return
+        finally:
+            close = getattr(items, "close", None)
+            if stop.is_set() and close:
+                close()
+        buffer.put((done, None))
+
+    thread = threading.Thread(target=produce, name="decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = buffer.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():       # unblock a producer waiting on a full buffer
+            try:
+                buffer.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
 
 
 def upright(frame) -> np.ndarray:

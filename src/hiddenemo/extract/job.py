@@ -166,7 +166,8 @@ class VideoJob:
         c = self.config
         t0 = time.perf_counter()
         decoded = decode.Decoded()
-        detections = {t: self.detector(rgb) for t, rgb in decode.frames(path, decoded, step=c.detect_every)}
+        stream = decode.prefetch(decode.frames(path, decoded, step=c.detect_every), depth=2)
+        detections = {t: self.detector(rgb) for t, rgb in stream}
         self.timings["decode+detect"] += time.perf_counter() - t0
         box = subject_boxes(detections, decoded.n_frames, info.width, info.height, c.detect_every, c.max_gap)
         return box, decoded
@@ -191,7 +192,7 @@ class VideoJob:
                 embeddings.append(pending.pop(0).result())
 
         try:
-            for t, rgb in decode.frames(path, decoded):
+            for t, rgb in decode.prefetch(decode.frames(path, decoded)):
                 frame_box = box[t] if box is not None and t < len(box) else np.full(5, np.nan, np.float32)
                 if holistic is not None:
                     k0 = time.perf_counter()
