@@ -10,7 +10,8 @@ from hiddenemo.train.run import train_run
 
 SMALL = {"model": {"modalities": ["text", "events"], "dim": 16,
                    "encoder_args": {"events": {"model_dim": 16, "depth": 1, "heads": 2}}},
-         "stage1": {"epochs": 3, "lr": 3e-3, "batch_size": 8}, "stage2": {"epochs": 2, "lr": 1e-3, "batch_size": 8}}
+         "stage1": {"epochs": 3, "lr": 3e-3, "batch_size": 8}, "stage2": {"epochs": 2, "lr": 1e-3, "batch_size": 8},
+         "selection": {"folds": 2}}
 
 
 class Killed(Exception):

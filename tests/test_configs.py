@@ -1,0 +1,43 @@
+"""Every YAML file under configs/ parses against the training dataclasses, through the real CLI parser
+and through `from_dict` (which refuses unknown keys)."""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hiddenemo.cli import main
+from hiddenemo.train.config import TrainConfig, from_dict
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_there_are_configs():
+    assert {"paper.yaml", "cpu.yaml", "imigue_events.yaml", "demo.yaml"} <= {p.name for p in CONFIGS}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_parses(path, tmp_path):
+    config = from_dict(TrainConfig, yaml.safe_load(path.read_text()))
+    assert set(config.model.modalities) <= {"pose", "frames", "text", "events"}
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as done:
+        main(["train", "--work", str(tmp_path), "--config", str(path), "--print_config"])
+    assert done.value.code in (0, None)
+    printed = yaml.safe_load(out.getvalue())
+    assert printed["model"]["modalities"] == config.model.modalities
+    assert printed["sampling"] == yaml.safe_load(yaml.safe_dump(config.sampling.__dict__))
+
+
+def test_paper_sizes():
+    paper = from_dict(TrainConfig, yaml.safe_load((CONFIGS[0].parent / "paper.yaml").read_text()))
+    assert (paper.sampling.n_pose, paper.sampling.n_frames, paper.model.dim) == (4000, 800, 256)
+    assert paper.sampling.offsets == [8, 16, 24] and paper.sampling.min_frame_gap == 5
+
+
+def test_unknown_keys_are_refused():
+    with pytest.raises(ValueError, match="no field"):
+        from_dict(TrainConfig, {"stage1": {"epoch": 3}})
