@@ -156,6 +156,7 @@ def test_missing_key_is_a_clear_error(vlm_work, monkeypatch):
     for k in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(k, raising=False)
     assert main(["teach", "--work", str(vlm_work), "--teacher", "gemini"]) == 2
+    assert main(["teach", "--work", str(vlm_work), "--teacher", "gemini", "--dry_run", "true"]) == 0  # no key needed
     assert main(["teach", "--work", str(vlm_work), "--teacher", "openai", "--vlm.model", "m"]) == 2
 
 

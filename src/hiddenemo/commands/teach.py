@@ -12,7 +12,8 @@ log = logging.getLogger(__name__)
 TEACHERS = ("behaviour", "annotations", "gemini", "openai")
 
 
-def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation_rules: bool = True):
+def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation_rules: bool = True,
+                 connect: bool = True):
     """The teacher called `name` for the workspace `work` (API clients are imported only here)."""
     from hiddenemo.data.manifest import DatasetInfo, ManifestError
 
@@ -28,10 +29,10 @@ def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation
         return AnnotationsTeacher(work, info, rules=annotation_rules)
     if name == "gemini":
         from hiddenemo.teacher.gemini import GeminiTeacher
-        return GeminiTeacher(work, info, vlm or VlmConfig())
+        return GeminiTeacher(work, info, vlm or VlmConfig(), connect)
     if name == "openai":
         from hiddenemo.teacher.openai_compat import OpenAITeacher
-        return OpenAITeacher(work, info, vlm or VlmConfig())
+        return OpenAITeacher(work, info, vlm or VlmConfig(), connect)
     raise UserError(f"unknown teacher {name!r}: choose one of {', '.join(TEACHERS)}")
 
 
@@ -72,7 +73,7 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
     if report:
         _print_report(work, teacher_id)
         return
-    t = make_teacher(teacher, work, vlm, annotation_rules)
+    t = make_teacher(teacher, work, vlm, annotation_rules, connect=not dry_run)
     check_engine(engine, address)
     if engine == "ray":
         summary = load_ray_engine().teach_ray(

@@ -39,8 +39,10 @@ class GeminiTeacher(VlmTeacher):
     name = "gemini"
     default_model = "gemini-2.5-pro"
 
-    def __init__(self, work: Path, info: DatasetInfo, cfg: VlmConfig):
+    def __init__(self, work: Path, info: DatasetInfo, cfg: VlmConfig, connect: bool = True):
         super().__init__(work, info, cfg)
+        if not connect:                  # a dry run estimates cost without a key or a client
+            return
         from google import genai
         from google.genai import types
 

@@ -31,10 +31,12 @@ RETRY_CODES = {408, 409, 500, 502, 503, 504}
 class OpenAITeacher(VlmTeacher):
     name = "openai"
 
-    def __init__(self, work: Path, info: DatasetInfo, cfg: VlmConfig):
+    def __init__(self, work: Path, info: DatasetInfo, cfg: VlmConfig, connect: bool = True):
         super().__init__(work, info, cfg)
         if not self.model:
             raise UserError("the openai teacher needs --vlm.model (the model name your server serves)")
+        if not connect:                  # a dry run estimates cost without a key or a client
+            return
         key = os.environ.get("OPENAI_API_KEY")
         if not key and not cfg.base_url:
             raise UserError("the openai teacher needs OPENAI_API_KEY in the environment, or --vlm.base_url "
