@@ -65,7 +65,7 @@ def test_bad_files_fail_alone_and_good_ones_finish(tmp_path, work, tiny_dinov2):
     reasons = {s["video_id"]: s["reason"] for s in read_status(work)}
     assert "empty" in reasons["empty"] and "not a readable video" in reasons["text"]
     assert "not a readable video" in reasons["truncated"] and "no video stream" in reasons["audio"]
-    assert "no video path" in reasons["nopath"]
+    assert "no video file" in reasons["nopath"]
     store = Store(work)
     assert store.load("good", "box").shape == (14, 5)
     assert store.load("good", "pose").shape == (14, 137, 3) and store.load("good", "pose").dtype == np.float16

@@ -124,19 +124,24 @@ class VideoJob:
 
     def _extract(self, video_id: str, path: str | Path | None, status: dict) -> None:
         c = self.config
-        if path is None or str(path) in ("", "nan", "<NA>"):
-            raise UserError(f"video {video_id}: the manifest has no video path; add the videos "
-                            "(`hiddenemo dataset ... --videos DIR`) or use --frames none")
-        info = decode.probe(path)
         need_pose = not self._pose_done(video_id)
-        box = None
         if need_pose and c.keypoints == "openpose-json":
-            self._ingest_openpose(video_id)
+            self._ingest_openpose(video_id)               # needs the JSON only, not the video
             status["wrote"] += ["pose", "box"]
             need_pose = False
         if need_pose and c.keypoints == "none" and c.box == "pose-box":
             raise UserError(f"video {video_id}: box: pose-box needs keypoints, and no pose.npy exists; "
                             "use keypoints: mediapipe or box: ssd")
+        # A box written in this run (now or in the second pass) means new crops: redo the frames.
+        need_frames = self.embedder is not None and (bool(status["wrote"]) or need_pose
+                                                     or not self._frames_done(video_id))
+        if not (need_pose or need_frames):
+            return
+        if path is None or str(path) in ("", "nan", "<NA>"):
+            raise UserError(f"video {video_id}: the manifest has no video file, which extraction needs; "
+                            "add the videos (`hiddenemo dataset ... --videos DIR`)")
+        info = decode.probe(path)
+        box = None
         if need_pose and c.box != "pose-box":
             box, decoded = self._detect(path, info)                  # (T, 5)
             status.update(n_frames=decoded.n_frames, fps=decoded.fps)
@@ -146,9 +151,6 @@ class VideoJob:
                 need_pose = False
         if not need_pose:
             box = self.store.load(video_id, "box", mmap=False) if self.store.has(video_id, "box") else None
-        # A box written in this run (now or in the second pass) means new crops: redo the frames.
-        need_frames = self.embedder is not None and (bool(status["wrote"]) or need_pose
-                                                     or not self._frames_done(video_id))
         if need_pose or need_frames:
             self._second_pass(video_id, path, info, box, need_pose, need_frames, status)
 
