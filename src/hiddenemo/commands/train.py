@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hiddenemo.train.config import (ModelConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig, StageConfig,
-                                    TrainConfig)
+                                    TrainConfig, TrainerConfig)
 
 
 def train(work: Path, run: str = "default", seed: int = 0,
@@ -17,7 +17,8 @@ def train(work: Path, run: str = "default", seed: int = 0,
           stage2: StageConfig = StageConfig(epochs=10, lr=3e-5),
           selection: SelectionConfig = SelectionConfig(),
           pseudo: PseudoLabelConfig = PseudoLabelConfig(),
-          stage2_enabled: bool = True) -> None:
+          stage2_enabled: bool = True,
+          trainer: TrainerConfig = TrainerConfig()) -> None:
     """Stage 1 per modality, then stage 2 (fused, with pseudo-labels); k-fold CV on the labeled training
     videos picks epochs and threshold. Writes WORK/runs/RUN/ and predictions for the test split.
     Re-running the same command resumes an interrupted run.
@@ -33,13 +34,15 @@ def train(work: Path, run: str = "default", seed: int = 0,
         selection: Cross-validation folds, epoch metric and threshold method.
         pseudo: Teacher and policy for the pseudo-labels of stage 2.
         stage2_enabled: Run stage 2.
+        threads: torch CPU threads (default: torch's choice); 1 is fastest on a shared machine.
+        trainer: Devices, nodes and strategy (ddp) of every fit; see docs/scale.md.
     """
     import json
 
     from hiddenemo.train.run import train_run
 
     config = TrainConfig(seed=seed, sampling=sampling, model=model, stage1=stage1, stage2=stage2,
-                         selection=selection, pseudo=pseudo, stage2_enabled=stage2_enabled)
+                         selection=selection, pseudo=pseudo, stage2_enabled=stage2_enabled, trainer=trainer)
     metrics = train_run(work, run, config)
     print(json.dumps(summary(metrics), indent=2))
 

@@ -104,6 +104,21 @@ class PseudoLabelConfig:
 
 
 @dataclass
+class TrainerConfig:
+    """Where the fits run (Lightning `Trainer` arguments); see docs/scale.md."""
+
+    accelerator: str = "cpu"
+    """cpu, gpu (cuda), mps or auto."""
+    devices: int | str = 1
+    """Processes per node (GPUs, or CPU processes); `auto` = all GPUs of the node."""
+    num_nodes: int = 1
+    """Nodes (with torchrun or srun starting one process per device on each)."""
+    strategy: str = "auto"
+    """auto (one process), ddp (several: one process per device; samplers shard the videos,
+    metrics are gathered, rank 0 writes the checkpoints). stage*.batch_size is per process."""
+
+
+@dataclass
 class TrainConfig:
     """Everything a run depends on; saved resolved as WORK/runs/<run>/config.yaml."""
 
@@ -117,6 +132,9 @@ class TrainConfig:
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
     stage2_enabled: bool = True
     """Run stage 2 (all modalities fused, fine-tuned on labeled + pseudo-labeled videos)."""
+    threads: Optional[int] = None
+    """torch CPU threads (null = torch's default); 1 is fastest on a machine shared with other jobs."""
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
 def to_dict(config: Any) -> dict:

@@ -99,13 +99,15 @@ class ClassifierModule(L.LightningModule):
         self._val_out.append((batch["index"], torch.sigmoid(logits).detach(), self._loss(logits, batch).detach()))
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val_out or self.trainer.sanity_checking:
+        if self.trainer.sanity_checking:
             self._val_out = []
             return
-        index = torch.cat([o[0] for o in self._val_out]).numpy()
-        probs = torch.cat([o[1] for o in self._val_out]).double().numpy()
-        self.val_loss = float(np.mean([float(o[2]) for o in self._val_out]))
+        from hiddenemo.train.distributed import gather_validation   # here: distributed imports this module
+        index, probs, losses = gather_validation(self._val_out)       # every rank's videos (DDP)
         self._val_out = []
+        if not len(index):
+            return
+        self.val_loss = float(np.mean(losses))
         n = int(index.max()) + 1
         # Voting: the mean probability of each video's draws.
         self.val_probs = np.bincount(index, probs, minlength=n) / np.bincount(index, minlength=n)
@@ -129,18 +131,21 @@ class EpochCheckpoint(L.Callback):
         self.state = read_state(self.directory)
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: ClassifierModule) -> None:
+        from hiddenemo.train.distributed import mean_across_ranks
         epoch = module.epoch + 1                                          # epochs done, 1-based
-        save_weights(module.model, self.directory / f"epoch-{epoch}.safetensors")
-        optim_tmp = self.directory / "optimizer.pt.tmp"
-        torch.save(trainer.optimizers[0].state_dict(), optim_tmp)
-        optim_tmp.replace(self.directory / "optimizer.pt")
-        row = {"epoch": epoch, "train_loss": module.train_loss_mean(), "val_loss": module.val_loss}
+        row = {"epoch": epoch, "train_loss": mean_across_ranks(module.train_loss_mean()), "val_loss": module.val_loss}
         if module.val_probs is not None:
             targets = trainer.val_dataloaders.dataset.targets
             m = binary_metrics((targets >= 0.5).astype(int), module.val_probs)
             row.update(val_acc=m["accuracy"], val_auroc=m["auroc"], val_probs=module.val_probs.tolist())
         self.state["history"].append(row)
         self.state["epochs_done"] = epoch
+        if not trainer.is_global_zero:
+            return                  # one writer: after DDP's all-reduce every rank holds the same weights
+        save_weights(module.model, self.directory / f"epoch-{epoch}.safetensors")
+        optim_tmp = self.directory / "optimizer.pt.tmp"
+        torch.save(trainer.optimizers[0].state_dict(), optim_tmp)
+        optim_tmp.replace(self.directory / "optimizer.pt")
         atomic_write_text(self.directory / "state.json", json.dumps(self.state))
         if not self.keep_every_epoch and epoch > 1:
             (self.directory / f"epoch-{epoch - 1}.safetensors").unlink(missing_ok=True)

@@ -31,7 +31,8 @@ from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.train.config import StageConfig, TrainConfig
 from hiddenemo.train.data import VideoDataset, collate
 from hiddenemo.train.build import build_model, load_encoders
-from hiddenemo.train.module import (ClassifierModule, EpochCheckpoint, EpochShuffle, epoch_seed, load_optimizer_state,
+from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
+from hiddenemo.train.module import (ClassifierModule, EpochCheckpoint, epoch_seed, load_optimizer_state,
                                     load_weights, read_state)
 from hiddenemo.train.selection import choose_epoch, choose_threshold
 
@@ -79,19 +80,23 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
         weights = ctx.class_weights if stage.class_balanced else None
         train_ds = _dataset(ctx, modalities, _weighted(train_rows, weights), train=True, resamples=stage.resamples)
         train_loader = DataLoader(train_ds, batch_size=stage.batch_size, collate_fn=collate,
-                                  sampler=EpochShuffle(len(train_ds), epoch_seed(cfg.seed, tag, -2)))
+                                  sampler=DistributedEpochShuffle(len(train_ds), epoch_seed(cfg.seed, tag, -2)))
         val_loader = None
         if val_rows is not None:
             val_ds = _dataset(ctx, modalities, val_rows, train=False)
-            val_loader = DataLoader(val_ds, batch_size=stage.batch_size, collate_fn=collate)
+            val_loader = DataLoader(val_ds, batch_size=stage.batch_size, collate_fn=collate,
+                                    sampler=VotingEvalSampler(len(val_ds.video_ids), val_ds.draws))
         logs = ctx.run_dir / "logs"
         trainer = L.Trainer(
-            accelerator="cpu", devices=1, max_epochs=epochs - done, logger=[
+            accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
+            strategy=cfg.trainer.strategy, use_distributed_sampler=False,   # ours shard (train.distributed)
+            max_epochs=epochs - done, logger=[
                 CSVLogger(logs, name=tag), TensorBoardLogger(logs, name=tag, default_hp_metric=False)],
             callbacks=[EpochCheckpoint(out, keep_every_epoch)], enable_checkpointing=False,
             num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=1,
             limit_val_batches=1.0 if val_loader is not None else 0)
         trainer.fit(module, train_loader, val_loader)
+        trainer.strategy.barrier("checkpoint")                          # rank 0 has written state.json
         state = read_state(out)
         if state["epochs_done"] < epochs:
             raise RuntimeError(f"{tag}: training stopped after epoch {state['epochs_done']} of {epochs}")
@@ -189,7 +194,7 @@ def _prune_epochs(out: Path, k: int, keep: int) -> None:
     for fold in range(k):
         for path in (out / f"fold{fold}").glob("epoch-*.safetensors"):
             if path.name != f"epoch-{keep}.safetensors":
-                path.unlink()
+                path.unlink(missing_ok=True)             # every DDP rank prunes
 
 
 def _write_metrics(path: Path, history: list[dict]) -> None:
