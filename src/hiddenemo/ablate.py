@@ -1,0 +1,178 @@
+"""The paper's ablation tables (Tables 1-3) as studies: each a set of training-config overlays, run
+with several seeds on one workspace and printed as mean ± std of the cross-validated figures.
+
+Every variant is an ordinary `hiddenemo train` run (`WORK/runs/ablate-<study>-<variant>-s<seed>`)
+started through the CLI with the base config and the variant's overlay, so a study resumes like any
+run and every number in its table is reproducible from a config file and a seed. Differences are
+tested against the study's reference row with a paired bootstrap and McNemar on the out-of-fold
+predictions (averaged over seeds per video): only the labeled training videos are used, never test
+labels.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from hiddenemo.data.store import atomic_write_text
+from hiddenemo.errors import UserError
+
+METRICS = ("accuracy", "balanced_accuracy", "auroc")
+
+# (variant name, overlay, which model's CV figures the row reports)
+POSE_ENCODERS = [
+    (f"{enc}{'+offsets' if off else ''}",
+     {"model": {"modalities": ["pose"], "encoders": {"pose": f"pose-{enc}"}},
+      "sampling": {"offsets": [8, 16, 24] if off else []}, "stage2_enabled": False},
+     "stage1/pose")
+    for enc in ("gcn", "gin", "gat", "mlp") for off in (False, True)
+]
+
+FRAME_ENCODERS = [
+    ("dinov2+transformer",
+     {"model": {"modalities": ["frames"], "encoders": {"frames": "frames-transformer"}}, "stage2_enabled": False},
+     "stage1/frames"),
+    # X-CLIP weights cannot be loaded offline: the honest stand-in is the same per-frame encoder on a
+    # 16-frame clip without the long Transformer (registry name frames-clip16).
+    ("16-frame clip (X-CLIP stand-in)",
+     {"model": {"modalities": ["frames"], "encoders": {"frames": "frames-clip16"}},
+      "sampling": {"n_frames": 16}, "stage2_enabled": False},
+     "stage1/frames"),
+]
+
+
+def strategy_variants(modalities: list[str]) -> list[tuple[str, dict, str]]:
+    """Table 3: from a fused model trained directly, to weak supervision, offsets, per-modality
+    pretraining and a contrastive term. The offsets row only where there are keypoints."""
+    no_offsets = {"sampling": {"offsets": []}} if "pose" in modalities else {}
+    rows = [
+        ("fused, no pretraining", {**no_offsets, "stage1_enabled": False, "pseudo": {"teacher": None}}, "stage2"),
+        ("+ weak supervision", {**no_offsets, "stage1_enabled": False}, "stage2"),
+    ]
+    if "pose" in modalities:
+        rows.append(("+ offsets", {"stage1_enabled": False}, "stage2"))
+    rows += [
+        ("+ pretraining (the paper's pipeline)", {}, "stage2"),
+        ("+ contrastive", {"stage1": {"contrastive_weight": 0.1}}, "stage2"),
+    ]
+    return rows
+
+
+STUDIES = {"pose-encoders": lambda modalities: POSE_ENCODERS,
+           "frame-encoders": lambda modalities: FRAME_ENCODERS,
+           "strategy": strategy_variants}
+REFERENCE = {"pose-encoders": "mlp+offsets", "frame-encoders": "dinov2+transformer",
+             "strategy": "+ pretraining (the paper's pipeline)"}
+
+
+def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> pd.DataFrame:
+    """Run (or resume) every variant x seed, then write WORK/ablations/<study>.{md,csv,json}."""
+    from hiddenemo.cli import main
+
+    if study not in STUDIES:
+        raise UserError(f"unknown study {study!r}; choose one of {sorted(STUDIES)}")
+    work = Path(work)
+    out = work / "ablations" / study
+    out.mkdir(parents=True, exist_ok=True)
+    base = _load_yaml(base_config) if base_config else {}
+    modalities = base.get("model", {}).get("modalities", ["pose", "frames", "text"])
+    variants = STUDIES[study](modalities)
+    results = []
+    for variant, overlay, model_key in variants:
+        overlay_path = out / f"{_slug(variant)}.yaml"
+        atomic_write_text(overlay_path, yaml.safe_dump(overlay, sort_keys=False))
+        for seed in range(seeds):
+            run = f"ablate-{study}-{_slug(variant)}-s{seed}"
+            metrics_path = work / "runs" / run / "metrics.json"
+            if not _finished(metrics_path):
+                print(f"\n== ablate {study}: {variant}, seed {seed} -> runs/{run}", flush=True)
+                args = ["train"] + (["--config", str(base_config)] if base_config else [])
+                code = main(args + ["--config", str(overlay_path), "--work", str(work), "--run", run,
+                                    "--seed", str(seed)])
+                if code:
+                    raise UserError(f"ablation run {run} failed (exit code {code}); fix it and re-run to resume")
+            cv = json.loads(metrics_path.read_text())["cross_validated"][model_key]
+            results.append({"variant": variant, "seed": seed, "run": run, "model": model_key,
+                            **{m: cv[m] for m in METRICS}})
+    per_run = pd.DataFrame(results)
+    table = summarise(work, per_run, REFERENCE[study])
+    _write(out.parent, study, per_run, table, seeds, base_config)
+    return table
+
+
+def summarise(work: Path, per_run: pd.DataFrame, reference: str) -> pd.DataFrame:
+    """Mean ± std over seeds, and a paired test of each variant against the reference."""
+    rows = []
+    ref_oof = _mean_oof(work, per_run[per_run["variant"] == reference])
+    for variant, group in per_run.groupby("variant", sort=False):
+        row = {"variant": variant, "seeds": len(group)}
+        for m in METRICS:
+            row[m] = group[m].mean()
+            row[f"{m}_std"] = group[m].std(ddof=1) if len(group) > 1 else float("nan")
+        row.update(_versus(ref_oof, _mean_oof(work, group)) if variant != reference else {"vs_reference": "reference"})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _mean_oof(work: Path, group: pd.DataFrame) -> pd.DataFrame:
+    """Out-of-fold probabilities of one variant, averaged per video over its seeds."""
+    parts = []
+    for run, model_key in zip(group["run"], group["model"]):
+        stage, _, modality = model_key.partition("/")
+        oof = pd.read_csv(Path(work) / "runs" / run / "oof.csv", dtype={"video_id": str})
+        parts.append(oof[(oof["stage"] == stage) & (oof["modality"] == (modality or "fusion"))])
+    both = pd.concat(parts)
+    return both.groupby("video_id", as_index=False).agg(p_positive=("p_positive", "mean"), label=("label", "first"))
+
+
+def _versus(reference: pd.DataFrame, variant: pd.DataFrame) -> dict:
+    from hiddenemo.eval.compare import compare_runs
+
+    # Both at the balanced threshold (the labeled prior): a shared rule, so the test compares rankings
+    # and calibration, not two thresholds each tuned on the same out-of-fold predictions.
+    prior = float(reference["label"].mean())
+    result = compare_runs(variant, reference, prior, prior)
+    d = result["metrics"]["balanced_accuracy"]
+    return {"vs_reference": f"{d['difference']:+.3f} (p={d['p_value']:.2f}{', significant' if d['significant'] else ''})",
+            "mcnemar_p": result["mcnemar"]["p_value"]}
+
+
+def render_markdown(table: pd.DataFrame, study: str, seeds: int) -> str:
+    lines = [f"### Ablation `{study}` ({seeds} seeds; cross-validated on the labeled training videos)", "",
+             "| variant | accuracy | balanced accuracy | AUROC | balanced acc. vs reference (paired bootstrap) |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in table.to_dict(orient="records"):
+        cells = [f"{row[m]:.3f} ± {row[m + '_std']:.3f}" for m in METRICS]
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + f" | {row['vs_reference']} |")
+    lines += ["", "Accuracy and balanced accuracy use each run's threshold chosen on its own out-of-fold "
+              "predictions (slightly optimistic); the paired test uses one shared threshold (the labeled prior)."]
+    return "\n".join(lines)
+
+
+def _write(out: Path, study: str, per_run: pd.DataFrame, table: pd.DataFrame, seeds: int, base: Path | None) -> None:
+    markdown = render_markdown(table, study, seeds)
+    atomic_write_text(out / f"{study}.md", markdown + "\n")
+    atomic_write_text(out / f"{study}.csv", table.to_csv(index=False))
+    atomic_write_text(out / f"{study}_runs.csv", per_run.to_csv(index=False))
+    atomic_write_text(out / f"{study}.json", json.dumps({"study": study, "seeds": seeds, "base_config": str(base),
+                                                        "rows": table.to_dict(orient="records")}, indent=2, default=float))
+    print("\n" + markdown)
+
+
+def _finished(metrics_path: Path) -> bool:
+    # metrics.json gets its "test" entry only after the run's last step (prediction).
+    return metrics_path.exists() and "test" in json.loads(metrics_path.read_text())
+
+
+def _load_yaml(path: Path) -> dict:
+    try:
+        return yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise UserError(f"cannot read the base config {path}: {e}") from e
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
