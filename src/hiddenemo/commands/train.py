@@ -18,6 +18,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
           selection: SelectionConfig = SelectionConfig(),
           pseudo: PseudoLabelConfig = PseudoLabelConfig(),
           stage2_enabled: bool = True,
+          threads: int | None = None,
           trainer: TrainerConfig = TrainerConfig()) -> None:
     """Stage 1 per modality, then stage 2 (fused, with pseudo-labels); k-fold CV on the labeled training
     videos picks epochs and threshold. Writes WORK/runs/RUN/ and predictions for the test split.
@@ -42,7 +43,8 @@ def train(work: Path, run: str = "default", seed: int = 0,
     from hiddenemo.train.run import train_run
 
     config = TrainConfig(seed=seed, sampling=sampling, model=model, stage1=stage1, stage2=stage2,
-                         selection=selection, pseudo=pseudo, stage2_enabled=stage2_enabled, trainer=trainer)
+                         selection=selection, pseudo=pseudo, stage2_enabled=stage2_enabled,
+                         threads=threads, trainer=trainer)
     metrics = train_run(work, run, config)
     print(json.dumps(summary(metrics), indent=2))
 

@@ -35,6 +35,7 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     work = Path(work)
     run_dir = work / "runs" / run
     _save_config(run_dir, config)
+    _set_threads(config.threads)
     info = DatasetInfo.load(work)
     labeled, others = split_for_training(read_manifest(work))
     labeled["label"] = (labeled["label"] == info.positive_index).astype(int)   # 1 = positive class
@@ -80,36 +81,43 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     return metrics
 
 
-def predict_run(work: Path, run: str, split: str = "test", submission: bool = False) -> Path | None:
+def predict_run(work: Path, run: str, split: str = "test", submission: bool = False,
+                model: str | None = None) -> Path | None:
     """Voting inference with the run's final model on the videos of `split`; writes predictions.csv
-    (predictions_<split>.csv for another split) and, with `submission`, submission.csv."""
+    (predictions_<split>.csv for another split) and, with `submission`, submission.csv. `model`
+    picks another of the run's models instead (e.g. `stage1/pose`, written as
+    predictions_stage1-pose.csv), so each modality's stage-1 model can be compared on the same videos."""
     import torch
 
     from hiddenemo.train.build import build_model
 
     work, run_dir = Path(work), Path(work) / "runs" / run
     config, selection = load_run(run_dir)
+    _set_threads(config.threads)
     info = DatasetInfo.load(work)
     manifest = read_manifest(work)
     rows = manifest.loc[manifest["split"] == split, ["video_id"]].reset_index(drop=True)
     if rows.empty:
         log.warning("no videos in split %r; nothing to predict", split)
         return None
-    final = selection["final"]["model"]
+    final = model or selection["final"]["model"]
+    if final not in selection:
+        raise UserError(f"run {run} has no model {final!r}; it has {[k for k in selection if k.startswith('stage')]}")
     stage, _, modality = final.partition("/")
     modalities = [modality] if modality else config.model.modalities
     dims = {m: int(d) for m, d in selection["dims"].items()}
-    model = build_model(config.model, modalities, dims, fused=stage == "stage2", dropout=0.0)
+    net = build_model(config.model, modalities, dims, fused=stage == "stage2", dropout=0.0)
     weights = final_weights(run_dir, stage, modality or None, selection[final]["epochs"])
     from hiddenemo.train.module import load_weights
-    load_weights(model, weights)
+    load_weights(net, weights)
     dataset = VideoDataset(work, rows, modalities, config.sampling, train=False, seed=config.seed,
                            dims=dims, text_encoder=config.model.text_encoder)
     with torch.inference_mode():
-        votes = vote(model, dataset, batch_size=config.stage2.batch_size)
+        votes = vote(net, dataset, batch_size=config.stage2.batch_size)
     threshold = apply_threshold(votes["p_positive"].to_numpy(), selection[final]["threshold"])
     table = predictions_table(votes, threshold, info.classes, info.positive_index)
-    out = run_dir / ("predictions.csv" if split == "test" else f"predictions_{split}.csv")
+    name = "predictions" + (f"_{final.replace('/', '-')}" if model else "") + ("" if split == "test" else f"_{split}")
+    out = run_dir / f"{name}.csv"
     atomic_write_text(out, table.to_csv(index=False))
     atomic_write_text(out.with_suffix(".json"), json.dumps({"split": split, "model": final, "threshold": threshold,
                                                             "threshold_method": selection[final]["threshold"]["method"]}))
@@ -171,6 +179,12 @@ def _save_config(run_dir: Path, config: TrainConfig) -> None:
         raise UserError(f"{run_dir} was started with a different config ({path}); use another --run name, "
                         "or delete that directory to start over")
     atomic_write_text(path, text)
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
 
 
 def _gain(selections: dict, metric: str) -> dict:
