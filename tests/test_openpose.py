@@ -140,3 +140,20 @@ def test_real_video_298(imigue_dir, tmp_path):
     nobody = (pose[..., 2] == 0).all(1)
     assert nobody.sum() == 175 and np.isnan(pose[nobody][..., :2]).all()
     assert np.isnan(store.load("298", "box")[:, 0]).sum() == 175
+
+
+def test_a_malformed_number_in_a_folder_is_named(tmp_path):
+    write_frame(tmp_path, 0, [person(300, 200)])
+    path = write_frame(tmp_path, 1, [person(301, 200)])
+    path.write_text(path.read_text().replace("301.0", "3..01", 1))
+    report = read_openpose_dir(tmp_path, workers=1).report
+    assert report["unreadable_files"] == [path.name]
+
+
+def test_consecutive_crowded_frames_follow_the_moving_track(tmp_path):
+    write_frame(tmp_path, 0, [person(100, 200)])
+    for f in range(1, 6):       # the subject walks right 40 px a frame; a bystander stays at 400
+        write_frame(tmp_path, f, [person(400, 200, conf=0.95), person(100 + 40 * f, 200)])
+    video = read_openpose_dir(tmp_path, workers=1)
+    np.testing.assert_allclose(video.xy[:, 1, 0], [100, 140, 180, 220, 260, 300])
+    assert video.report["several_people"] == 5

@@ -45,12 +45,15 @@ def normalise_to_box(xy: np.ndarray, conf: np.ndarray, box: np.ndarray | None = 
         box = np.asarray(box, dtype=np.float32).copy()
         no_det = ~np.isfinite(box[:, :4]).all(1)
         box[no_det] = own[no_det]
-    origin, size = box[:, None, 0:2], box[:, None, 2:4] - box[:, None, 0:2]
-    with np.errstate(all="ignore"):
-        norm = (xy - origin) / np.where(size > 0, size, np.nan)
-    found = (conf > min_conf) & np.isfinite(norm[..., 0]) & np.isfinite(norm[..., 1])
-    pose = np.empty(norm.shape[:-1] + (3,), dtype=np.float16)
-    pose[..., :2] = np.where(found[..., None], norm, np.nan)
+    x0, y0 = box[:, 0:1], box[:, 1:2]                                     # (T, 1)
+    width, height = box[:, 2:3] - x0, box[:, 3:4] - y0
+    with np.errstate(all="ignore"):                   # x and y as separate planes: fewer passes
+        x = (xy[..., 0] - x0) / np.where(width > 0, width, np.nan)        # (T, V)
+        y = (xy[..., 1] - y0) / np.where(height > 0, height, np.nan)
+    found = (conf > min_conf) & np.isfinite(x) & np.isfinite(y)
+    pose = np.empty(conf.shape + (3,), dtype=np.float16)
+    pose[..., 0] = np.where(found, x, np.nan)
+    pose[..., 1] = np.where(found, y, np.nan)
     pose[..., 2] = np.where(found, conf, 0)
     return pose, box
 

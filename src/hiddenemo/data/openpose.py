@@ -91,24 +91,35 @@ def parse_frame(data: bytes) -> np.ndarray:
     return out if len(out) == 1 and out[0, :, 2].any() else out[(out[:, :, 2] > 0).any(1)]
 
 
-def _parse_files(paths: list[Path]) -> list[np.ndarray | str]:
-    # Runs in a worker: an error becomes its message so that one bad file never stops the chunk.
-    results: list[np.ndarray | str] = []
-    for path in paths:
+def _parse_chunk(paths: list[Path]) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """(people per file (n,), everyone's keypoints stacked (sum, 137, 3), file index -> error).
+
+    Runs in a worker: one stacked array crosses the process boundary cheaply, and an error becomes
+    its message so that one bad file never stops the chunk."""
+    counts = np.zeros(len(paths), dtype=np.int64)
+    people: list[np.ndarray] = []
+    errors: dict[int, str] = {}
+    for i, path in enumerate(paths):
         try:
-            results.append(parse_frame(path.read_bytes()))
+            found = parse_frame(path.read_bytes())
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-            results.append(f"{type(e).__name__}: {e}")
-    return results
+            errors[i] = f"{type(e).__name__}: {e}"
+            continue
+        counts[i] = len(found)
+        people.append(found)
+    stacked = np.concatenate(people) if people else np.zeros((0, N_KEYPOINTS, 3), np.float32)
+    return counts, stacked, errors
 
 
-def _parse_all(paths: list[Path], workers: int) -> list[np.ndarray | str]:
+def _parse_all(paths: list[Path], workers: int) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
     if workers <= 1 or len(paths) < PARALLEL_FROM:
-        return _parse_files(paths)
+        return _parse_chunk(paths)
     size = -(-len(paths) // (workers * 4))
-    chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
+    starts = range(0, len(paths), size)
     with ProcessPoolExecutor(workers) as pool:
-        return [r for chunk in pool.map(_parse_files, chunks) for r in chunk]
+        parts = list(pool.map(_parse_chunk, [paths[i:i + size] for i in starts]))
+    errors = {start + i: e for start, (_, _, errs) in zip(starts, parts) for i, e in errs.items()}
+    return np.concatenate([c for c, _, _ in parts]), np.concatenate([p for _, p, _ in parts]), errors
 
 
 def _centre(person: np.ndarray) -> np.ndarray | None:
@@ -145,26 +156,26 @@ def read_openpose_dir(directory: str | Path, workers: int | None = None) -> Open
     n_frames = max(files) + 1
     frames = sorted(files)
     workers = min(2, os.cpu_count() or 1) if workers is None else workers
-    parsed = _parse_all([files[f] for f in frames], workers)
+    counts, people, errors = _parse_all([files[f] for f in frames], workers)
 
+    # Frames with one person take it; those with several continue the track from the row filled
+    # last before them, in order (so a choice made at one such frame guides the next).
+    frames = np.asarray(frames)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])        # each file's first row in `people`
     kp = np.zeros((n_frames, N_KEYPOINTS, 3), dtype=np.float32)
-    no_person = several = 0
-    unreadable: dict[str, str] = {}
-    last_filled = None          # the row of the person chosen last: where the track continues from
-    for frame, people in zip(frames, parsed):
-        if isinstance(people, str):                      # the parse error of an unreadable file
-            unreadable[files[frame].name] = people
-            continue
-        if len(people) == 0:
-            no_person += 1
-            continue
-        chosen = 0
-        if len(people) > 1:
-            several += 1
-            previous = None if last_filled is None else _centre(kp[last_filled])
-            chosen = choose_person(people, previous)
-        kp[frame] = people[chosen]
-        last_filled = frame
+    single = counts == 1
+    kp[frames[single]] = people[first[single]]
+    filled_rows = np.full(n_frames, -1)
+    filled_rows[frames[counts > 0]] = frames[counts > 0]
+    last_filled = np.maximum.accumulate(filled_rows)               # latest filled row <= each row
+    for i in np.flatnonzero(counts > 1):
+        before = last_filled[frames[i] - 1] if frames[i] > 0 else -1
+        previous = _centre(kp[before]) if before >= 0 else None
+        candidates = people[first[i]:first[i] + counts[i]]
+        kp[frames[i]] = candidates[choose_person(candidates, previous)]
+    unreadable = {files[int(frames[i])].name: reason for i, reason in errors.items()}
+    no_person = int((counts == 0).sum()) - len(errors)
+    several = int((counts > 1).sum())
     missing = n_frames - len(files)
     report = {"n_frames": n_frames, "n_files": len(files), "no_person": no_person,
               "several_people": several, "missing_files": missing,
