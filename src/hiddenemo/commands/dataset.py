@@ -190,7 +190,7 @@ def _match_by_id(found: dict[str, Path], video_ids, what: str) -> dict[str, Path
             matched[key] = path
     if stray:
         log.warning("%d %s(s) match no video id of the split table, ignored: %s", len(stray), what, stray[:10])
-    log.info("%d of %d videos have a %s", len(matched), len(known), what)
+    log.info("%s found for %d of %d videos", what, len(matched), len(known))
     return matched
 
 
