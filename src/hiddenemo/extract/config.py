@@ -58,6 +58,10 @@ class ExtractConfig:
     frames_batch: int = 8
     """Crops per forward pass of the embedding model."""
 
+    frames_threads: int = 0
+    """Threads of the embedding model (0: one for dinov2-s, which then keeps pace with the keypoints
+    while they use the other core; all of the worker's threads for dinov2, the slower model)."""
+
     threads: int = 0
     """CPU threads per worker for the models (0: all cores divided by the number of workers)."""
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from hiddenemo.data.manifest import read_manifest, update_manifest
+from hiddenemo.errors import UserError
+from hiddenemo.extract import decode
 from hiddenemo.extract.config import ExtractConfig
 from hiddenemo.extract.job import VideoJob
 
@@ -50,7 +52,7 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
     if video_ids is not None:
         manifest = manifest[manifest["video_id"].isin(video_ids)]
     todo = [(r.video_id, None if pd.isna(r.path) else str(r.path),
-             0 if pd.isna(r.n_frames) else int(r.n_frames)) for r in manifest.itertuples()]
+             _expected_frames(r.path, r.n_frames)) for r in manifest.itertuples()]
     workers = max(1, min(workers, len(todo) or 1))
     threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
     counts = {"ok": 0, "failed": 0, "skipped": 0}
@@ -127,6 +129,18 @@ def _init_worker(work: str, config: ExtractConfig, threads: int) -> None:
 
 def _run_in_worker(video_id: str, path: str | None) -> dict:
     return _WORKER_JOB.run(video_id, path)
+
+
+def _expected_frames(path, n_frames) -> int:
+    """Frames a video should have, for the progress bar's ETA: the manifest's count, else the header's."""
+    if not pd.isna(n_frames):
+        return int(n_frames)
+    if pd.isna(path):
+        return 0
+    try:
+        return decode.probe(path).n_frames_hint
+    except UserError:
+        return 0            # the job will report what is wrong with it
 
 
 def _record_video(work: Path, status: dict) -> None:
