@@ -170,3 +170,21 @@ def test_token_bucket_spaces_requests_and_honours_a_hold(cluster):
     gate.wait()
     assert slept and slept[0] > 4.5                                  # the gate waits for the shared slot
     ray.kill(bucket)
+
+
+def test_the_local_engine_never_imports_ray_and_address_needs_the_ray_engine(tmp_path):
+    import subprocess
+
+    video = write_video(tmp_path / "square.mp4", moving_square_frames(5, 64, 48))
+    work = make_work(tmp_path / "work", {"square": video})
+    code = (
+        "import sys\n"
+        "from hiddenemo.cli import main\n"
+        f"assert main(['extract', '--work', {str(work)!r}, '--extract.frames', 'none', '--extract.keypoints', 'none',"
+        " '--extract.box', 'pose-box']) == 0\n"
+        f"assert main(['teach', '--work', {str(work)!r}, '--dry_run', 'true']) == 0\n"
+        f"assert main(['extract', '--work', {str(work)!r}, '--address', 'auto']) == 2\n"
+        "assert 'ray' not in sys.modules, 'the local engine imported ray'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "--address auto needs --engine ray" in proc.stderr

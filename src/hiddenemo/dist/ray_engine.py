@@ -162,9 +162,13 @@ def extract_ray(work: str | Path, config, options: RayOptions, address: str | No
     manifest = read_manifest(work)
     if video_ids is not None:
         manifest = manifest[manifest["video_id"].isin(video_ids)]
-    todo = {r.video_id: (None if pd.isna(r.path) else str(r.path), 0 if pd.isna(r.n_frames) else int(r.n_frames))
-            for r in manifest.itertuples()}
+    # Relative video paths mean "from here", as for the local engine; actors start elsewhere.
+    todo = {r.video_id: (None if pd.isna(r.path) else str(Path(r.path).absolute()),
+                         0 if pd.isna(r.n_frames) else int(r.n_frames)) for r in manifest.itertuples()}
     counts, failures, frames_done = {"ok": 0, "failed": 0, "skipped": 0}, {}, 0
+    if not todo:
+        return {"videos": 0, **counts, "failures": failures, "frames": 0, "seconds": 0.0,
+                "frames_per_second": 0.0, "engine": "ray", "actors": 0}
     started_here = connect(address)
     start = time.perf_counter()
     try:
