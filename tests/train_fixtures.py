@@ -14,6 +14,7 @@ from hiddenemo.train.config import TrainConfig, from_dict
 
 TINY = {
     "seed": 0,
+    "threads": 1,
     "sampling": {"n_pose": 12, "n_frames": 6, "n_events": 10, "offsets": [2], "votes": 2},
     "model": {"modalities": ["pose", "frames", "text", "events"], "dim": 16,
               "encoder_args": {"pose": {"frame_dim": 16, "point_hidden": 4, "depth": 1, "heads": 2},
