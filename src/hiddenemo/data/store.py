@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hiddenemo.errors import UserError
+
 MODALITIES = ("pose", "frames", "text", "events")
 POSE_GROUPS = {"body": slice(0, 25), "face": slice(25, 95), "hands": slice(95, 137)}
 N_KEYPOINTS = 137
@@ -22,34 +24,55 @@ N_KEYPOINTS = 137
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
-class StoreError(RuntimeError):
-    """A store entry is missing, stale or unreadable; the message says which and what to do."""
+class StoreError(UserError, RuntimeError):
+    """A store entry is missing, stale, unreadable or outside the workspace; the message says which
+    and what to do."""
 
 
-def check_video_id(video_id: str) -> str:
-    """A video id becomes a directory name, so it may not climb out of the store."""
+class UnsafeName(UserError, ValueError):
+    """An id or name that would become a path outside its folder (the CLI prints it, no traceback)."""
+
+
+def check_video_id(video_id: str, what: str = "video id") -> str:
+    """A video id (or teacher id, run name) becomes a directory name, so it may not climb out."""
     video_id = str(video_id)
     if not _SAFE_ID.match(video_id) or ".." in video_id:
-        raise ValueError(
-            f"video id {video_id!r} is not usable as a directory name: use letters, digits, '.', '_' "
+        raise UnsafeName(
+            f"{what} {video_id!r} is not usable as a directory name: use letters, digits, '.', '_' "
             "and '-' only (rename the file or give an explicit id in the labels CSV)")
     return video_id
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
+def run_dir(work: str | Path, run: str) -> Path:
+    """`WORK/runs/<run>`, with a run name that cannot climb out of the workspace."""
+    return Path(work) / "runs" / check_video_id(run, "run name")
+
+
+def _atomic_write(path: Path, write) -> None:
+    """Call `write(file)` on a temporary file beside `path`, then rename it over `path`: a crash
+    leaves either the old file or the new one, never half. A full or read-only disk raises an
+    OSError that names `path` (the bare one from `write` or `fsync` names no file)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError) and e.filename is None:
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves either the old file or the new one, never half."""
+    _atomic_write(path, lambda f: f.write(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -57,18 +80,22 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
+    _atomic_write(path, lambda f: np.save(f, np.ascontiguousarray(array), allow_pickle=False))
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line to a log (jsonl), flushed and fsynced. A torn last line (a crash or a full disk
+    in mid-write) is closed with a newline first, so that it cannot swallow this line as well."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, np.ascontiguousarray(array), allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with open(path, "a+b") as f:
+        if f.seek(0, os.SEEK_END) > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":
+                f.write(b"\n")
+        f.write(line.rstrip("\n").encode("utf-8") + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class Store:
@@ -79,7 +106,12 @@ class Store:
         self.root = self.work / "store"
 
     def video_dir(self, video_id: str) -> Path:
-        return self.root / check_video_id(video_id)
+        directory = self.root / check_video_id(video_id)
+        # A symlinked video folder must stay inside the store (the store itself may be a symlink).
+        if directory.is_symlink() and not directory.resolve().is_relative_to(self.root.resolve()):
+            raise StoreError(f"video {video_id}: {directory} is a symlink to {directory.resolve()}, outside "
+                             f"the store {self.root}; remove the link (nothing is read or written through it)")
+        return directory
 
     def path(self, video_id: str, name: str) -> Path:
         if not _SAFE_ID.match(name):
