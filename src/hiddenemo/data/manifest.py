@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from hiddenemo.data.store import atomic_write_bytes, atomic_write_text, check_video_id
+from hiddenemo.errors import UserError
 
 COLUMNS = {
     "video_id": "string",
@@ -26,8 +27,9 @@ COLUMNS = {
 }
 
 
-class ManifestError(ValueError):
-    """The manifest or a labels file is unusable; the message names the file and the fix."""
+class ManifestError(UserError, ValueError):
+    """The manifest or a labels file is unusable; the message names the file and the fix (a
+    UserError, so the CLI prints it without a traceback)."""
 
 
 @dataclass
@@ -87,7 +89,10 @@ def read_manifest(work: str | Path) -> pd.DataFrame:
     path = Path(work) / "manifest.parquet"
     if not path.exists():
         raise ManifestError(f"{path} is missing: create the workspace with `hiddenemo dataset ...` first")
-    return normalise(pd.read_parquet(path))
+    try:
+        return normalise(pd.read_parquet(path))
+    except (ValueError, OSError) as e:      # an unreadable file, or rows that break the schema
+        raise ManifestError(f"{path}: {e}; fix it or re-create it with `hiddenemo dataset ...`") from e
 
 
 def update_manifest(work: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
