@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from hiddenemo.data.store import check_video_id
+from hiddenemo.data.store import append_line, check_video_id
 from hiddenemo.teacher.retry import redact
 from hiddenemo.teacher.schema import Verdict
 
@@ -25,7 +24,7 @@ _append_lock = threading.Lock()
 
 
 def verdict_path(work: str | Path, teacher_id: str) -> Path:
-    return Path(work) / "teacher" / f"{check_video_id(teacher_id)}.jsonl"
+    return Path(work) / "teacher" / f"{check_video_id(teacher_id, 'teacher id')}.jsonl"
 
 
 def file_hash(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -45,13 +44,8 @@ def cache_key(content_hash: str, teacher: str, model: str, prompt_version: str, 
 
 def append_verdict(work: str | Path, verdict: Verdict) -> None:
     """Append one verdict line (flushed and fsynced); safe to call from several threads."""
-    path = verdict_path(work, verdict.teacher_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = redact(verdict.model_dump_json()) + "\n"
-    with _append_lock, open(path, "a", encoding="utf-8") as f:
-        f.write(line)
-        f.flush()
-        os.fsync(f.fileno())
+    with _append_lock:
+        append_line(verdict_path(work, verdict.teacher_id), redact(verdict.model_dump_json()))
 
 
 def read_all(work: str | Path, teacher_id: str) -> list[Verdict]:
@@ -86,7 +80,5 @@ def read_verdicts(work: str | Path, teacher_id: str) -> dict[str, Verdict]:
 
 def append_status(work: str | Path, stage: str, record: dict) -> None:
     """One line in `WORK/status/<stage>.jsonl`: {video_id, status, reason, seconds}."""
-    path = Path(work) / "status" / f"{stage}.jsonl"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _append_lock, open(path, "a", encoding="utf-8") as f:
-        f.write(redact(json.dumps(record, default=str)) + "\n")
+    with _append_lock:
+        append_line(Path(work) / "status" / f"{stage}.jsonl", redact(json.dumps(record, default=str)))
