@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hiddenemo.data.manifest import read_manifest, update_manifest
+from hiddenemo.data.manifest import ManifestError, read_manifest, update_manifest
 from hiddenemo.errors import UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.config import ExtractConfig
@@ -48,7 +48,10 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
     from tqdm import tqdm
 
     work = Path(work)
-    manifest = read_manifest(work)
+    try:
+        manifest = read_manifest(work)
+    except ManifestError as e:
+        raise UserError(str(e)) from e
     if video_ids is not None:
         manifest = manifest[manifest["video_id"].isin(video_ids)]
     todo = [(r.video_id, None if pd.isna(r.path) else str(r.path),
