@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenemo.data.store import atomic_write_text
+from hiddenemo.data.store import run_dir as store_run_dir
 from hiddenemo.errors import UserError
 from hiddenemo.eval.baselines import baseline_predictions, binary_truth
 from hiddenemo.eval.bootstrap import LEVEL, N_BOOT, bootstrap_metrics
@@ -115,7 +116,7 @@ def evaluate_run(work: Path, run: str, split: str = "test", baselines: list[str]
     `baselines=None` means the modalities the run trained on (none when there is no run); a run
     that does not exist is fine when baseline modalities are given (baselines only)."""
     work = Path(work)
-    run_dir = work / "runs" / run
+    run_dir = store_run_dir(work, run)
     truth = binary_truth(work)
     labeled_train = truth[(truth["split"] == "train") & truth["y"].notna()]
     if labeled_train.empty:

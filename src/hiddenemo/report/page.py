@@ -22,6 +22,7 @@ import pandas as pd
 from hiddenemo.data.keypoints import MIN_CONFIDENCE, coverage
 from hiddenemo.data.manifest import DatasetInfo
 from hiddenemo.data.store import POSE_GROUPS, Store, atomic_write_text
+from hiddenemo.data.store import run_dir as store_run_dir
 from hiddenemo.errors import UserError
 from hiddenemo.eval.baselines import binary_truth
 from hiddenemo.eval.bootstrap import bootstrap_metrics
@@ -40,7 +41,7 @@ METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "m
 def build_report(work: Path, run: str) -> Path:
     """Write and return WORK/runs/RUN/report.html."""
     work = Path(work)
-    run_dir = work / "runs" / run
+    run_dir = store_run_dir(work, run)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir} does not exist: train it first (`hiddenemo train --work {work} --run {run}`)")
     info = DatasetInfo.load(work)

@@ -17,6 +17,7 @@ import yaml
 
 from hiddenemo.data.manifest import DatasetInfo, read_manifest
 from hiddenemo.data.store import Store, atomic_write_text
+from hiddenemo.data.store import run_dir as store_run_dir
 from hiddenemo.errors import UserError
 from hiddenemo.eval.labelshift import class_weights
 from hiddenemo.eval.metrics import binary_metrics
@@ -33,7 +34,7 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     """Train, select and write WORK/runs/RUN/ (config.yaml, oof.csv, selection.json, metrics.json,
     predictions.csv for the test split). Returns the metrics."""
     work = Path(work)
-    run_dir = work / "runs" / run
+    run_dir = store_run_dir(work, run)
     _save_config(run_dir, config)
     _set_threads(config.threads)
     info = DatasetInfo.load(work)
@@ -91,7 +92,7 @@ def predict_run(work: Path, run: str, split: str = "test", submission: bool = Fa
 
     from hiddenemo.train.build import build_model
 
-    work, run_dir = Path(work), Path(work) / "runs" / run
+    work, run_dir = Path(work), store_run_dir(work, run)
     config, selection = load_run(run_dir)
     _set_threads(config.threads)
     info = DatasetInfo.load(work)
@@ -132,7 +133,7 @@ def test_metrics(work: Path, run: str) -> dict | None:
     """Metrics of predictions.csv against the test labels, when the manifest has them (report only:
     nothing is chosen from these)."""
     work = Path(work)
-    path = work / "runs" / run / "predictions.csv"
+    path = store_run_dir(work, run) / "predictions.csv"
     if not path.exists():
         return None
     info = DatasetInfo.load(work)
