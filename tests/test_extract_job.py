@@ -134,8 +134,11 @@ def test_openpose_backend_reads_a_folder_per_video(tmp_path, work):
 def test_cli_extract_and_preview(tmp_path, work, capsys):
     video = good_video(tmp_path, "cli", 8)
     workspace(work, {"cli": video})
-    assert main(["extract", "--work", str(work), "--extract.frames", "none", "--extract.detect_every", "4"]) == 0
+    overlay = tmp_path / "extract.yaml"
+    overlay.write_text("extract:\n  frames: none\n  detect_every: 4\n")
+    assert main(["extract", "--work", str(work), "--config", str(overlay)]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["ok"] == 1
+    assert Store(work).meta("cli", "box")["params"]["detect_every"] == 4      # the YAML overlay applied
     assert main(["extract", "--work", str(work), "--preview", str(video), "--out", str(tmp_path / "p.png")]) == 0
     import cv2
     assert cv2.imread(str(tmp_path / "p.png")).shape == (144, 192, 3)        # 4 tiles of 96x72

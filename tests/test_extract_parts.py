@@ -185,3 +185,13 @@ def test_prefetch_passes_items_errors_and_stops_early(tmp_path):
     (tmp_path / "bad.mp4").write_text("no")
     with pytest.raises(UserError, match="not a readable video"):
         list(decode.prefetch(decode.frames(tmp_path / "bad.mp4")))
+
+
+def test_yolo_without_ultralytics_is_a_clear_error():
+    from importlib.util import find_spec
+
+    from hiddenemo.extract.boxes import make_detector
+    if find_spec("ultralytics") is not None:
+        pytest.skip("ultralytics is installed here")
+    with pytest.raises(UserError, match="pip install ultralytics"):
+        make_detector("yolo", 0.4, "yolo11x.pt")
