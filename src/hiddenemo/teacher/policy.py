@@ -24,6 +24,10 @@ class PseudoLabelPolicy:
     """Loss weight of each pseudo-labeled video (labeled videos weigh 1)."""
     class_balance: bool = False
     """Reweight so that both classes carry the same total weight (mean weight stays `weight`)."""
+    calibrate: bool = False
+    """Platt-scale the teacher's p_positive on the labeled training videos before thresholding: a
+    rule-based or VLM teacher that ranks well but is biased to one class then gives pseudo-labels at
+    the training prior. Uses training labels only (never a test label)."""
 
     def __post_init__(self):
         if self.mode not in ("hard", "soft"):
@@ -41,6 +45,8 @@ def pseudo_labels(work: str | Path, teacher_id: str, policy: PseudoLabelPolicy) 
             if vid in unlabeled and v.p_positive is not None
             and max(v.p_positive, 1 - v.p_positive) >= policy.min_confidence]
     df = pd.DataFrame(rows, columns=["video_id", "p"])
+    if policy.calibrate and len(df):
+        df["p"] = calibrated(manifest, verdicts, work, df["p"].to_numpy())
     positive = (df["p"] >= policy.threshold).to_numpy()
     df["target"] = positive.astype(float) if policy.mode == "hard" else df["p"].astype(float)
     weight = np.full(len(df), float(policy.weight))
@@ -50,6 +56,21 @@ def pseudo_labels(work: str | Path, teacher_id: str, policy: PseudoLabelPolicy) 
             weight = np.where(positive, len(df) / (2 * n_pos), len(df) / (2 * n_neg)) * policy.weight
     df["weight"] = weight
     return df[["video_id", "target", "weight"]].reset_index(drop=True)
+
+
+def calibrated(manifest: pd.DataFrame, verdicts: dict, work: str | Path, p: np.ndarray) -> np.ndarray:
+    """`p` re-mapped by a logistic fit of the training labels on the teacher's answers for the labeled
+    training videos (split == "train" only, so a labeled test split can never leak in)."""
+    from hiddenemo.eval.labelshift import platt_calibrate
+
+    positive_index = DatasetInfo.load(work).positive_index
+    train = manifest[(manifest["split"] == "train") & manifest["label"].notna()]
+    train = train[train["video_id"].map(lambda v: v in verdicts and verdicts[v].p_positive is not None)]
+    y = (train["label"].astype(int) == positive_index).astype(int).to_numpy()
+    if len(np.unique(y)) < 2:
+        raise ValueError("pseudo-label calibration needs teacher answers on labeled training videos of both classes")
+    fit = np.array([verdicts[v].p_positive for v in train["video_id"]], dtype=float)
+    return platt_calibrate(fit, y, p)
 
 
 def teacher_report(work: str | Path, teacher_id: str, threshold: float = 0.5) -> dict:

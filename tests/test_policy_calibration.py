@@ -1,0 +1,43 @@
+"""Pseudo-label calibration: a teacher that ranks well but leans to one class gives pseudo-labels at
+the training prior once calibrated on the labeled training videos, and never reads test labels."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from hiddenemo.data.manifest import DatasetInfo, read_manifest, write_manifest
+from hiddenemo.teacher.policy import PseudoLabelPolicy, calibrated, pseudo_labels
+from hiddenemo.teacher.schema import Verdict
+from hiddenemo.teacher.store import append_verdict, read_verdicts
+
+
+def _workspace(work, test_labels):
+    # Training: the teacher says 0.35 for every win and 0.15 for every lose: perfectly ranked, all "lose".
+    train = [(f"tr{i}", i % 4 != 0) for i in range(40)]
+    rows = [{"video_id": v, "label": int(win), "split": "train"} for v, win in train]
+    rows += [{"video_id": f"te{i}", "label": test_labels, "split": "test"} for i in range(10)]
+    write_manifest(work, pd.DataFrame(rows))
+    DatasetInfo("t", ["lose", "win"], "win").save(work)
+    for v, win in train:
+        append_verdict(work, Verdict(video_id=v, teacher_id="rules", p_positive=0.35 if win else 0.15))
+    for i in range(10):   # target videos: the first 7 look like wins to the teacher, the last 3 like losses
+        append_verdict(work, Verdict(video_id=f"te{i}", teacher_id="rules", p_positive=0.35 if i < 7 else 0.15))
+
+
+def test_calibration_moves_a_biased_teacher_to_the_training_prior(work):
+    _workspace(work, test_labels=pd.NA)
+    raw = pseudo_labels(work, "rules", PseudoLabelPolicy())
+    assert raw["target"].sum() == 0                       # uncalibrated: every target video "lose"
+    cal = pseudo_labels(work, "rules", PseudoLabelPolicy(calibrate=True))
+    assert cal["target"].tolist() == [1.0] * 7 + [0.0] * 3
+
+
+def test_calibration_ignores_labels_outside_the_training_split(work):
+    _workspace(work, test_labels=0)                        # a labeled test split, all "lose"
+    assert pseudo_labels(work, "rules", PseudoLabelPolicy(calibrate=True)).empty   # labeled: not pseudo-labeled
+    # The calibration is fitted on the training split only: the same map with or without test labels.
+    manifest = read_manifest(work)
+    with_test = calibrated(manifest, read_verdicts(work, "rules"), work, np.array([0.15, 0.35]))
+    manifest["label"] = manifest["label"].where(manifest["split"] == "train")
+    without = calibrated(manifest, read_verdicts(work, "rules"), work, np.array([0.15, 0.35]))
+    assert np.allclose(with_test, without)
