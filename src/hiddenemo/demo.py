@@ -107,12 +107,25 @@ def held_out_table(work: Path, run: str, target_labels: Path) -> pd.DataFrame:
 
     verdicts = read_verdicts(work, "behaviour")
     teacher = pd.DataFrame({"video_id": list(verdicts), "p_positive": [v.p_positive for v in verdicts.values()]})
-    rows.append(_score("teacher (behaviour rules)", teacher, 0.5, truth))
+    rows.append(_score("teacher (behaviour rules)", teacher, _teacher_threshold(work, teacher), truth))
     for path in sorted(run_dir.glob("predictions_stage1-*.csv")):
         modality = path.stem.removeprefix("predictions_stage1-")
         rows.append(_score(f"stage 1: {modality} alone", *_predictions(path), truth))
     rows.append(_score("student: fused, stage 2", *_predictions(run_dir / "predictions.csv"), truth))
     return pd.DataFrame(rows)
+
+
+def _teacher_threshold(work: Path, teacher: pd.DataFrame) -> float:
+    """The teacher gets the students' rule: the threshold that maximises balanced accuracy on the
+    labeled training videos (which the teacher never learnt from, so this is fair to it)."""
+    from hiddenemo.data.manifest import DatasetInfo, read_manifest
+    from hiddenemo.train.config import SelectionConfig
+    from hiddenemo.train.selection import choose_threshold
+
+    manifest = read_manifest(work)
+    train = manifest[(manifest["split"] == "train") & manifest["label"].notna()].merge(teacher, on="video_id")
+    y = (train["label"].astype(int) == DatasetInfo.load(work).positive_index).astype(int).to_numpy()
+    return choose_threshold(train["p_positive"].to_numpy(float), y, SelectionConfig(threshold="balanced"))["threshold"]
 
 
 def _predictions(path: Path) -> tuple[pd.DataFrame, float]:
