@@ -37,9 +37,9 @@ def check_video_id(video_id: str, what: str = "video id") -> str:
     """A video id (or teacher id, run name) becomes a directory name, so it may not climb out."""
     video_id = str(video_id)
     if not _SAFE_ID.match(video_id) or ".." in video_id:
-        raise UnsafeName(
-            f"{what} {video_id!r} is not usable as a directory name: use letters, digits, '.', '_' "
-            "and '-' only (rename the file or give an explicit id in the labels CSV)")
+        hint = " (rename the file or give an explicit id in the labels CSV)" if what == "video id" else ""
+        raise UnsafeName(f"{what} {video_id!r} is not usable as a directory name: use letters, digits, "
+                         f"'.', '_' and '-' only{hint}")
     return video_id
 
 
@@ -65,9 +65,14 @@ def _atomic_write(path: Path, write) -> None:
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError) and e.filename is None:
-            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        if isinstance(e, OSError):
+            raise _naming(e, path) from e
         raise
+
+
+def _naming(error: OSError, path: Path) -> OSError:
+    """The error itself when it names a file, else the same error naming `path`."""
+    return error if error.filename is not None else OSError(error.errno, error.strerror or str(error), str(path))
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -87,15 +92,18 @@ def append_line(path: Path, line: str) -> None:
     """Append one line to a log (jsonl), flushed and fsynced. A torn last line (a crash or a full disk
     in mid-write) is closed with a newline first, so that it cannot swallow this line as well."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        if f.seek(0, os.SEEK_END) > 0:
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-        f.write(line.rstrip("\n").encode("utf-8") + b"\n")
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as f:
+            if f.seek(0, os.SEEK_END) > 0:
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":
+                    f.write(b"\n")
+            f.write(line.rstrip("\n").encode("utf-8") + b"\n")
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as e:
+        raise _naming(e, path) from e
 
 
 class Store:
