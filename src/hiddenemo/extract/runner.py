@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from hiddenemo.data.manifest import ManifestError, read_manifest, update_manifest
+from hiddenemo.data.store import append_line
 from hiddenemo.errors import UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.config import ExtractConfig
@@ -26,13 +27,8 @@ STATUS_FILE = Path("status") / "extract.jsonl"
 
 def append_status(work: Path, record: dict) -> None:
     """One JSON line per attempt; appended and flushed at once so a kill keeps the lines before."""
-    path = Path(work) / STATUS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     line = {k: record.get(k) for k in ("video_id", "status", "reason", "seconds", "n_frames", "fps")}
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(json.dumps(line) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    append_line(Path(work) / STATUS_FILE, json.dumps(line))
 
 
 def read_status(work: Path) -> list[dict]:
