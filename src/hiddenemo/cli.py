@@ -7,6 +7,7 @@ libraries (torch, mediapipe, onnxruntime) load inside the command that needs the
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -15,6 +16,8 @@ from jsonargparse import CLI, set_parsing_settings
 
 from hiddenemo.commands import ablate, dataset, demo, evaluate, extract, report, synthetic, teach, train
 from hiddenemo.errors import UserError
+
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 COMMANDS = {
     "dataset": {
@@ -45,6 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         # A problem with the user's input or environment: say what and what to do, no traceback.
         print(f"hiddenemo: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.errno not in DISK_ERRORS:
+            raise
+        # A full, read-only or forbidden output: writes are atomic, so what was finished is intact.
+        print(f"hiddenemo: error: cannot write {e.filename or 'an output file'}: {e.strerror}. Earlier "
+              "outputs are intact; free space or fix the permissions, then run the same command again "
+              "to resume.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("hiddenemo: interrupted; finished work is kept, run the same command again to resume.",
