@@ -1,7 +1,7 @@
 """Time and peak memory of one training step (forward + backward + AdamW step) of the paper-sized
 model on this CPU, and how memory grows with the sequence length.
 
-Model: pose-mlp (body / face / hands, N pose frames of 137 x 8 features each, Transformer per group)
+Model: pose-mlp (or `--pose-encoder pose-gcn|gat|gin`) (body / face / hands, N pose frames of 137 x 8 features each, Transformer per group)
 + frames-transformer (N/5 frame embeddings of 768 dims, so 800 at the paper's N = 4000) + text-linear
 (one 768-d embedding), concat fusion, width 256, 2 Transformer layers of 4 heads; batch 8.
 
@@ -31,7 +31,7 @@ def rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024          # Linux: KiB
 
 
-def one_step(n_pose: int, mode: str, batch_size: int, depth: int) -> dict:
+def one_step(n_pose: int, mode: str, batch_size: int, depth: int, pose_encoder: str) -> dict:
     import contextlib
 
     import torch
@@ -43,7 +43,7 @@ def one_step(n_pose: int, mode: str, batch_size: int, depth: int) -> dict:
     attention = "chunked" if mode == "chunked" else "sdpa"
     n_frames = n_pose // 5
     model = FusionModel({
-        "pose": build_encoder("pose-mlp", point_features=8, depth=depth, attention=attention),
+        "pose": build_encoder(pose_encoder, point_features=8, depth=depth, attention=attention),
         "frames": build_encoder("frames-transformer", in_dim=768, depth=depth, attention=attention),
         "text": build_encoder("text-linear", in_dim=768),
     }, dim=256).train()
@@ -78,15 +78,16 @@ def main() -> None:
     parser.add_argument("--math-max", type=int, default=2000, help="longest N for the quadratic math kernel")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--pose-encoder", default="pose-mlp", help="pose-mlp | pose-gcn | pose-gat | pose-gin")
     parser.add_argument("--child", type=str, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         n_pose, mode = args.child.split(":")
-        print(json.dumps(one_step(int(n_pose), mode, args.batch_size, args.depth)))
+        print(json.dumps(one_step(int(n_pose), mode, args.batch_size, args.depth, args.pose_encoder)))
         return
 
     rows = []
-    print(f"batch {args.batch_size}, depth {args.depth}; one fresh process per row "
+    print(f"{args.pose_encoder}, batch {args.batch_size}, depth {args.depth}; one fresh process per row "
           "(timings are noisy: other jobs share the 2 cores)", flush=True)
     print(f"{'mode':8} {'pose N':>7} {'frames':>7} {'step s':>8} {'peak MiB':>9} {'step MiB':>9} "
           f"{'MiB/1k frames':>13}", flush=True)
@@ -95,7 +96,7 @@ def main() -> None:
             if mode == "math" and n > args.math_max:
                 continue
             cmd = [sys.executable, __file__, "--child", f"{n}:{mode}", "--batch-size", str(args.batch_size),
-                   "--depth", str(args.depth)]
+                   "--depth", str(args.depth), "--pose-encoder", args.pose_encoder]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"{mode:8} {n:7d}  failed (exit {done.returncode}): {done.stderr.strip()[-300:]}",
