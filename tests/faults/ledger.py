@@ -1,0 +1,67 @@
+"""The reliability ledger: what the fault and bad-input tests tried, and what came through.
+
+Tests record into one process-wide `LEDGER`; the first record registers a small pytest plugin
+whose `pytest_terminal_summary` prints the figures at the end of the run (with or without `-s`).
+Import it as `faults.ledger` everywhere (the `tests` folder is on sys.path), so there is one copy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Defects this sweep found, and where each was fixed (file: what). Kept here so the summary and
+# docs/reliability.md say the same thing.
+DEFECTS_FIXED: list[str] = []
+
+
+@dataclass
+class Ledger:
+    faults_injected: int = 0
+    faults_survived: int = 0
+    kills_mid_work: int = 0
+    bad_inputs_tried: int = 0
+    bad_inputs_refused: int = 0
+    outputs_lost: int = 0
+    notes: list[str] = field(default_factory=list)
+    _registered: bool = False
+
+    def fault(self, survived: bool, mid_work: bool = True, lost: int = 0, note: str = "") -> None:
+        self.faults_injected += 1
+        self.faults_survived += bool(survived)
+        self.kills_mid_work += bool(mid_work)
+        self.outputs_lost += lost
+        if note:
+            self.notes.append(note)
+
+    def bad_input(self, refused_cleanly: bool, note: str = "") -> None:
+        self.bad_inputs_tried += 1
+        self.bad_inputs_refused += bool(refused_cleanly)
+        if note and not refused_cleanly:
+            self.notes.append(note)
+
+    def lines(self) -> list[str]:
+        out = [f"faults injected: {self.faults_injected}, survived: {self.faults_survived} "
+               f"({self.kills_mid_work} landed mid-work)",
+               f"bad inputs tried: {self.bad_inputs_tried}, refused cleanly (or recovered as documented): "
+               f"{self.bad_inputs_refused}",
+               f"outputs lost: {self.outputs_lost}"]
+        if DEFECTS_FIXED:
+            out.append("defects found and fixed (docs/reliability.md):")
+            out += [f"  - {d}" for d in DEFECTS_FIXED]
+        out += [f"  ! {n}" for n in self.notes]
+        return out
+
+    # ---- pytest plugin ------------------------------------------------------------------------------
+    def register(self, config) -> "Ledger":
+        if not self._registered:
+            config.pluginmanager.register(self, "hiddenemo-reliability-ledger")
+            self._registered = True
+        return self
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.faults_injected or self.bad_inputs_tried:
+            terminalreporter.section("hiddenemo reliability")
+            for line in self.lines():
+                terminalreporter.write_line(line)
+
+
+LEDGER = Ledger()
