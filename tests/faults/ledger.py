@@ -40,7 +40,7 @@ class Ledger:
 
     def lines(self) -> list[str]:
         out = [f"faults injected: {self.faults_injected}, survived: {self.faults_survived} "
-               f"({self.kills_mid_work} landed mid-work)",
+               f"({self.kills_mid_work} kills landed mid-work)",
                f"bad inputs tried: {self.bad_inputs_tried}, refused cleanly (or recovered as documented): "
                f"{self.bad_inputs_refused}",
                f"outputs lost: {self.outputs_lost}"]
