@@ -17,6 +17,9 @@ from hiddenemo.teacher.store import file_hash
 from hiddenemo.teacher.texts import answer_texts, fmt_time
 
 
+MAX_ANSWER_CHARS = 100_000     # a full CoT + Reflection answer is a few thousand characters
+
+
 class VlmTeacher(Teacher):
     default_model = ""
 
@@ -79,6 +82,10 @@ class VlmTeacher(Teacher):
         """Parse and check the model's JSON; a malformed or off-schema answer is a TeacherFailure."""
         usage = dict(input_tokens=input_tokens, output_tokens=output_tokens, thinking_tokens=thinking_tokens,
                      cost_usd=self.cfg.cost(input_tokens, output_tokens + thinking_tokens), model=model)
+        if len(text) > MAX_ANSWER_CHARS:
+            # A runaway or hostile answer: refuse it rather than store megabytes in every verdict.
+            raise TeacherFailure(f"oversized answer: {len(text):,} characters (limit {MAX_ANSWER_CHARS:,})",
+                                 raw=raw[:MAX_ANSWER_CHARS], **usage)
         try:
             answer = VlmAnswer.model_validate(json.loads(_strip_fence(text)))
         except (json.JSONDecodeError, ValidationError) as e:
