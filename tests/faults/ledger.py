@@ -10,7 +10,19 @@ from dataclasses import dataclass, field
 
 # Defects this sweep found, and where each was fixed (file: what). Kept here so the summary and
 # docs/reliability.md say the same thing.
-DEFECTS_FIXED: list[str] = []
+DEFECTS_FIXED: list[str] = [
+    "a missing or broken manifest printed a Python traceback: data/manifest.py, ManifestError is a UserError (720d5f3)",
+    "an unsafe video/teacher id in a manifest or option printed a traceback: data/store.py, UnsafeName is a UserError (59fcdd3)",
+    "--run ../../x wrote outside the workspace: data/store.py run_dir() used by train/run.py, report/page.py, "
+    "eval/evaluate.py (7908823)",
+    "a store video folder symlinked out of the workspace was written through: data/store.py Store.video_dir (59fcdd3)",
+    "a full or read-only disk printed a traceback and an OSError naming no file: data/store.py names the file "
+    "(59fcdd3, b2a5316), cli.py prints a clear error (b398d3d)",
+    "a torn last jsonl line (disk full mid-write) swallowed the next verdict/status line: data/store.py append_line, "
+    "used by teacher/store.py (58ea4d6) and extract/runner.py (836634a)",
+    "an oversized teacher answer was stored whole in every verdict: teacher/vlm.py refuses it (254c466)",
+    "three requirements had no upper version bound: pyproject.toml (b728f0d)",
+]
 
 
 @dataclass
