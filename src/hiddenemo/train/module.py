@@ -123,7 +123,7 @@ class ClassifierModule(L.LightningModule):
 
 
 class EpochCheckpoint(L.Callback):
-    """After every epoch: weights `epoch-<e>.safetensors`, optimizer `optimizer.pt`, then `state.json`
+    """After every epoch: weights `epoch-<e>.safetensors`, optimizer `optimizer-<e>.pt`, then `state.json`
     (written last, atomically: it names the epoch whose files are complete)."""
 
     def __init__(self, directory: Path, keep_every_epoch: bool):
@@ -143,10 +143,13 @@ class EpochCheckpoint(L.Callback):
         if not trainer.is_global_zero:
             return                  # one writer: after DDP's all-reduce every rank holds the same weights
         save_weights(module.model, self.directory / f"epoch-{epoch}.safetensors")
-        optim_tmp = self.directory / "optimizer.pt.tmp"
+        # One optimizer file per epoch: a kill between it and state.json must not pair epoch e-1's
+        # weights with epoch e's optimizer moments on resume.
+        optim_tmp = self.directory / f"optimizer-{epoch}.pt.tmp"
         torch.save(trainer.optimizers[0].state_dict(), optim_tmp)
-        optim_tmp.replace(self.directory / "optimizer.pt")
+        optim_tmp.replace(self.directory / f"optimizer-{epoch}.pt")
         atomic_write_text(self.directory / "state.json", json.dumps(self.state))
+        (self.directory / f"optimizer-{epoch - 1}.pt").unlink(missing_ok=True)
         if not self.keep_every_epoch and epoch > 1:
             (self.directory / f"epoch-{epoch - 1}.safetensors").unlink(missing_ok=True)
 

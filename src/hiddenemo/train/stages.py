@@ -73,7 +73,7 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
     if done:
         log.info("%s: resuming after epoch %d of %d", tag, done, epochs)
         load_weights(model, out / f"epoch-{done}.safetensors")
-        optimizer_state = load_optimizer_state(out / "optimizer.pt")
+        optimizer_state = load_optimizer_state(out / f"optimizer-{done}.pt")
     if done < epochs:
         module = ClassifierModule(model, stage, seed=cfg.seed, tag=tag, epoch_offset=done,
                                   optimizer_state=optimizer_state)
@@ -101,7 +101,8 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
         if state["epochs_done"] < epochs:
             raise RuntimeError(f"{tag}: training stopped after epoch {state['epochs_done']} of {epochs}")
     atomic_write_text(out / "done.json", json.dumps({"epochs": epochs}))
-    (out / "optimizer.pt").unlink(missing_ok=True)                       # only needed to resume
+    for optimizer in out.glob("optimizer-*.pt"):                        # only needed to resume
+        optimizer.unlink(missing_ok=True)
     return state
 
 
