@@ -20,6 +20,8 @@ DEFECTS_FIXED: list[str] = [
     "(59fcdd3, b2a5316), cli.py prints a clear error (b398d3d)",
     "a torn last jsonl line (disk full mid-write) swallowed the next verdict/status line: data/store.py append_line, "
     "used by teacher/store.py (58ea4d6) and extract/runner.py (836634a)",
+    "a kill -9 between the optimizer file and state.json resumed training with the next epoch's Adam "
+    "moments (predictions differed): train/module.py + train/stages.py, optimizer-<e>.pt per epoch (50cc869)",
     "an oversized teacher answer was stored whole in every verdict: teacher/vlm.py refuses it (254c466)",
     "three requirements had no upper version bound: pyproject.toml (b728f0d)",
 ]
