@@ -58,7 +58,7 @@ def campaign(seed: int, kills: int, root: Path) -> list[dict]:
 
     work = copy_workspace(ref, root / "teach", drop=("teacher", "runs", "status/teach.jsonl"))
     args = command("teach", "--work", str(work))
-    r = kill_and_resume(args, lambda: teach_progress(work), rng, kills, max_k=5, max_delay=0.05,
+    r = kill_and_resume(args, lambda: teach_progress(work), rng, kills, max_k=2, max_delay=0.0,
                         check=lambda: check_jsonl(work / "teacher" / "behaviour.jsonl"))
     run_to_end(args)
     expected, got = verdicts(ref, "behaviour"), verdicts(work, "behaviour")

@@ -77,7 +77,7 @@ def kill_and_resume(args: list[str], progress, rng: np.random.Generator, kills: 
         proc = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while proc.poll() is None and progress() < target and time.monotonic() < deadline:
-            time.sleep(0.02)
+            time.sleep(0.01)
         time.sleep(delay)
         if proc.poll() is not None:
             result.finished_early += 1

@@ -34,7 +34,7 @@ def test_teach_killed_and_resumed_equals_uninterrupted(reference, tmp_path, ledg
     args = command("teach", "--work", str(work))
     path = work / "teacher" / "behaviour.jsonl"
     result = kill_and_resume(args, lambda: teach_progress(work), np.random.default_rng(SEED + 1), KILLS,
-                             max_k=5, max_delay=0.05, check=lambda: check_jsonl(path))
+                             max_k=2, max_delay=0.0, check=lambda: check_jsonl(path))
     run_to_end(args)
     expected, got = verdicts(reference, "behaviour"), verdicts(work, "behaviour")
     lost = sorted(set(expected) - set(got)) + sorted(v for v in expected if v in got and got[v] != expected[v])
