@@ -99,6 +99,7 @@ class GeminiServer(FakeServer):
         super().__init__()
         self.polls_until_active = polls_until_active
         self.files: dict[str, dict] = {}
+        self.n_uploads = 0
         self.version = "v1beta"
 
     def is_model_call(self, r: dict) -> bool:
@@ -120,8 +121,10 @@ class GeminiServer(FakeServer):
         if method == "POST" and path == "/upload/VERSION/files" and "upload_id" not in query:
             assert headers.get("X-Goog-Upload-Protocol") == "resumable"
             assert headers.get("X-Goog-Upload-Command") == "start"
-            file_id = f"vid{len(self.files) + 1:04d}"
-            self.files[file_id] = {"polls": 0}
+            with self.lock:   # uploads run concurrently: ids must not collide (len() would race)
+                self.n_uploads += 1
+                file_id = f"vid{self.n_uploads:04d}"
+                self.files[file_id] = {"polls": 0}
             return Reply(200, {}, {"X-Goog-Upload-URL": f"{self.url}/upload/{self.version}/files?upload_id={file_id}"
                                                         "&upload_protocol=resumable"})
         if method == "POST" and path == "/upload/VERSION/files":
