@@ -58,7 +58,7 @@ def test_selection_and_metrics(trained):
 def test_checkpoints_are_safetensors(trained):
     _, run, config, _ = trained
     final = json.loads((run / "selection.json").read_text())["stage2"]["epochs"]
-    state = load_file(str(run / "stage2" / "final" / f"epoch-{final}.safetensors"))
+    state = load_file(str(run / "stage2" / "fold0" / f"epoch-{final}.safetensors"))   # fold ensemble
     assert any(k.startswith("encoders.text.") for k in state) and any(k.startswith("head.") for k in state)
     assert not list(run.rglob("*.ckpt"))                                  # no pickled Lightning checkpoints
 
@@ -68,7 +68,7 @@ def test_predict_writes_predictions_and_submission(trained):
     predict_run(work, "tiny", split="test", submission=True)
     pred = pd.read_csv(run / "predictions.csv", dtype={"video_id": str})
     assert list(pred.columns) == ["video_id", "p_positive", "label", "n_votes", "vote_std"]
-    assert len(pred) == 8 and set(pred["label"]) <= {"win", "lose"} and (pred["n_votes"] == 2).all()
+    assert len(pred) == 8 and set(pred["label"]) <= {"win", "lose"} and (pred["n_votes"] == 3 * 2).all()   # 3 fold models x 2 draws
     assert (pred["vote_std"] >= 0).all()
     sub = pd.read_csv(run / "submission.csv", dtype={"video_id": str})
     assert list(sub.columns) == ["video_id", "prediction"]
@@ -81,9 +81,9 @@ def test_predict_writes_predictions_and_submission(trained):
 
 def test_rerun_skips_finished_work(trained):
     work, run, config, metrics = trained
-    stamp = (run / "stage2" / "final" / "done.json").stat().st_mtime_ns
+    stamp = (run / "stage2" / "fold0" / "done.json").stat().st_mtime_ns
     again = train_run(work, "tiny", config)
-    assert (run / "stage2" / "final" / "done.json").stat().st_mtime_ns == stamp
+    assert (run / "stage2" / "fold0" / "done.json").stat().st_mtime_ns == stamp
     assert again["cross_validated"] == metrics["cross_validated"]
 
 
@@ -92,3 +92,24 @@ def test_a_different_config_is_refused_for_the_same_run(trained):
     work, _, config, _ = trained
     with pytest.raises(UserError, match="different config"):
         train_run(work, "tiny", tiny_config(seed=1))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"stage1_enabled": False},                                            # the "no pretraining" rows
+    {"stage1": {"epochs": 2, "contrastive_weight": 0.1}, "selection": {"final_model": "retrain"}},
+])
+def test_strategy_switches(tmp_path, overrides):
+    """The ablation switches train and predict: stage 2 from fresh encoders; a contrastive term in
+    stage 1 with one retrained final model instead of the fold ensemble."""
+    manifest = make_workspace(tmp_path, n_train=12, n_test=4)
+    add_teacher(tmp_path, manifest)
+    hide_test_labels(tmp_path)
+    config = tiny_config(model={"modalities": ["text", "events"]}, pseudo={"teacher": "rules"}, **overrides)
+    metrics = train_run(tmp_path, "s", config)
+    run = tmp_path / "runs" / "s"
+    assert (run / "stage1").exists() == config.stage1_enabled
+    assert (run / "stage2" / "final").exists() == (config.selection.final_model == "retrain")
+    assert 0 <= metrics["cross_validated"]["stage2"]["auroc"] <= 1
+    pred = pd.read_csv(run / "predictions.csv")
+    k = 1 if config.selection.final_model == "retrain" else int(json.loads((run / "selection.json").read_text())["folds"]["k"])
+    assert len(pred) == 4 and (pred["n_votes"] == k * config.sampling.votes).all()

@@ -37,7 +37,7 @@ def test_interrupted_fit_resumes_exactly(tmp_path, monkeypatch):
         train_run(tmp_path / "b", "r", config)
     fold = tmp_path / "b" / "runs" / "r" / "stage1" / "events" / "fold1"
     assert module.read_state(fold)["epochs_done"] == 2 and not (fold / "done.json").exists()
-    assert (tmp_path / "b" / "runs" / "r" / "stage1" / "text" / "final" / "done.json").exists()
+    assert (tmp_path / "b" / "runs" / "r" / "stage1" / "text" / "fold1" / "done.json").exists()   # text finished first
     monkeypatch.undo()
 
     resumed = train_run(tmp_path / "b", "r", config)

@@ -38,7 +38,7 @@ class ModelConfig:
     encoders: dict[str, str] = field(default_factory=dict)
     """Registry name of the encoder per modality (`hiddenemo.models.registry`); unset = the modality's default."""
     encoder_args: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Extra keyword arguments per modality for its encoder (e.g. {pose: {layers: 2}})."""
+    """Extra keyword arguments per modality for its encoder (e.g. {pose: {depth: 2}})."""
     dim: int = 256
     """Width every encoder projects to, and of the fusion layer (the paper: 256)."""
     fusion: str = "concat"
@@ -69,6 +69,9 @@ class StageConfig:
     """Dropout in the encoders and the fusion layer."""
     class_balanced: bool = False
     """Weight samples so each class carries half the loss (`hiddenemo.eval.labelshift.class_weights`)."""
+    contrastive_weight: float = 0.0
+    """Weight of a supervised contrastive term on the encoder features (the paper's "contrastive"
+    ablation row; 0 = off, the paper's final choice)."""
 
 
 @dataclass
@@ -89,6 +92,11 @@ class SelectionConfig:
     """Positive fraction assumed for the target set by the quantile threshold (required for it)."""
     fixed_threshold: float = 0.5
     """Threshold used by `threshold: fixed`."""
+    final_model: Literal["fold-ensemble", "retrain"] = "fold-ensemble"
+    """The model that predicts: fold-ensemble = the mean of the k fold models at the chosen epoch (the
+    models whose out-of-fold probabilities chose the threshold, so threshold and probabilities share a
+    scale); retrain = one more fit on all labeled videos for the chosen epochs (its probabilities can
+    drift from the threshold's scale)."""
 
 
 @dataclass
@@ -130,6 +138,9 @@ class TrainConfig:
     stage2: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=3e-5))
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    stage1_enabled: bool = True
+    """Run stage 1 (each modality pretrained alone); false = stage 2 from freshly initialised encoders
+    (the paper's "no pretraining" rows)."""
     stage2_enabled: bool = True
     """Run stage 2 (all modalities fused, fine-tuned on labeled + pseudo-labeled videos)."""
     threads: Optional[int] = None

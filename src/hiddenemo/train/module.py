@@ -23,7 +23,7 @@ from torch.utils.data import Sampler
 
 from hiddenemo.data.store import atomic_write_text
 from hiddenemo.eval.metrics import binary_metrics
-from hiddenemo.models.losses import focal_loss
+from hiddenemo.models.losses import focal_loss, supervised_contrastive_loss
 from hiddenemo.train.config import StageConfig
 
 
@@ -89,7 +89,13 @@ class ClassifierModule(L.LightningModule):
         torch.manual_seed(epoch_seed(self.seed, self.tag, self.epoch * 1_000_003 + batch_idx))
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        loss = self._loss(self(batch), batch)
+        if self.stage.contrastive_weight > 0:
+            # The paper's "contrastive" row: a small supervised contrastive term on the features.
+            features = self.model.forward_features(batch)                 # (B, dim)
+            loss = self._loss(self.model.head(features).squeeze(-1), batch) + self.stage.contrastive_weight * \
+                supervised_contrastive_loss(features, batch["target"].float(), weight=batch["weight"].float())
+        else:
+            loss = self._loss(self(batch), batch)
         self._train_losses.append(float(loss.detach()))
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(batch["target"]))
         return loss

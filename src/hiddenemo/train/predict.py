@@ -14,20 +14,24 @@ from hiddenemo.train.data import VideoDataset, collate
 
 
 @torch.no_grad()
-def vote(model: torch.nn.Module, dataset: VideoDataset, batch_size: int = 8) -> pd.DataFrame:
-    """video_id, p_positive (mean over the draws), n_votes, vote_std for every video of `dataset`."""
-    model.eval()
+def vote(models: torch.nn.Module | list[torch.nn.Module], dataset: VideoDataset, batch_size: int = 8) -> pd.DataFrame:
+    """video_id, p_positive (mean over every model's draws), n_votes, vote_std for every video of
+    `dataset`. Several models (a fold ensemble) each vote on every draw."""
+    models = models if isinstance(models, list) else [models]
     n = len(dataset.video_ids)
-    probs = np.zeros((dataset.draws, n))
-    loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)   # ordered: draw-major
-    seen = 0
-    for batch in tqdm(loader, desc="predict", unit="batch", leave=False):
-        p = torch.sigmoid(model(batch)).double().numpy()
-        flat = np.arange(seen, seen + len(p))
-        probs[flat // n, flat % n] = p
-        seen += len(p)
+    probs = np.zeros((len(models), dataset.draws, n))
+    for i, model in enumerate(models):
+        model.eval()
+        loader = DataLoader(dataset, batch_size=batch_size, collate_fn=collate)   # ordered: draw-major
+        seen = 0
+        for batch in tqdm(loader, desc=f"predict (model {i + 1}/{len(models)})", unit="batch", leave=False):
+            p = torch.sigmoid(model(batch)).double().numpy()
+            flat = np.arange(seen, seen + len(p))
+            probs[i, flat // n, flat % n] = p
+            seen += len(p)
+    probs = probs.reshape(-1, n)
     return pd.DataFrame({"video_id": dataset.video_ids, "p_positive": probs.mean(0),
-                         "n_votes": dataset.draws, "vote_std": probs.std(0)})
+                         "n_votes": len(probs), "vote_std": probs.std(0)})
 
 
 def apply_threshold(p: np.ndarray, threshold: dict) -> float:

@@ -47,7 +47,9 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     log.info("%d labeled training videos (%d positive) in %d folds; modalities %s", len(labeled),
              int(labeled["label"].sum()), folds.max() + 1, config.model.modalities)
 
-    stage1 = run_stage1(ctx, labeled, folds)
+    if not (config.stage1_enabled or config.stage2_enabled):
+        raise UserError("stage1_enabled and stage2_enabled are both false: there is nothing to train")
+    stage1 = run_stage1(ctx, labeled, folds) if config.stage1_enabled else {}
     selections = {f"stage1/{m}": sel for m, sel in stage1.items()}
     if config.stage2_enabled:
         pseudo = pseudo_labeled(work, config, others)
@@ -61,8 +63,10 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     selection = {key: {"epochs": sel["epochs"], "epoch_metric": sel["epoch_metric"], "threshold": sel["threshold"],
                        **({"n_pseudo": sel["n_pseudo"]} if "n_pseudo" in sel else {})}
                  for key, sel in selections.items()}
-    selection["final"] = {"model": final, "how": "retrained on all labeled training videos (+ pseudo-labeled "
-                          "ones in stage 2) for the selected number of epochs"}
+    how = ("the mean of the k fold models at the selected epoch (the models whose out-of-fold predictions "
+           "chose the threshold)" if config.selection.final_model == "fold-ensemble" else
+           "retrained on all labeled training videos (+ pseudo-labeled ones in stage 2) for the selected epochs")
+    selection["final"] = {"model": final, "how": how, "final_model": config.selection.final_model}
     selection["dims"] = dims
     selection["folds"] = {"k": int(folds.max()) + 1, "grouped_by_subject": bool(
         config.selection.group_by_subject and labeled["subject_id"].notna().all()), "n_labeled": len(labeled)}
@@ -71,7 +75,7 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     metrics = {"cross_validated": {key: sel["cv_metrics"] for key, sel in selections.items()},
                "note": "out-of-fold on the labeled training videos; the threshold was chosen on the same "
                        "out-of-fold predictions, so accuracy-type figures are slightly optimistic (AUROC is not affected)"}
-    if "stage2" in selections:
+    if "stage2" in selections and stage1:
         metrics["stage2_gain_accuracy"] = _gain(selections, "accuracy")
         metrics["stage2_gain_auroc"] = _gain(selections, "auroc")
     atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
@@ -107,14 +111,16 @@ def predict_run(work: Path, run: str, split: str = "test", submission: bool = Fa
     stage, _, modality = final.partition("/")
     modalities = [modality] if modality else config.model.modalities
     dims = {m: int(d) for m, d in selection["dims"].items()}
-    net = build_model(config.model, modalities, dims, fused=stage == "stage2", dropout=0.0)
-    weights = final_weights(run_dir, stage, modality or None, selection[final]["epochs"])
     from hiddenemo.train.module import load_weights
-    load_weights(net, weights)
+    nets = []
+    for weights in final_weights(run_dir, stage, modality or None, selection[final]["epochs"],
+                                 config.selection.final_model, selection["folds"]["k"]):
+        nets.append(build_model(config.model, modalities, dims, fused=stage == "stage2", dropout=0.0))
+        load_weights(nets[-1], weights)
     dataset = VideoDataset(work, rows, modalities, config.sampling, train=False, seed=config.seed,
                            dims=dims, text_encoder=config.model.text_encoder)
     with torch.inference_mode():
-        votes = vote(net, dataset, batch_size=config.stage2.batch_size)
+        votes = vote(nets, dataset, batch_size=config.stage2.batch_size)
     threshold = apply_threshold(votes["p_positive"].to_numpy(), selection[final]["threshold"])
     table = predictions_table(votes, threshold, info.classes, info.positive_index)
     name = "predictions" + (f"_{final.replace('/', '-')}" if model else "") + ("" if split == "test" else f"_{split}")

@@ -1,11 +1,12 @@
 """The two training stages, with cross-validation on the labeled training videos.
 
 Stage 1, per modality: k fold fits (train on k-1 folds, validate on the held-out fold after every
-epoch), the number of epochs and the threshold chosen on the pooled out-of-fold predictions, then
-a final fit on all labeled videos for that many epochs. Stage 2: the fusion model, its encoders
-loaded from stage 1, fine-tuned at a small learning rate on labeled + pseudo-labeled videos — in
-fold k from the fold-k stage-1 encoders (so no held-out video was ever trained on), at the end from
-the final ones.
+epoch), the number of epochs and the threshold chosen on the pooled out-of-fold predictions. The
+model that predicts is the ensemble of the k fold models at that epoch (default), or with
+`selection.final_model: retrain` one more fit on all labeled videos. Stage 2: the fusion model, its
+encoders loaded from stage 1, fine-tuned at a small learning rate on labeled + pseudo-labeled
+videos — in fold k from the fold-k stage-1 encoders (so no held-out video was ever trained on), for
+a retrained final model from the final ones.
 
 These functions receive only the labeled training rows (`labeled`: video_id, label, subject_id)
 and pseudo-labeled rows (`pseudo`: video_id, target, weight); they never see the manifest.
@@ -142,9 +143,10 @@ def run_stage1(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray) -> dict[s
     for modality in ctx.config.model.modalities:
         out = ctx.run_dir / "stage1" / modality
         sel = cross_validate(ctx, [modality], ctx.config.stage1, labeled, folds, None, out, fused=False)
-        rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
-        fit(ctx, [modality], ctx.config.stage1, rows, None, out / "final", sel["epochs"], fused=False,
-            keep_every_epoch=False)
+        if ctx.config.selection.final_model == "retrain":
+            rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
+            fit(ctx, [modality], ctx.config.stage1, rows, None, out / "final", sel["epochs"], fused=False,
+                keep_every_epoch=False)
         _write_metrics(out / "metrics.csv", sel["history"])
         selections[modality] = sel
     return selections
@@ -152,28 +154,34 @@ def run_stage1(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray) -> dict[s
 
 def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: pd.DataFrame,
                stage1: dict[str, dict]) -> dict:
-    """All modalities fused, encoders from stage 1, on labeled + pseudo-labeled videos."""
+    """All modalities fused, encoders from stage 1 (when it ran), on labeled + pseudo-labeled videos."""
     modalities = ctx.config.model.modalities
     out = ctx.run_dir / "stage2"
 
     def encoders_from(which: str):
+        if not stage1:                                   # stage 1 off: encoders start fresh
+            return None
         paths = {m: ctx.run_dir / "stage1" / m / which / f"epoch-{stage1[m]['epochs']}.safetensors"
                  for m in modalities}
         return lambda model: load_encoders(model, paths)
 
     sel = cross_validate(ctx, modalities, ctx.config.stage2, labeled, folds, pseudo, out, fused=True,
                          init_for_fold=lambda fold: encoders_from(f"fold{fold}"))
-    rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
-    rows = pd.concat([rows, pseudo], ignore_index=True) if len(pseudo) else rows
-    fit(ctx, modalities, ctx.config.stage2, rows, None, out / "final", sel["epochs"], fused=True,
-        keep_every_epoch=False, init=encoders_from("final"))
+    if ctx.config.selection.final_model == "retrain":
+        rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
+        rows = pd.concat([rows, pseudo], ignore_index=True) if len(pseudo) else rows
+        fit(ctx, modalities, ctx.config.stage2, rows, None, out / "final", sel["epochs"], fused=True,
+            keep_every_epoch=False, init=encoders_from("final"))
     _write_metrics(out / "metrics.csv", sel["history"])
     return sel
 
 
-def final_weights(run_dir: Path, stage: str, modality: str | None, epochs: int) -> Path:
+def final_weights(run_dir: Path, stage: str, modality: str | None, epochs: int, final_model: str,
+                  k: int) -> list[Path]:
+    """The checkpoint(s) that predict: the k fold models at the chosen epoch, or the retrained one."""
     base = run_dir / stage / modality if stage == "stage1" else run_dir / stage
-    return base / "final" / f"epoch-{epochs}.safetensors"
+    fits = ["final"] if final_model == "retrain" else [f"fold{fold}" for fold in range(k)]
+    return [base / fit_dir / f"epoch-{epochs}.safetensors" for fit_dir in fits]
 
 
 def _dataset(ctx: Context, modalities: list[str], rows: pd.DataFrame, *, train: bool, resamples: int = 1) -> VideoDataset:
