@@ -5,6 +5,7 @@ Heavy imports (torch, Lightning) happen inside the functions so `hiddenemo --hel
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from hiddenemo.train.config import (ModelConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig, StageConfig,
                                     TrainConfig, TrainerConfig)
@@ -49,7 +50,8 @@ def train(work: Path, run: str = "default", seed: int = 0,
     print(json.dumps(summary(metrics), indent=2))
 
 
-def predict(work: Path, run: str = "default", split: str = "test", submission: bool = False) -> None:
+def predict(work: Path, run: str = "default", split: str = "test", submission: bool = False,
+            model: Optional[str] = None) -> None:
     """Voting inference with a trained run; writes WORK/runs/RUN/predictions.csv (video_id, p_positive,
     label, n_votes, vote_std; predictions_SPLIT.csv for a split other than test).
 
@@ -59,10 +61,12 @@ def predict(work: Path, run: str = "default", split: str = "test", submission: b
         split: Which split to predict.
         submission: Also write WORK/runs/RUN/submission.csv in the challenge layout: video_id,prediction
             with 1 = the positive class (iMiGUE: win), 0 = the negative class (lose).
+        model: Predict with another of the run's models instead of its final one, e.g. stage1/pose
+            (written as predictions_stage1-pose.csv).
     """
     from hiddenemo.train.run import predict_run
 
-    out = predict_run(work, run, split=split, submission=submission)
+    out = predict_run(work, run, split=split, submission=submission, model=model)
     if out is not None:
         print(out)
 
