@@ -82,6 +82,7 @@ def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> p
     variants = STUDIES[study](modalities)
     results = []
     for variant, overlay, model_key in variants:
+        overlay = _with_encoder_args(overlay, base)
         overlay_path = out / f"{_slug(variant)}.yaml"
         atomic_write_text(overlay_path, yaml.safe_dump(overlay, sort_keys=False))
         for seed in range(seeds):
@@ -160,6 +161,23 @@ def _write(out: Path, study: str, per_run: pd.DataFrame, table: pd.DataFrame, se
     atomic_write_text(out / f"{study}.json", json.dumps({"study": study, "seeds": seeds, "base_config": str(base),
                                                         "rows": table.to_dict(orient="records")}, indent=2, default=float))
     print("\n" + markdown)
+
+
+def _with_encoder_args(overlay: dict, base: dict) -> dict:
+    """A variant that swaps an encoder keeps the base config's sizes for it, minus the options the new
+    encoder does not take (e.g. a 16-frame clip has no Transformer depth): the variants then differ
+    only in what the study compares. The overlay carries the whole `encoder_args`, since a YAML
+    overlay replaces a dict field rather than merging it."""
+    from hiddenemo.models.registry import encoder_options
+
+    swapped = overlay.get("model", {}).get("encoders", {})
+    if not swapped:
+        return overlay
+    args = {m: dict(a) for m, a in base.get("model", {}).get("encoder_args", {}).items()}
+    for modality, encoder in swapped.items():
+        accepted = encoder_options(encoder)
+        args[modality] = {k: v for k, v in args.get(modality, {}).items() if k in accepted}
+    return {**overlay, "model": {**overlay["model"], "encoder_args": args}}
 
 
 def _finished(metrics_path: Path) -> bool:
