@@ -24,11 +24,11 @@ class DemoConfig:
 
     seed: int = 0
     """Seed of the dataset, the training and every sampling draw."""
-    n_videos: int = 64
+    n_videos: int = 96
     """Synthetic videos (about a third become the unlabeled target set)."""
-    n_frames: int = 120
+    n_frames: int = 200
     """Median frames per video (25 fps)."""
-    frames_every: int = 5
+    frames_every: int = 10
     """Embed every n-th frame with DINOv2-S (the costliest step: about 90 ms a frame on 2 cores)."""
     workers: int = 1
     """Videos extracted at once."""

@@ -5,8 +5,8 @@ from pathlib import Path
 from typing import Optional
 
 
-def demo(out: Path = Path("demo-work"), seed: int = 0, n_videos: int = 64, n_frames: int = 120,
-         frames_every: int = 5, workers: int = 1, train_config: Optional[Path] = None) -> None:
+def demo(out: Path = Path("demo-work"), seed: int = 0, n_videos: int = 96, n_frames: int = 200,
+         frames_every: int = 10, workers: int = 1, train_config: Optional[Path] = None) -> None:
     """From nothing to a report: generate a synthetic interview dataset (videos, OpenPose JSON,
     iMiGUE-format labels), ingest keypoints, embed frames with DINOv2-S, ask the offline `behaviour`
     teacher, embed its texts, train stage 1 and stage 2 with pseudo-labels, predict the held-out
