@@ -55,3 +55,14 @@ def test_unknown_study_is_a_clear_error(workspace):
     from hiddenemo.errors import UserError
     with pytest.raises(UserError, match="unknown study"):
         run_study(workspace[0], "nope", 1, None)
+
+
+def test_every_train_config_field_is_a_train_option():
+    """Study overlays set TrainConfig fields through `hiddenemo train --config`: each must be an option."""
+    import dataclasses
+    import inspect
+
+    from hiddenemo.commands.train import train
+    from hiddenemo.train.config import TrainConfig
+
+    assert {f.name for f in dataclasses.fields(TrainConfig)} <= set(inspect.signature(train).parameters)

@@ -18,6 +18,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
           stage2: StageConfig = StageConfig(epochs=10, lr=3e-5),
           selection: SelectionConfig = SelectionConfig(),
           pseudo: PseudoLabelConfig = PseudoLabelConfig(),
+          stage1_enabled: bool = True,
           stage2_enabled: bool = True,
           threads: int | None = None,
           trainer: TrainerConfig = TrainerConfig()) -> None:
@@ -35,6 +36,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
         stage2: Optimisation of stage 2 (fused, labeled + pseudo-labeled videos, small learning rate).
         selection: Cross-validation folds, epoch metric and threshold method.
         pseudo: Teacher and policy for the pseudo-labels of stage 2.
+        stage1_enabled: Run stage 1 (false: stage 2 from fresh encoders, the "no pretraining" ablation).
         stage2_enabled: Run stage 2.
         threads: torch CPU threads (default: torch's choice); 1 is fastest on a shared machine.
         trainer: Devices, nodes and strategy (ddp) of every fit; see docs/scale.md.
@@ -44,7 +46,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
     from hiddenemo.train.run import train_run
 
     config = TrainConfig(seed=seed, sampling=sampling, model=model, stage1=stage1, stage2=stage2,
-                         selection=selection, pseudo=pseudo, stage2_enabled=stage2_enabled,
+                         selection=selection, pseudo=pseudo, stage1_enabled=stage1_enabled, stage2_enabled=stage2_enabled,
                          threads=threads, trainer=trainer)
     metrics = train_run(work, run, config)
     print(json.dumps(summary(metrics), indent=2))
