@@ -37,7 +37,7 @@ def test_demo_runs_every_stage_to_the_report(tmp_path, capsys):
     assert {"stage 1: pose alone", "stage 1: frames alone", "stage 1: text alone"} <= set(models)
     target = (out / "data" / "target_labels.csv").read_text().count("\n") - 1
     assert all(row["n"] == target for row in result["held_out"])            # the held-out videos, all of them
-    assert "Weak to strong: the student" in printed and "report:" in printed
+    assert "Weak to strong: the student" in printed and "its teacher on balanced accuracy" in printed and "report:" in printed
     # Every stage is resumable: a second demo recomputes nothing and prints the same table.
     assert main(args) == 0
     assert json.loads((run / "demo.json").read_text())["held_out"] == result["held_out"]

@@ -158,9 +158,9 @@ def print_summary(table: pd.DataFrame, result: dict) -> None:
         print(f"| {row['model']:34} | {row['n']:>3} | " + " | ".join(f"{c:>20}" for c in cells) + " |")
     teacher, student = table.iloc[0], table.iloc[-1]
     margin = student["balanced_accuracy"] - teacher["balanced_accuracy"]
-    verdict = "beat" if margin > 0 else "did NOT beat"
-    print(f"\nWeak to strong: the student {verdict} its teacher on balanced accuracy by {margin:+.3f} "
-          f"(AUROC {student['auroc'] - teacher['auroc']:+.3f}); with {int(student['n'])} held-out videos the "
+    verdict = "beat" if margin > 0 else "tied with" if margin == 0 else "did NOT beat"
+    print(f"\nWeak to strong: the student {verdict} its teacher on balanced accuracy ({margin:+.3f}; "
+          f"AUROC {student['auroc'] - teacher['auroc']:+.3f}); with {int(student['n'])} held-out videos the "
           "intervals are wide — see the report for the cross-validated figures.")
     total = sum(result["timings_s"].values())
     print(f"Total time {total / 60:.1f} min; report: {result['report']}")
