@@ -26,7 +26,7 @@ def test_frame_encoder_study_tabulates_and_resumes(workspace, capsys):
     table = run_study(work, "frame-encoders", seeds=2, base_config=base)
     assert list(table["variant"]) == ["dinov2+transformer", "16-frame clip (X-CLIP stand-in)"]
     assert (table["seeds"] == 2).all() and table["auroc"].between(0, 1).all()
-    assert table.loc[0, "vs_reference"] == "reference" and "p=" in table.loc[1, "vs_reference"]
+    assert table.loc[0, "vs_reference"] == "reference" and "AUROC" in table.loc[1, "vs_reference"] and "p=" in table.loc[1, "vs_reference"]
     markdown = (work / "ablations" / "frame-encoders.md").read_text()
     assert "± " in markdown and "16-frame clip" in markdown
     runs = pd.read_csv(work / "ablations" / "frame-encoders_runs.csv")
