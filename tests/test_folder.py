@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import av
 import numpy as np
 import pandas as pd
 import pytest
+
+import helpers_video
 
 from hiddenemo.cli import main
 from hiddenemo.data.folder import choose_classes, find_videos, folder_table, read_labels
@@ -15,16 +16,9 @@ from hiddenemo.errors import UserError
 
 
 def write_video(path: Path, n_frames: int = 12, fps: int = 10) -> Path:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
-        for i in range(n_frames):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), i * 10, np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    """A tiny 32x32 clip whose frames differ (one grey level per frame)."""
+    frames = [np.full((32, 32, 3), i * 10, np.uint8) for i in range(n_frames)]
+    return helpers_video.write_video(path, frames, fps=fps)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import logging
 import re
 from pathlib import Path
 
+import helpers_video
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,19 +25,10 @@ KEY = "AIzaTEST-secret-key-0123456789"
 
 
 def make_video(path: Path, seconds: float = 2.0, fps: int = 10, seed: int = 0) -> Path:
-    import av
-
+    """A 64x48 clip of noise (the servers never look at it; its bytes make the cache key)."""
     rng = np.random.default_rng(seed)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("mpeg4", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for _ in range(int(seconds * fps)):
-            img = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    return path
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(int(seconds * fps))]
+    return helpers_video.write_video(path, frames, fps=fps)
 
 
 @pytest.fixture
