@@ -4,7 +4,3 @@
 class UserError(Exception):
     """Bad input, a missing file or an unbuilt stage; the message says which and what to do."""
 
-
-def not_built(command: str, issue: int) -> "UserError":
-    return UserError(f"`hiddenemo {command}` is not built yet (tracked in issue #{issue}); "
-                     "nothing was run.")
