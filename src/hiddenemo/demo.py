@@ -120,10 +120,10 @@ def _teacher_threshold(work: Path, teacher: pd.DataFrame) -> float:
     labeled training videos (which the teacher never learnt from, so this is fair to it)."""
     from hiddenemo.data.manifest import DatasetInfo, read_manifest
     from hiddenemo.train.config import SelectionConfig
-    from hiddenemo.train.selection import choose_threshold
+    from hiddenemo.train.selection import choose_threshold, split_for_training
 
-    manifest = read_manifest(work)
-    train = manifest[(manifest["split"] == "train") & manifest["label"].notna()].merge(teacher, on="video_id")
+    labeled, _ = split_for_training(read_manifest(work))
+    train = labeled.merge(teacher, on="video_id")
     y = (train["label"].astype(int) == DatasetInfo.load(work).positive_index).astype(int).to_numpy()
     return choose_threshold(train["p_positive"].to_numpy(float), y, SelectionConfig(threshold="balanced"))["threshold"]
 

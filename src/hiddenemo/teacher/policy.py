@@ -62,9 +62,10 @@ def calibrated(manifest: pd.DataFrame, verdicts: dict, work: str | Path, p: np.n
     """`p` re-mapped by a logistic fit of the training labels on the teacher's answers for the labeled
     training videos (split == "train" only, so a labeled test split can never leak in)."""
     from hiddenemo.eval.labelshift import platt_calibrate
+    from hiddenemo.train.selection import split_for_training
 
     positive_index = DatasetInfo.load(work).positive_index
-    train = manifest[(manifest["split"] == "train") & manifest["label"].notna()]
+    train, _ = split_for_training(manifest)          # the one place that hands out training labels
     train = train[train["video_id"].map(lambda v: v in verdicts and verdicts[v].p_positive is not None)]
     y = (train["label"].astype(int) == positive_index).astype(int).to_numpy()
     if len(np.unique(y)) < 2:
