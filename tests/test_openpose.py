@@ -157,3 +157,13 @@ def test_consecutive_crowded_frames_follow_the_moving_track(tmp_path):
     video = read_openpose_dir(tmp_path, workers=1)
     np.testing.assert_allclose(video.xy[:, 1, 0], [100, 140, 180, 220, 260, 300])
     assert video.report["several_people"] == 5
+
+
+def test_a_file_with_a_byte_order_mark_still_reads(tmp_path):
+    """orjson refuses a UTF-8 BOM (Windows tools write one); the standard-library fallback reads it."""
+    write_frame(tmp_path, 0, [person(300, 200)])
+    path = write_frame(tmp_path, 1, [person(301, 200)])
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    video = read_openpose_dir(tmp_path, workers=1)
+    assert video.report["unreadable_files"] == []
+    np.testing.assert_allclose(video.xy[1, 1], [301, 200])

@@ -11,8 +11,10 @@ one person's track:
   continues the track; a passer-by does not), and at the start the most confidently seen one;
 - a file that cannot be parsed is named in the report and its row is left empty; the rest ingests.
 
-Parsing is `json.loads` bound (the files are small), so large folders are parsed by a small pool
-of processes; see `benchmarks/openpose_ingest.py` for the figures.
+Parsing is JSON-decode bound (the files are small): `orjson` decodes them about four times faster
+than the standard library, which is kept as the fallback for what orjson refuses but Python reads
+(a byte-order mark, NaN), and large folders are parsed by a small pool of processes; see
+`benchmarks/openpose_ingest.py` for the figures.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 
 from hiddenemo.data.keypoints import MIN_CONFIDENCE, normalise_to_box
 from hiddenemo.data.store import N_KEYPOINTS, Store
@@ -73,7 +76,11 @@ def parse_frame(data: bytes) -> np.ndarray:
     point found is no person.
 
     Raises ValueError (json.JSONDecodeError is one) when the file is not OpenPose JSON."""
-    people = json.loads(data)["people"]
+    try:
+        document = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        document = json.loads(data)       # BOM, NaN: legal to Python; else raises with a clear message
+    people = document["people"]
     out = np.zeros((len(people), N_KEYPOINTS, 3), dtype=np.float32)
     for p, person in enumerate(people):
         values = [person.get(key) or [] for key, _ in PARTS]      # a part not asked for is []
