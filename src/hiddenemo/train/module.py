@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -25,6 +26,8 @@ from hiddenemo.data.store import atomic_write_text
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.models.losses import focal_loss, supervised_contrastive_loss
 from hiddenemo.train.config import StageConfig
+
+log = logging.getLogger(__name__)
 
 
 def epoch_seed(seed: int, tag: str, epoch: int) -> int:
@@ -148,6 +151,10 @@ class EpochCheckpoint(L.Callback):
         self.state["epochs_done"] = epoch
         if not trainer.is_global_zero:
             return                  # one writer: after DDP's all-reduce every rank holds the same weights
+        # One line an epoch where there is no progress bar to show it (stderr not a terminal: logs, CI).
+        log.log(logging.DEBUG if trainer.progress_bar_callback else logging.INFO,
+                "%s epoch %d: train loss %.4f, val loss %.4f%s", module.tag, epoch, row["train_loss"],
+                row["val_loss"], f", val AUROC {row['val_auroc']:.3f}" if "val_auroc" in row else "")
         save_weights(module.model, self.directory / f"epoch-{epoch}.safetensors")
         # One optimizer file per epoch: a kill between it and state.json must not pair epoch e-1's
         # weights with epoch e's optimizer moments on resume.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,7 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
                 CSVLogger(logs, name=tag), TensorBoardLogger(logs, name=tag, default_hp_metric=False)],
             callbacks=[EpochCheckpoint(out, keep_every_epoch)], enable_checkpointing=False,
             num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=1,
+            enable_progress_bar=sys.stderr.isatty(),    # a redrawn bar floods a log file
             limit_val_batches=1.0 if val_loader is not None else 0)
         trainer.fit(module, train_loader, val_loader)
         trainer.strategy.barrier("checkpoint")                          # rank 0 has written state.json
