@@ -3,6 +3,7 @@ and through `from_dict` (which refuses unknown keys)."""
 from __future__ import annotations
 
 import contextlib
+import os
 import io
 from pathlib import Path
 
@@ -41,3 +42,16 @@ def test_paper_sizes():
 def test_unknown_keys_are_refused():
     with pytest.raises(ValueError, match="no field"):
         from_dict(TrainConfig, {"stage1": {"epoch": 3}})
+
+
+def test_progress_bars_are_throttled_when_stderr_is_not_a_terminal(monkeypatch):
+    """Under pytest stderr is captured, as in a log file: bars redraw at most every 30 s, unless the
+    user set TQDM_MININTERVAL themselves."""
+    monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
+    with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert os.environ["TQDM_MININTERVAL"] == "30"
+    monkeypatch.setenv("TQDM_MININTERVAL", "5")
+    with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    assert os.environ["TQDM_MININTERVAL"] == "5"

@@ -81,6 +81,8 @@ def test_choose_classes_ties_and_errors():
         choose_classes(pd.Series(["x", None]), None)
     with pytest.raises(UserError, match="'maybe' is not among the labels"):
         choose_classes(pd.Series(["x", "y"]), "maybe")
+    with pytest.raises(UserError, match=r"more than one way: \[\['Win', 'win'\]\]"):
+        choose_classes(pd.Series(["win", "Win", "lose"]), None)
 
 
 def test_label_rows_without_a_video_are_named(videos, tmp_path, work, capsys, caplog):

@@ -3,6 +3,7 @@ pseudo-labels -> voting predict, and the run layout of docs/contracts.md."""
 from __future__ import annotations
 
 import json
+import logging
 
 import pandas as pd
 import pytest
@@ -98,9 +99,10 @@ def test_a_different_config_is_refused_for_the_same_run(trained):
     {"stage1_enabled": False},                                            # the "no pretraining" rows
     {"stage1": {"epochs": 2, "contrastive_weight": 0.1}, "selection": {"final_model": "retrain"}},
 ])
-def test_strategy_switches(tmp_path, overrides):
+def test_strategy_switches(tmp_path, overrides, caplog):
     """The ablation switches train and predict: stage 2 from fresh encoders; a contrastive term in
     stage 1 with one retrained final model instead of the fold ensemble."""
+    caplog.set_level(logging.INFO, logger="hiddenemo.train.module")
     manifest = make_workspace(tmp_path, n_train=12, n_test=4)
     add_teacher(tmp_path, manifest)
     hide_test_labels(tmp_path)
@@ -109,6 +111,10 @@ def test_strategy_switches(tmp_path, overrides):
     run = tmp_path / "runs" / "s"
     assert (run / "stage1").exists() == config.stage1_enabled
     assert (run / "stage2" / "final").exists() == (config.selection.final_model == "retrain")
+    # stderr is not a terminal under pytest: no progress bar, a log line for the last epoch of each fit
+    epoch_lines = [r.getMessage() for r in caplog.records if " train loss " in r.getMessage()]
+    assert any(line.startswith(f"stage2/fold0 epoch {config.stage2.epochs}: train loss ") and "val AUROC" in line for line in epoch_lines)
+    assert len({line.split(" epoch ")[0] for line in epoch_lines}) == len(epoch_lines)   # one per fit
     assert 0 <= metrics["cross_validated"]["stage2"]["auroc"] <= 1
     pred = pd.read_csv(run / "predictions.csv")
     k = 1 if config.selection.final_model == "retrain" else int(json.loads((run / "selection.json").read_text())["folds"]["k"])

@@ -40,6 +40,10 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    if not sys.stderr.isatty():
+        # In a log file every redraw of a progress bar is kept: one every 30 s is enough there.
+        # (tqdm reads TQDM_* at import, which is after this; worker processes inherit it.)
+        os.environ.setdefault("TQDM_MININTERVAL", "30")
     logging.basicConfig(level=os.environ.get("HIDDENEMO_LOG", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:

@@ -76,6 +76,13 @@ def choose_classes(labels: pd.Series, positive: str | None) -> tuple[list[str], 
     names = sorted(counts.index)
     if len(names) < 2:
         raise UserError(f"the labels CSV has {len(names)} class name(s) {names}: a task needs two or more")
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(name.casefold(), []).append(name)
+    clashes = [group for group in spellings.values() if len(group) > 1]
+    if clashes:     # "Win" and "win" are one class to the user; as two they would split it silently
+        raise UserError(f"the labels CSV spells a class in more than one way: {clashes}; "
+                        "write each class name the same way (names are case-sensitive)")
     if positive is not None and positive not in names:
         raise UserError(f"positive class {positive!r} is not among the labels {names}")
     if len(names) > 2:

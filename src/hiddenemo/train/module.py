@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from pathlib import Path
 
 import lightning as L
@@ -138,6 +139,7 @@ class EpochCheckpoint(L.Callback):
     def __init__(self, directory: Path, keep_every_epoch: bool):
         self.directory, self.keep_every_epoch = Path(directory), keep_every_epoch
         self.state = read_state(self.directory)
+        self.last_line = time.monotonic()
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: ClassifierModule) -> None:
         from hiddenemo.train.distributed import mean_across_ranks
@@ -151,10 +153,14 @@ class EpochCheckpoint(L.Callback):
         self.state["epochs_done"] = epoch
         if not trainer.is_global_zero:
             return                  # one writer: after DDP's all-reduce every rank holds the same weights
-        # One line an epoch where there is no progress bar to show it (stderr not a terminal: logs, CI).
-        log.log(logging.DEBUG if trainer.progress_bar_callback else logging.INFO,
-                "%s epoch %d: train loss %.4f, val loss %.4f%s", module.tag, epoch, row["train_loss"],
-                row["val_loss"], f", val AUROC {row['val_auroc']:.3f}" if "val_auroc" in row else "")
+        # Where there is no progress bar (stderr not a terminal: logs, CI), a line for the last epoch of
+        # a fit and for any epoch 30 s after the previous line: enough to follow, not a flood.
+        last = trainer.current_epoch + 1 >= trainer.max_epochs
+        quiet = trainer.progress_bar_callback or not (last or time.monotonic() - self.last_line >= 30)
+        log.log(logging.DEBUG if quiet else logging.INFO, "%s epoch %d: train loss %.4f, val loss %.4f%s",
+                module.tag, epoch, row["train_loss"], row["val_loss"],
+                f", val AUROC {row['val_auroc']:.3f}" if "val_auroc" in row else "")
+        self.last_line = time.monotonic() if not quiet else self.last_line
         save_weights(module.model, self.directory / f"epoch-{epoch}.safetensors")
         # One optimizer file per epoch: a kill between it and state.json must not pair epoch e-1's
         # weights with epoch e's optimizer moments on resume.
