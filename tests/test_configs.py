@@ -55,3 +55,18 @@ def test_progress_bars_are_throttled_when_stderr_is_not_a_terminal(monkeypatch):
     with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit):
         main(["demo", "--help"])
     assert os.environ["TQDM_MININTERVAL"] == "5"
+
+
+def test_help_shows_whole_descriptions():
+    """The list of subcommands shows each summary line whole; a subcommand's --help adds the rest."""
+    def help_of(*argv):
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+            main([*argv, "--help"])
+        return " ".join(out.getvalue().split())
+    listing = help_of()
+    assert "train Train stage 1 (each modality alone), then stage 2 (fused, with the teacher's pseudo-labels)." in listing
+    assert "picks the epochs" not in listing
+    train_help = help_of("train")
+    assert "k-fold cross-validation on the labeled training videos picks the epochs and the threshold." in train_help
+    assert "the threshold is chosen again on the averaged out-of-fold predictions" in help_of("ensemble")

@@ -12,7 +12,9 @@ import logging
 import os
 import sys
 
-from jsonargparse import CLI, set_parsing_settings
+import inspect
+
+from jsonargparse import CLI, ArgumentParser, set_parsing_settings
 
 from hiddenemo.commands import ablate, dataset, demo, evaluate, extract, report, synthetic, teach, train
 from hiddenemo.errors import UserError
@@ -31,11 +33,34 @@ COMMANDS = {
     "embed": teach.embed,
     "train": train.train,
     "predict": train.predict,
+    "ensemble": train.ensemble,
     "evaluate": evaluate.evaluate,
     "report": report.report,
     "ablate": ablate.ablate,
     "demo": demo.demo,
 }
+
+
+def _descriptions(commands: dict) -> dict[str, str]:
+    """A command's summary line -> its docstring up to `Args:` (the summary and what follows it)."""
+    out = {}
+    for name, command in commands.items():
+        if isinstance(command, dict):
+            out.update(_descriptions(command))
+        elif name != "_help":
+            text = inspect.getdoc(command).split("\nArgs:")[0].strip()
+            out[text.splitlines()[0]] = text
+    return out
+
+
+class _Parser(ArgumentParser):
+    """The parser of every (sub)command: `hiddenemo train --help` shows the whole description of
+    `train`, where the list of subcommands shows only its summary line (jsonargparse passes both the
+    summary line)."""
+    full = _descriptions(COMMANDS)
+
+    def __init__(self, *args, description: str | None = None, **kwargs):
+        super().__init__(*args, description=self.full.get(description, description), **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("HIDDENEMO_LOG", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        CLI(COMMANDS, args=argv, as_positional=False,
+        CLI(COMMANDS, args=argv, as_positional=False, parser_class=_Parser,
             description="hiddenemo: hidden emotion understanding from interview videos.")
     except UserError as e:
         # A problem with the user's input or environment: say what and what to do, no traceback.

@@ -7,9 +7,10 @@ from typing import Literal, Optional
 
 def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strategy"] = "pose-encoders",
            seeds: int = 3, base: Optional[Path] = None) -> None:
-    """Run one of the paper's ablation studies on a workspace and print mean ± std over seeds
-    (markdown; also WORK/ablations/<study>.md, .csv, .json). Each variant x seed is an ordinary
-    training run (runs/ablate-<study>-<variant>-s<seed>), so an interrupted study resumes.
+    """Run one of the paper's ablation studies on a workspace and print mean ± std over seeds.
+
+    The table is markdown, also written to WORK/ablations/<study>.md, .csv, .json. Each variant x seed
+    is an ordinary training run (runs/ablate-<study>-<variant>-s<seed>), so an interrupted study resumes.
 
     Studies: pose-encoders (Table 1: gcn / gin / gat / mlp, each with and without the t-8/16/24
     offsets; pose alone), frame-encoders (Table 2: per-frame embeddings + Transformer over many

@@ -7,11 +7,13 @@ from typing import Optional
 
 def demo(out: Path = Path("demo-work"), seed: int = 0, n_videos: int = 96, n_frames: int = 200,
          frames_every: int = 10, workers: int = 1, train_config: Optional[Path] = None) -> None:
-    """From nothing to a report: generate a synthetic interview dataset (videos, OpenPose JSON,
-    iMiGUE-format labels), ingest keypoints, embed frames with DINOv2-S, ask the offline `behaviour`
-    teacher, embed its texts, train stage 1 and stage 2 with pseudo-labels, predict the held-out
-    target videos by voting, and write the HTML report. Ends with a table: teacher vs each stage-1
-    modality vs the fused student on the held-out videos. Re-running resumes.
+    """Run the whole pipeline on a built-in synthetic dataset, from nothing to an HTML report.
+
+    Generates a synthetic interview dataset (videos, OpenPose JSON, iMiGUE-format labels), ingests
+    keypoints, embeds frames with DINOv2-S, asks the offline `behaviour` teacher, embeds its texts,
+    trains stage 1 and stage 2 with pseudo-labels, predicts the held-out target videos by voting, and
+    writes the HTML report. Ends with a table: teacher vs each stage-1 modality vs the fused student on
+    the held-out videos. Re-running resumes.
 
     Args:
         out: Directory for everything the demo makes (data/ and work/).

@@ -8,9 +8,11 @@ from typing import Optional
 def evaluate(work: Path, run: str = "default", split: str = "test", baselines: Optional[list[str]] = None,
              threshold: Optional[float] = None, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
              text_encoder: Optional[str] = None) -> None:
-    """Accuracy, balanced accuracy, macro-F1 and AUROC with bootstrap CIs (by subject when known), the
-    confusion matrix and a per-subject breakdown, beside the majority and logistic baselines; writes
-    WORK/runs/RUN/evaluation.json and evaluation.md and prints the latter.
+    """Score a run with confidence intervals, beside the majority and logistic baselines.
+
+    Accuracy, balanced accuracy, macro-F1 and AUROC with bootstrap CIs (by subject when known), the
+    confusion matrix and a per-subject breakdown; writes WORK/runs/RUN/evaluation.json and
+    evaluation.md and prints the latter.
 
     When the split's labels are unknown (MiGA test) the labeled figures are cross-validated on the
     training videos, and the target gets label-free figures: the predicted positive fraction and the

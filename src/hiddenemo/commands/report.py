@@ -5,9 +5,11 @@ from pathlib import Path
 
 
 def report(work: Path, run: str = "default") -> None:
-    """Write WORK/runs/RUN/report.html: metrics with intervals, ROC/PR curves, confusion matrix,
-    per-video votes, training curves, teacher vs student, and the data (video lengths, keypoint
-    coverage, a frame with its skeleton). Missing pieces are noted on the page, not fatal.
+    """Write one self-contained HTML page for a run: WORK/runs/RUN/report.html.
+
+    Metrics with intervals, ROC/PR curves, confusion matrix, per-video votes, training curves, teacher
+    vs student, and the data (video lengths, keypoint coverage, a frame with its skeleton). Missing
+    pieces are noted on the page, not fatal.
 
     Args:
         work: The workspace directory.

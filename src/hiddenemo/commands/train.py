@@ -1,4 +1,5 @@
-"""`hiddenemo train` and `hiddenemo predict`: two-stage weak-to-strong training, voting inference.
+"""`hiddenemo train`, `predict` and `ensemble`: two-stage weak-to-strong training, voting inference,
+the mean of several runs.
 
 Heavy imports (torch, Lightning) happen inside the functions so `hiddenemo --help` stays fast.
 """
@@ -22,9 +23,11 @@ def train(work: Path, run: str = "default", seed: int = 0,
           stage2_enabled: bool = True,
           threads: int | None = None,
           trainer: TrainerConfig = TrainerConfig()) -> None:
-    """Stage 1 per modality, then stage 2 (fused, with pseudo-labels); k-fold CV on the labeled training
-    videos picks epochs and threshold. Writes WORK/runs/RUN/ and predictions for the test split.
-    Re-running the same command resumes an interrupted run.
+    """Train stage 1 (each modality alone), then stage 2 (fused, with the teacher's pseudo-labels).
+
+    k-fold cross-validation on the labeled training videos picks the epochs and the threshold. Writes
+    WORK/runs/RUN/ and predictions for the test split. Re-running the same command resumes an
+    interrupted run.
 
     Args:
         work: The workspace directory.
@@ -54,8 +57,10 @@ def train(work: Path, run: str = "default", seed: int = 0,
 
 def predict(work: Path, run: str = "default", split: str = "test", submission: bool = False,
             model: Optional[str] = None) -> None:
-    """Voting inference with a trained run; writes WORK/runs/RUN/predictions.csv (video_id, p_positive,
-    label, n_votes, vote_std; predictions_SPLIT.csv for a split other than test).
+    """Predict a split with a trained run, voting over several samplings of each video.
+
+    Writes WORK/runs/RUN/predictions.csv (video_id, p_positive, label, n_votes, vote_std;
+    predictions_SPLIT.csv for a split other than test).
 
     Args:
         work: The workspace directory.
@@ -71,6 +76,31 @@ def predict(work: Path, run: str = "default", split: str = "test", submission: b
     out = predict_run(work, run, split=split, submission=submission, model=model)
     if out is not None:
         print(out)
+
+
+def ensemble(work: Path, runs: list[str], run: str = "ensemble", submission: bool = False) -> None:
+    """Average finished runs (one config, several seeds) into one steadier prediction.
+
+    Into WORK/runs/RUN/: the members' out-of-fold and test probabilities are averaged and the
+    threshold is chosen again on the averaged out-of-fold predictions, never on test labels. One run's
+    threshold and predicted class balance move with its seed; their mean moves less. `evaluate` and
+    `report` read the result like any run.
+
+    Args:
+        work: The workspace directory.
+        runs: The member runs, e.g. [s0,s1,s2]; each trained and predicted on the test split.
+        run: Name of the ensemble's run directory under WORK/runs.
+        submission: Also write WORK/runs/RUN/submission.csv in the challenge layout.
+    """
+    import json
+
+    from hiddenemo.train.ensemble import ensemble_runs
+
+    metrics = ensemble_runs(work, run, runs, submission=submission)
+    out = summary(metrics)
+    out["members"] = metrics["members"]
+    out["predicted_positive_fraction"] = metrics["predicted_positive_fraction"]
+    print(json.dumps(out, indent=2))
 
 
 def summary(metrics: dict) -> dict:

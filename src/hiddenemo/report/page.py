@@ -57,7 +57,7 @@ def build_report(work: Path, run: str) -> Path:
         ("Data: video lengths", _frame_counts(truth, info)),
         ("Data: keypoint coverage", _coverage(work, truth)),
         ("Data: a frame with its skeleton", _skeleton(work, truth)),
-        ("Run configuration", _config(run_dir)),
+        ("Run configuration", _config(run_dir, files)),
     ]
     nav = "".join(f'<li><a href="#s{i}">{html.escape(title)}</a></li>' for i, (title, _) in enumerate(sections))
     body = "".join(f'<section id="s{i}"><h2>{html.escape(title)}</h2>{content}</section>'
@@ -76,7 +76,7 @@ def build_report(work: Path, run: str) -> Path:
 def read_run(run_dir: Path) -> dict:
     """The run's files that exist, parsed; absent ones are simply not in the dict."""
     files: dict = {}
-    for name in ("metrics", "selection", "predictions", "evaluation"):
+    for name in ("metrics", "selection", "predictions", "evaluation", "ensemble"):
         path = run_dir / f"{name}.json"
         if path.exists():
             files[f"{name}.json"] = _read_json(path)
@@ -275,6 +275,9 @@ def _votes(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
 
 def _training(files: dict) -> str:
     histories = {k: h for k, h in files["histories"].items() if not h.empty}
+    if not histories and "ensemble.json" in files:
+        return _note(f"An ensemble of the runs {', '.join(files['ensemble.json']['members'])}: each member's "
+                     "report has its training curves.")
     if not histories:
         return _note("No stage*/metrics.csv in this run: the stages have not been trained yet.")
     notes = [] if "stage2" in histories else [_note("Stage 2 has no metrics.csv (not run).")]
@@ -435,8 +438,12 @@ def _decode_frame(path: Path, t: int) -> np.ndarray | None:
     return None
 
 
-def _config(run_dir: Path) -> str:
+def _config(run_dir: Path, files: dict) -> str:
     path = run_dir / "config.yaml"
+    if not path.exists() and "ensemble.json" in files:
+        return (_note(f"An ensemble ({files['ensemble.json']['how']}); the members' configs are in "
+                      "their own run directories.") +
+                f"<details><summary>ensemble.json</summary><pre>{html.escape(json.dumps(files['ensemble.json'], indent=2))}</pre></details>")
     if not path.exists():
         return _note("No config.yaml in this run.")
     return f"<details><summary>config.yaml</summary><pre>{html.escape(path.read_text())}</pre></details>"

@@ -169,6 +169,10 @@ def pseudo_labeled(work: Path, config: TrainConfig, others: pd.DataFrame) -> pd.
 
 
 def load_run(run_dir: Path) -> tuple[TrainConfig, dict]:
+    if (run_dir / "ensemble.json").exists():
+        members = json.loads((run_dir / "ensemble.json").read_text())["members"]
+        raise UserError(f"{run_dir} is an ensemble of the runs {members} (`hiddenemo ensemble`): it has no "
+                        "models of its own; use its members, then ensemble them again")
     try:
         config = from_dict(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text()))
         selection = json.loads((run_dir / "selection.json").read_text())

@@ -1,0 +1,165 @@
+"""An ensemble of finished runs (typically one config trained with several seeds): their
+probabilities averaged, the threshold chosen again on the averaged out-of-fold predictions.
+
+Why: on a few hundred labeled videos one run's threshold and predicted class balance move with the
+seed (docs/training.md); the mean of several runs is steadier. Nothing here looks at test labels:
+the threshold comes from the members' out-of-fold predictions on the labeled training videos, whose
+labels are read from the manifest by `split_for_training`, as in training.
+
+The ensemble is a run directory of its own, `WORK/runs/<run>/`, with the files `evaluate` and
+`report` read (oof.csv, selection.json, metrics.json, predictions.csv/.json) and `ensemble.json`
+naming its members. It has no weights: to predict other videos, predict with each member and
+ensemble again.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hiddenemo.data.manifest import DatasetInfo, read_manifest
+from hiddenemo.data.store import atomic_write_text
+from hiddenemo.data.store import run_dir as store_run_dir
+from hiddenemo.errors import UserError
+from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table
+from hiddenemo.train.run import load_run, test_metrics
+from hiddenemo.train.selection import choose_threshold, split_for_training
+
+log = logging.getLogger(__name__)
+
+
+def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = False) -> dict:
+    """Average the members' out-of-fold and test probabilities; write WORK/runs/RUN/. Returns the metrics."""
+    work = Path(work)
+    if len(set(members)) < 2:
+        raise UserError(f"an ensemble needs two or more different runs, got {members}")
+    if run in members:
+        raise UserError(f"the ensemble's --run {run!r} is one of its members; give it a name of its own")
+    runs = {m: _read_member(work, m) for m in members}
+    final = _common_final(runs)
+    first = runs[members[0]]
+
+    labeled, _ = split_for_training(read_manifest(work))
+    info = DatasetInfo.load(work)
+    y = pd.Series((labeled["label"] == info.positive_index).astype(int).to_numpy(), index=labeled["video_id"])
+    keys = [k for k in first["oof"] if all(k in r["oof"] for r in runs.values())]
+    oof = {key: _mean_oof(runs, key, y.index) for key in keys}
+    thresholds = {key: choose_threshold(p.to_numpy(), y.to_numpy(), first["config"].selection) for key, p in oof.items()}
+
+    votes = _pooled_votes(runs)
+    threshold = apply_threshold(votes["p_positive"].to_numpy(), thresholds[final])
+    table = predictions_table(votes, threshold, info.classes, info.positive_index)
+
+    out = store_run_dir(work, run)
+    description = {"members": list(members), "final_model": final,
+                   "how": f"mean of the {len(members)} runs' probabilities (each run's own voting over its "
+                          "models and draws); thresholds chosen again on the mean out-of-fold predictions "
+                          f"with the first member's selection.threshold = {first['config'].selection.threshold!r}"}
+    _claim(out, description)
+    atomic_write_text(out / "ensemble.json", json.dumps(description, indent=2))
+    folds = first["fold"]
+    atomic_write_text(out / "oof.csv", pd.concat([
+        pd.DataFrame({"video_id": p.index, "stage": key.partition("/")[0], "modality": key.partition("/")[2] or "fusion",
+                      "fold": folds.reindex(p.index).to_numpy(), "p_positive": p.to_numpy(), "label": y.to_numpy()})
+        for key, p in oof.items()]).to_csv(index=False))
+    selection = {key: {"threshold": thresholds[key], "epochs": [r["selection"][key]["epochs"] for r in runs.values()]}
+                 for key in keys}
+    selection["final"] = {"model": final, "how": description["how"], "final_model": "run-ensemble"}
+    selection["folds"] = {**first["selection"]["folds"], "note": "the fold column of oof.csv is the first "
+                          "member's (each member cut its own folds from its seed)"}
+    atomic_write_text(out / "selection.json", json.dumps(selection, indent=2))
+    atomic_write_text(out / "predictions.csv", table.to_csv(index=False))
+    atomic_write_text(out / "predictions.json", json.dumps({
+        "split": "test", "model": final, "threshold": threshold, "threshold_method": thresholds[final]["method"]}))
+    if submission:
+        atomic_write_text(out / "submission.csv",
+                          submission_table(table, info.classes[info.positive_index]).to_csv(index=False))
+
+    metrics = {"cross_validated": {key: binary_metrics(y.to_numpy(), p.to_numpy(), thresholds[key]["threshold"])
+                                   for key, p in oof.items()},
+               "members": {m: _member_summary(r, final) for m, r in runs.items()},
+               "predicted_positive_fraction": float((table["label"] == info.classes[info.positive_index]).mean()),
+               "note": "out-of-fold on the labeled training videos, averaged over the members; the thresholds "
+                       "were chosen on the same predictions, so accuracy-type figures are slightly optimistic"}
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    metrics["test"] = test_metrics(work, run)
+    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    log.info("wrote %s (%d members, %d videos, threshold %.3f)", out, len(members), len(table), threshold)
+    return metrics
+
+
+def _read_member(work: Path, run: str) -> dict:
+    """A finished run's config, selection, out-of-fold predictions per model key and test predictions."""
+    directory = store_run_dir(work, run)
+    config, selection = load_run(directory)
+    paths = {name: directory / name for name in ("oof.csv", "predictions.csv")}
+    for name, path in paths.items():
+        if not path.exists():
+            how = "`hiddenemo predict`" if name == "predictions.csv" else "`hiddenemo train`"
+            raise UserError(f"run {run} has no {name}; finish it with {how} --run {run}")
+    oof = pd.read_csv(paths["oof.csv"], dtype={"video_id": str})
+    groups = {(stage if modality == "fusion" else f"{stage}/{modality}"): g.set_index("video_id")["p_positive"]
+              for (stage, modality), g in oof.groupby(["stage", "modality"], sort=False)}
+    fold = oof.drop_duplicates("video_id").set_index("video_id")["fold"]
+    return {"config": config, "selection": selection, "oof": groups, "fold": fold,
+            "predictions": pd.read_csv(paths["predictions.csv"], dtype={"video_id": str}),
+            "threshold": json.loads((directory / "predictions.json").read_text())["threshold"]
+            if (directory / "predictions.json").exists() else None}
+
+
+def _common_final(runs: dict[str, dict]) -> str:
+    finals = {m: r["selection"]["final"]["model"] for m, r in runs.items()}
+    if len(set(finals.values())) > 1:
+        raise UserError(f"the runs' final models differ ({finals}): ensemble runs of one configuration "
+                        "(several seeds), whose final model is the same")
+    return next(iter(finals.values()))
+
+
+def _mean_oof(runs: dict[str, dict], key: str, labeled_ids: pd.Index) -> pd.Series:
+    """Mean out-of-fold probability of `key` per labeled video; every member must cover the same videos."""
+    columns = {}
+    for m, r in runs.items():
+        p = r["oof"][key]
+        if set(p.index) != set(labeled_ids):
+            raise UserError(f"run {m} was trained on other labeled videos than the workspace has now "
+                            f"({len(p)} vs {len(labeled_ids)}): retrain it, or leave it out")
+        columns[m] = p.reindex(labeled_ids)
+    return pd.DataFrame(columns).mean(axis=1)
+
+
+def _pooled_votes(runs: dict[str, dict]) -> pd.DataFrame:
+    """One row per test video: the mean over all members' votes, their count and their spread."""
+    tables = [r["predictions"].set_index("video_id") for r in runs.values()]
+    ids = tables[0].index
+    for m, t in zip(runs, tables):
+        if set(t.index) != set(ids):
+            raise UserError(f"run {m} predicted other videos than {next(iter(runs))}: predict every member "
+                            "on the same split")
+    n = np.stack([t.loc[ids, "n_votes"].to_numpy(float) for t in tables])           # (M, V)
+    p = np.stack([t.loc[ids, "p_positive"].to_numpy(float) for t in tables])
+    s = np.stack([t.loc[ids, "vote_std"].to_numpy(float) for t in tables])
+    mean = (n * p).sum(0) / n.sum(0)
+    # The spread of all votes together: within each member's votes plus between the members.
+    std = np.sqrt((n * (s ** 2 + (p - mean) ** 2)).sum(0) / n.sum(0))
+    return pd.DataFrame({"video_id": ids, "p_positive": mean, "n_votes": n.sum(0).astype(int), "vote_std": std})
+
+
+def _member_summary(run: dict, final: str) -> dict:
+    """What each member alone said: its threshold and predicted positive share on the test videos."""
+    threshold = run["threshold"] if run["threshold"] is not None else run["selection"][final]["threshold"]["threshold"]
+    return {"threshold": float(threshold), "epochs": run["selection"][final]["epochs"],
+            "predicted_positive_fraction": float((run["predictions"]["p_positive"] >= threshold).mean())}
+
+
+def _claim(out: Path, description: dict) -> None:
+    """Refuse to overwrite a run directory that holds something else (a trained run, another ensemble)."""
+    existing = out / "ensemble.json"
+    if (out / "config.yaml").exists():
+        raise UserError(f"{out} is a trained run; give the ensemble another --run name")
+    if existing.exists() and json.loads(existing.read_text())["members"] != description["members"]:
+        raise UserError(f"{out} is an ensemble of other runs ({existing}); use another --run name, or "
+                        "delete that directory to start over")
