@@ -63,7 +63,11 @@ def test_run_is_evaluated_beside_its_baselines(work):
     # The run knows nothing; the events baseline does: the output must say the model does not beat it.
     assert set(result["baselines"]) == {"events"}
     assert result["versus_baseline"]["stage1/events"]["beats"] is False
-    assert any("does NOT beat" in n for n in result["notes"])
+    assert any("stage1/events does NOT beat its logistic baseline (events)" in n for n in result["notes"])
+    assert "the best logistic baseline (events)" in result["versus_baseline"]["stage2"]["verdict"]
+    # with only the text baseline asked for, the events model is not compared with it
+    others = evaluate_run(work, "r1", n_boot=50, baselines=["text"])["versus_baseline"]
+    assert "stage1/events" not in others and others["stage2"]["baseline"] == "logistic/text"
     json_path, md_path = save_evaluation(result, run)
     assert json.loads(json_path.read_text())["model"]["final"] == "stage2"
     text = md_path.read_text()

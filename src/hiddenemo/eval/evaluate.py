@@ -331,19 +331,23 @@ def _evaluate_baselines(work, modality, folds, split, train_prior, seed, text_en
 
 
 def _versus_baselines(oof, truth, result, logistic, args) -> dict:
-    """Each model row against the logistic baseline of its modality (the fused model: the best one)."""
+    """Each model row against the logistic baseline of its modality (the fused model: the best one); a
+    single-modality model whose baseline was not asked for (--baselines) is not compared."""
     model = result["model"]
     auroc = {m: result["baselines"][m]["logistic"]["cross_validated"]["at 0.5"]["metrics"]["auroc"] for m in logistic}
+    best = max(auroc, key=lambda m: np.nan_to_num(auroc[m], nan=-1))
     out = {}
     for (stage, modality), group in oof.groupby(["stage", "modality"], sort=False):
         key = stage if modality == "fusion" else f"{stage}/{modality}"
-        base = modality if modality in logistic else max(auroc, key=lambda m: np.nan_to_num(auroc[m], nan=-1))
+        if modality != "fusion" and modality not in logistic:
+            continue
+        base, whose = (best, "the best logistic baseline") if modality == "fusion" else (modality, "its logistic baseline")
         threshold = model["cross_validated"][key]["threshold"]
         cmp = compare_runs(_with_truth(group, truth), logistic[base], threshold, balanced_threshold(result["train_prior"]),
                            alpha=1 - args["level"], n_boot=args["n_boot"], seed=args["seed"])
         d = cmp["metrics"]["auroc"]
         beats = d["difference"] > 0
-        verdict = (f"{key} {'beats' if beats else 'does NOT beat'} its logistic baseline ({base}) on cross-validated "
+        verdict = (f"{key} {'beats' if beats else 'does NOT beat'} {whose} ({base}) on cross-validated "
                    f"AUROC: {d['a']:.3f} vs {d['b']:.3f} (difference {d['difference']:+.3f}, "
                    f"{'significant' if d['significant'] else 'not significant'} at {1 - args['level']:.2f}, p = {d['p_value']:.3f})")
         out[key] = {"baseline": f"logistic/{base}", "beats": beats, "comparison": cmp, "verdict": verdict}
