@@ -53,7 +53,7 @@ def test_probabilities_are_the_pooled_votes_and_the_threshold_is_chosen_again(me
     member_oof = [read(work, f"s{i}", "oof.csv").query("stage == 'stage2'").set_index("video_id").loc[fused.index]
                   for i in range(3)]
     np.testing.assert_allclose(fused["p_positive"], np.mean([m["p_positive"] for m in member_oof], axis=0))
-    expected = choose_threshold(fused["p_positive"].to_numpy(), fused["label"].to_numpy(), SelectionConfig())
+    expected = choose_threshold(fused["p_positive"].to_numpy(), fused["label"].to_numpy(), SelectionConfig(), seed=0)
     selection = json.loads((work / "runs" / "ens" / "selection.json").read_text())
     chosen = selection["stage2"]["threshold"]                  # (oof.csv holds the probabilities as text)
     assert chosen["method"] == "balanced" and chosen["threshold"] == pytest.approx(expected["threshold"])

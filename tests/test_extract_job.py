@@ -66,6 +66,7 @@ def test_bad_files_fail_alone_and_good_ones_finish(tmp_path, work, tiny_dinov2):
     assert "empty" in reasons["empty"] and "not a readable video" in reasons["text"]
     assert "not a readable video" in reasons["truncated"] and "no video stream" in reasons["audio"]
     assert "no video file" in reasons["nopath"]
+    assert "no person found in any frame" in reasons["good"]                 # a square, not a person
     store = Store(work)
     assert store.load("good", "box").shape == (14, 5)
     assert store.load("good", "pose").shape == (14, 137, 3) and store.load("good", "pose").dtype == np.float16

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from hiddenemo.data import store as store_mod
-from hiddenemo.data.store import Store, StoreError, atomic_save_npy, check_video_id
+from hiddenemo.data.store import (FILE_MODE, Store, StoreError, _read_umask, atomic_save_npy, atomic_write_text,
+                                  check_video_id)
 
 
 def test_save_load_roundtrip_is_memory_mapped(work):
@@ -90,3 +91,13 @@ def test_unsafe_video_ids_are_refused(bad):
     with pytest.raises(ValueError):
         check_video_id(bad)
     assert check_video_id("clip_01-a.b") == "clip_01-a.b"
+
+
+def test_outputs_get_the_usual_file_permissions(work):
+    """Temporary files are owner-only; finished outputs are readable as any file written under the
+    process's umask (a shared report or workspace must be readable by the team)."""
+    path = Store(work).save("v1", "pose", np.zeros((2, 137, 3), np.float16), "test", "1")
+    mode = path.stat().st_mode & 0o777
+    assert mode == FILE_MODE and mode == 0o666 & ~_read_umask()
+    atomic_write_text(work / "report.html", "<html></html>")
+    assert (work / "report.html").stat().st_mode & 0o777 == FILE_MODE

@@ -212,6 +212,17 @@ def test_teach_behaviour_cli_writes_verdicts_skips_missing_pose_and_reports(work
     assert '"video_id": "s5"' in (work / "status" / "teach.jsonl").read_text().replace('":"', '": "')
     assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
     assert "asked 0" in capsys.readouterr().out
+    # A workspace whose positive class is the unpleasant one: the rules point the other way, and the
+    # verdicts are asked again (the valence is part of the cache key).
+    before = {v: x.p_positive for v, x in read_verdicts(work, "behaviour").items()}
+    DatasetInfo(name="t", classes=["calm", "stressed"], positive="stressed", positive_valence="unpleasant").save(work)
+    assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
+    assert "asked 5 (5 ok, 0 failed)" in capsys.readouterr().out
+    after = read_verdicts(work, "behaviour")
+    for vid, p in before.items():
+        assert after[vid].p_positive == pytest.approx(1 - p)
+        assert after[vid].label == ("stressed" if after[vid].p_positive >= 0.5 else "calm")
+    assert "log-odds towards stressed" in after["s0"].text
 
 
 def test_behaviour_on_synthetic_keypoints_finds_the_inserted_episodes():

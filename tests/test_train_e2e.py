@@ -95,6 +95,70 @@ def test_a_different_config_is_refused_for_the_same_run(trained):
         train_run(work, "tiny", tiny_config(seed=1))
 
 
+def test_changed_labels_are_refused_for_the_same_run(trained, tmp_path):
+    """A relabeled video would mix two training sets in one run's folds: a clear error, no traceback."""
+    from hiddenemo.data.manifest import read_manifest, write_manifest
+    from hiddenemo.errors import UserError
+    work, _, config, _ = trained
+    manifest = read_manifest(work)
+    original = manifest.copy()
+    first_train = manifest.index[manifest["split"] == "train"][0]
+    manifest.loc[first_train, "label"] = 1 - manifest.loc[first_train, "label"]
+    write_manifest(work, manifest)
+    try:
+        with pytest.raises(UserError, match="trained on other labeled videos"):
+            train_run(work, "tiny", config)
+    finally:
+        write_manifest(work, original)
+    assert train_run(work, "tiny", config)["cross_validated"]          # as it was: resumes (all done)
+
+
+def test_videos_without_input_are_named_in_training_and_prediction(tmp_path, caplog):
+    """Videos whose arrays are missing (failed extraction) still get a row, but it is flagged."""
+    make_workspace(tmp_path, n_train=12, n_test=4)                  # every 5th video from 3 has no frames
+    hide_test_labels(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="hiddenemo.train.run"):
+        train_run(tmp_path, "f", tiny_config(model={"modalities": ["frames"]}, stage2_enabled=False))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(m.startswith("2 of 12 labeled training videos have none of the modalities ['frames']") for m in warnings)
+    assert any(m.startswith("1 of 4 videos have none of the modalities ['frames']") for m in warnings)
+    meta = json.loads((tmp_path / "runs" / "f" / "predictions.json").read_text())
+    assert meta["without_input"] == ["v013"]
+
+
+def test_ctrl_c_in_training_is_a_keyboard_interrupt(tmp_path, monkeypatch):
+    """Lightning turns Ctrl-C into sys.exit(1); the CLI must see the interrupt (its message, exit 130)."""
+    import signal
+
+    from hiddenemo.train.module import EpochCheckpoint
+
+    def interrupted(*_):
+        raise KeyboardInterrupt
+    make_workspace(tmp_path, n_train=12, n_test=4)
+    monkeypatch.setattr(EpochCheckpoint, "on_train_epoch_end", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tmp_path, "c", tiny_config(model={"modalities": ["events"]}))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_run_that_cannot_start_claims_nothing(tmp_path):
+    """Inputs that cannot be trained on (a missing modality, a missing workspace, three classes) leave
+    no config.yaml behind, so the same --run name stays free for the corrected command."""
+    from hiddenemo.data.manifest import DatasetInfo
+    from hiddenemo.errors import UserError
+    make_workspace(tmp_path, n_train=12, n_test=4)
+    with pytest.raises(UserError, match="nothere"):
+        train_run(tmp_path, "r", tiny_config(model={"modalities": ["text"], "text_encoder": "nothere"}))
+    assert not (tmp_path / "runs" / "r" / "config.yaml").exists()
+    with pytest.raises(UserError, match="dataset.json"):
+        train_run(tmp_path / "nope", "r", tiny_config())
+    assert not (tmp_path / "nope" / "runs").exists()
+    DatasetInfo(name="tiny", classes=["calm", "neutral", "stressed"], positive=None).save(tmp_path)
+    with pytest.raises(UserError, match="training is binary"):
+        train_run(tmp_path, "r", tiny_config())
+    assert not (tmp_path / "runs" / "r").exists()
+
+
 @pytest.mark.parametrize("overrides", [
     {"stage1_enabled": False},                                            # the "no pretraining" rows
     {"stage1": {"epochs": 2, "contrastive_weight": 0.1}, "selection": {"final_model": "retrain"}},

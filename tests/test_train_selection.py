@@ -11,7 +11,9 @@ from hiddenemo.data.manifest import read_manifest, write_manifest
 from hiddenemo.errors import UserError
 from hiddenemo.train.config import SelectionConfig
 from hiddenemo.train.run import train_run
-from hiddenemo.train.selection import choose_epoch, choose_threshold, make_folds, quantile_threshold, split_for_training
+from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.train.selection import (choose_epoch, choose_threshold, make_folds, quantile_threshold, score_curve,
+                                       split_for_training)
 
 FAST = {"model": {"modalities": ["text", "events"], "dim": 16,
                   "encoder_args": {"events": {"model_dim": 16, "depth": 1, "heads": 2}}},
@@ -68,9 +70,9 @@ def test_too_few_of_a_class_is_a_clear_error():
 def test_threshold_methods():
     y = np.array([0, 0, 0, 1, 1, 1, 1, 1, 1, 1])
     p = np.array([0.1, 0.3, 0.6, 0.2, 0.65, 0.7, 0.75, 0.8, 0.9, 0.95])
-    balanced = choose_threshold(p, y, SelectionConfig(threshold="balanced"))
+    balanced = choose_threshold(p, y, SelectionConfig(threshold="balanced", threshold_bootstrap=0))
     assert 0.6 < balanced["threshold"] < 0.65 and balanced["oof_score"] == pytest.approx(6 / 7 / 2 + 1 / 2)
-    accuracy = choose_threshold(p, y, SelectionConfig(threshold="cv-accuracy"))
+    accuracy = choose_threshold(p, y, SelectionConfig(threshold="cv-accuracy", threshold_bootstrap=0))
     assert accuracy["metric"] == "accuracy" and accuracy["oof_score"] == pytest.approx(0.9)
     assert choose_threshold(p, y, SelectionConfig(threshold="fixed", fixed_threshold=0.4))["threshold"] == 0.4
     q = choose_threshold(p, y, SelectionConfig(threshold="quantile", quantile_prior=0.3))
@@ -78,6 +80,34 @@ def test_threshold_methods():
     assert (p >= quantile_threshold(p, 0.3)).mean() == pytest.approx(0.3)
     with pytest.raises(UserError, match="quantile_prior"):
         choose_threshold(p, y, SelectionConfig(threshold="quantile"))
+
+
+def test_score_curve_is_binary_metrics_at_every_threshold():
+    rng = np.random.default_rng(0)
+    y = (rng.random(60) < 0.7).astype(int)
+    p = np.round(np.clip(0.5 + 0.2 * (y - 0.5) + rng.normal(0, 0.2, 60), 0, 1), 2)    # ties included
+    thresholds = np.concatenate([np.unique(p), [0.0, 1.01, 0.333]])
+    for metric in ("accuracy", "balanced_accuracy"):
+        expected = [binary_metrics(y, p, t)[metric] for t in thresholds]
+        np.testing.assert_allclose(score_curve(p, y, thresholds, metric), expected)
+
+
+def test_bootstrap_threshold_is_the_median_of_resampled_best_cuts():
+    """Seeded and reproducible; on a small set whose negatives are bimodal the one best cut sits under
+    the lower group, while the resamples' median stays between the classes' bulk."""
+    y = np.array([0] * 6 + [1] * 20)
+    p = np.array([0.30, 0.35, 0.40, 0.70, 0.75, 0.80] + list(np.linspace(0.45, 0.95, 20)))
+    plain = choose_threshold(p, y, SelectionConfig(threshold_bootstrap=0))
+    bagged = choose_threshold(p, y, SelectionConfig(threshold_bootstrap=200), seed=3)
+    assert bagged == choose_threshold(p, y, SelectionConfig(threshold_bootstrap=200), seed=3)
+    assert bagged["bootstrap"] == 200 and bagged["best_cut"] == plain["threshold"]
+    rng, cuts = np.random.default_rng(3), []
+    for _ in range(200):
+        i = rng.integers(0, len(p), len(p))
+        if 0 < y[i].sum() < len(i):
+            cuts.append(choose_threshold(p[i], y[i], SelectionConfig(threshold_bootstrap=0))["threshold"])
+    assert bagged["threshold"] == pytest.approx(np.median(cuts))
+    assert bagged["oof_score"] == pytest.approx(binary_metrics(y, p, bagged["threshold"])["balanced_accuracy"])
 
 
 def test_choose_epoch_takes_the_best_and_the_earliest_on_ties():

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Literal
 
 from hiddenemo.errors import UserError
 
@@ -82,7 +83,7 @@ def imigue(labels: Path, splits: Path, out: Path, protocol: str = "miga", videos
 
 
 def folder(videos: Path, labels: Path, out: Path, positive: str | None = None,
-           missing_videos: str = "error") -> None:
+           missing_videos: str = "error", positive_valence: Literal["pleasant", "unpleasant"] = "pleasant") -> None:
     """Workspace from any folder of videos and a CSV `video_id,label[,split,subject_id]`.
 
     video_id is the file name without extension. Videos without a label row (or with a blank label)
@@ -96,12 +97,16 @@ def folder(videos: Path, labels: Path, out: Path, positive: str | None = None,
         positive: Name of the positive class for a two-class task; default: the rarer class (on a
             tie, the later name alphabetically).
         missing_videos: What to do with label rows whose video is absent: error, or warn and drop.
+        positive_valence: What the positive class stands for: pleasant (composed, nothing to hide, as
+            iMiGUE's win) or unpleasant (e.g. stressed, lose). The rule-based `behaviour` teacher scores
+            smiles and an open posture toward pleasant, so set this when your positive class is the
+            unpleasant one.
     """
     from hiddenemo.data.folder import find_videos, folder_table, read_labels
     from hiddenemo.data.manifest import write_manifest
 
     found = find_videos(videos)
-    table, info = folder_table(found, read_labels(labels), positive, missing_videos)
+    table, info = folder_table(found, read_labels(labels), positive, missing_videos, positive_valence)
     for i, path in enumerate(table["path"]):
         fps, n_frames = probe_video(Path(path))
         table.loc[i, "fps"], table.loc[i, "n_frames"] = fps, n_frames

@@ -76,6 +76,8 @@ def predict(work: Path, run: str = "default", split: str = "test", submission: b
     out = predict_run(work, run, split=split, submission=submission, model=model)
     if out is not None:
         print(out)
+        if submission:
+            print(out.parent / "submission.csv")
 
 
 def ensemble(work: Path, runs: list[str], run: str = "ensemble", submission: bool = False) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from hiddenemo.data.imigue import SPLITS, _read_csv
-from hiddenemo.data.manifest import DatasetInfo
+from hiddenemo.data.manifest import VALENCES, DatasetInfo
 from hiddenemo.data.store import check_video_id
 from hiddenemo.errors import UserError
 
@@ -96,8 +96,10 @@ def choose_classes(labels: pd.Series, positive: str | None) -> tuple[list[str], 
 
 
 def folder_table(videos: dict[str, Path], labels: pd.DataFrame, positive: str | None = None,
-                 missing_videos: str = "error") -> tuple[pd.DataFrame, DatasetInfo]:
+                 missing_videos: str = "error", positive_valence: str = "pleasant") -> tuple[pd.DataFrame, DatasetInfo]:
     """Manifest rows (fps and n_frames still unknown) and the dataset description."""
+    if positive_valence not in VALENCES:
+        raise UserError(f"positive_valence must be one of {VALENCES}, not {positive_valence!r}")
     if missing_videos not in ("error", "warn"):
         raise UserError(f"missing_videos must be 'error' or 'warn', not {missing_videos!r}")
     orphans = sorted(set(labels["video_id"]) - set(videos))
@@ -120,5 +122,5 @@ def folder_table(videos: dict[str, Path], labels: pd.DataFrame, positive: str | 
     if "subject_id" not in df.columns:
         df["subject_id"] = pd.NA
     df["fps"], df["n_frames"], df["source"] = float("nan"), pd.NA, "folder"
-    info = DatasetInfo(name="folder", classes=classes, positive=positive)
+    info = DatasetInfo(name="folder", classes=classes, positive=positive, positive_valence=positive_valence)
     return df, info

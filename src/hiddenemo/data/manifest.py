@@ -32,6 +32,9 @@ class ManifestError(UserError, ValueError):
     UserError, so the CLI prints it without a traceback)."""
 
 
+VALENCES = ("pleasant", "unpleasant")
+
+
 @dataclass
 class DatasetInfo:
     """What a workspace holds: its class names and which of them is positive."""
@@ -40,6 +43,9 @@ class DatasetInfo:
     positive: str | None = None
     protocol: str | None = None
     extra: dict = field(default_factory=dict)
+    positive_valence: str = "pleasant"
+    """What the positive class stands for, to the rule-based `behaviour` teacher: `pleasant` (composed,
+    nothing to hide: iMiGUE's win) or `unpleasant` (lose, stressed, ...); its rules point that way."""
 
     @property
     def positive_index(self) -> int:

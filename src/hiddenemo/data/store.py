@@ -24,6 +24,17 @@ N_KEYPOINTS = 137
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import (setting it to read it is not thread-safe): temporary files are created
+# owner-only, and a finished output gets the permissions any other file written here would.
+FILE_MODE = 0o666 & ~_read_umask()
+
+
 class StoreError(UserError, RuntimeError):
     """A store entry is missing, stale, unreadable or outside the workspace; the message says which
     and what to do."""
@@ -37,7 +48,7 @@ def check_video_id(video_id: str, what: str = "video id") -> str:
     """A video id (or teacher id, run name) becomes a directory name, so it may not climb out."""
     video_id = str(video_id)
     if not _SAFE_ID.match(video_id) or ".." in video_id:
-        hint = " (rename the file or give an explicit id in the labels CSV)" if what == "video id" else ""
+        hint = " (rename the file: a video's id is its file name without extension)" if what == "video id" else ""
         raise UnsafeName(f"{what} {video_id!r} is not usable as a directory name: use letters, digits, "
                          f"'.', '_' and '-' only{hint}")
     return video_id
@@ -57,6 +68,7 @@ def _atomic_write(path: Path, write) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

@@ -107,10 +107,15 @@ def frames(path: str | Path, decoded: Decoded | None = None, step: int = 1) -> I
         if n == 0:
             raise VideoError(f"{path}: the video stream has no frames; re-encode or drop the file")
         decoded.n_frames = n
+        header = float(header_rate) if header_rate else 0.0
         if first_t is not None and last_t is not None and last_t > first_t and n > 1:
-            decoded.fps = (n - 1) / (last_t - first_t)
+            measured = (n - 1) / (last_t - first_t)
+            # A constant-rate video keeps the header's exact rate: the measured one carries float
+            # noise (24.999999999999996) that int(fps * seconds) windows and cache keys would see,
+            # and `dataset` probes the header's. A variable-rate one gets its mean measured rate.
+            decoded.fps = header if abs(measured - header) <= 1e-3 * header else measured
         else:
-            decoded.fps = float(header_rate) if header_rate else 0.0
+            decoded.fps = header
     finally:
         container.close()
 

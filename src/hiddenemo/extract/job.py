@@ -114,6 +114,7 @@ class VideoJob:
                     status["n_frames"] = int(self.store.load(video_id, "box").shape[0])
             else:
                 self._extract(video_id, path, status)
+                self._note_if_nobody(video_id, status)
         except (UserError, ValueError, OSError, RuntimeError) as e:
             status.update(status="failed", reason=str(e))
             log.warning("video %s failed: %s", video_id, e)
@@ -122,6 +123,14 @@ class VideoJob:
             log.exception("video %s failed unexpectedly", video_id)
         status["seconds"] = round(time.perf_counter() - start, 3)
         return status
+
+    def _note_if_nobody(self, video_id: str, status: dict) -> None:
+        """No person in any frame is not a failure of the tool, but nothing downstream can use the
+        video: say so in its status line and the log."""
+        if self.store.has(video_id, "box") and not np.isfinite(self.store.load(video_id, "box")[:, 0]).any():
+            status["reason"] = ("no person found in any frame: the video trains and predicts on no input; "
+                                "look at it with `hiddenemo extract --preview`")
+            log.warning("video %s: %s", video_id, status["reason"])
 
     def _extract(self, video_id: str, path: str | Path | None, status: dict) -> None:
         c = self.config

@@ -36,9 +36,11 @@ class Rule:
     why: str
 
 
-# Positive class = the outcome with nothing to hide (iMiGUE: win). Shares are fractions of the video.
+# Weights point to the pleasant outcome, the one with nothing to hide (iMiGUE: win); a workspace whose
+# positive class is the unpleasant one (`DatasetInfo.positive_valence`) negates them. Shares are
+# fractions of the video.
 RULES = (
-    Rule("smile_share", +3.0, 0.10, "smiles (AU12), more frequent in the positive class"),
+    Rule("smile_share", +3.0, 0.10, "smiles (AU12), more frequent in the pleasant outcome"),
     Rule("arms_crossed_share", -4.0, 0.05, "a closed, self-protective posture held for long"),
     Rule("gaze_aversion_share", -3.0, 0.08, "looking away from the interviewer"),
     Rule("tense_touch_share", -3.0, 0.02,
@@ -68,9 +70,9 @@ def features(cues: dict[str, Cue], duration_s: float) -> dict[str, float]:
     }
 
 
-def apply_rules(feats: dict[str, float]) -> tuple[float, list[tuple[Rule, float]]]:
-    """(p_positive, [(rule, its contribution to the log-odds)])."""
-    parts = [(r, r.weight * (feats[r.feature] - r.typical)) for r in RULES]
+def apply_rules(feats: dict[str, float], sign: int = 1) -> tuple[float, list[tuple[Rule, float]]]:
+    """(p_positive, [(rule, its contribution to the log-odds of the positive class)])."""
+    parts = [(r, sign * r.weight * (feats[r.feature] - r.typical)) for r in RULES]
     logit = sum(c for _, c in parts)
     return 1.0 / (1.0 + math.exp(-logit)), parts
 
@@ -104,7 +106,13 @@ class BehaviourTeacher(Teacher):
         self.store = Store(work)
 
     def params(self) -> dict:
-        return {**super().params(), "rules": [r.__dict__ for r in RULES], "fidget_ref": FIDGET_REFERENCE}
+        return {**super().params(), "rules": [r.__dict__ for r in RULES], "fidget_ref": FIDGET_REFERENCE,
+                **({} if self.sign > 0 else {"positive_valence": "unpleasant"})}   # old cache keys stay valid
+
+    @property
+    def sign(self) -> int:
+        """+1 when the positive class is the pleasant one the rules point to, -1 when it is the other."""
+        return -1 if getattr(self.info, "positive_valence", "pleasant") == "unpleasant" else 1
 
     def content_hash(self, video: Video) -> str:
         path = self.store.path(video.video_id, "pose")
@@ -115,15 +123,16 @@ class BehaviourTeacher(Teacher):
 
     def ask(self, video: Video) -> Verdict:
         pose = np.asarray(self.store.load(video.video_id, "pose", mmap=False), dtype=np.float32)
-        return judge(video.video_id, pose, video.fps, self.info.classes, self.positive)
+        return judge(video.video_id, pose, video.fps, self.info.classes, self.positive, self.sign)
 
 
-def judge(video_id: str, pose: np.ndarray, fps: float, classes: list[str], positive: str) -> Verdict:
-    """The behaviour verdict for one pose sequence (T, 137, 3) at `fps`."""
+def judge(video_id: str, pose: np.ndarray, fps: float, classes: list[str], positive: str, sign: int = 1) -> Verdict:
+    """The behaviour verdict for one pose sequence (T, 137, 3) at `fps`; `sign` -1 when the positive
+    class is the unpleasant one (the rules' log-odds then point to the other class)."""
     duration = len(pose) / fps
     cues = detect_all(pose, fps)
     feats = features(cues, duration)
-    p, parts = apply_rules(feats)
+    p, parts = apply_rules(feats, sign)
     negative = next((c for c in classes if c != positive), "not " + positive)
     observed = describe(cues, duration)
     reasoning = [f"- {r.why}: {feats[r.feature]:.3f} vs typical {r.typical:.3f} -> {c:+.2f} log-odds"

@@ -88,6 +88,10 @@ class SelectionConfig:
     """Decision threshold: cv-accuracy / balanced = the one maximising out-of-fold accuracy / balanced
     accuracy; quantile = the paper's trick, predict `quantile_prior` of the target videos positive
     (assumes that prior is known); fixed = `fixed_threshold`."""
+    threshold_bootstrap: int = 200
+    """For cv-accuracy / balanced: the threshold is the median of the best cuts of this many bootstrap
+    resamples of the out-of-fold predictions (seeded), steadier than the one best cut on a few dozen
+    videos, whose score curve is jagged; 0 = the best cut of the predictions as they are."""
     quantile_prior: Optional[float] = None
     """Positive fraction assumed for the target set by the quantile threshold (required for it)."""
     fixed_threshold: float = 0.5

@@ -32,6 +32,24 @@ def array_name(modality: str, text_encoder: str) -> str:
     return f"text.{text_encoder}" if modality == "text" else modality
 
 
+def videos_without_input(store: Store, video_ids: list[str], modalities: list[str], text_encoder: str) -> list[str]:
+    """The videos with nothing in any of `modalities`: no array, an empty one, or keypoints never seen
+    (judged on up to 256 evenly spaced rows, read memory-mapped). A model's output for them is its
+    answer to no input at all."""
+    def has_input(video_id: str, modality: str) -> bool:
+        name = array_name(modality, text_encoder)
+        if not store.has(video_id, name):
+            return False
+        array = store.load(video_id, name)
+        if len(array) == 0:
+            return False
+        if modality != "pose":
+            return True
+        rows = np.unique(np.linspace(0, len(array) - 1, min(len(array), 256)).astype(int))
+        return bool((np.asarray(array[rows, :, 2]) > 0).any())
+    return [v for v in video_ids if not any(has_input(v, m) for m in modalities)]
+
+
 def modality_dims(store: Store, video_ids: list[str], modalities: list[str], sampling: SamplingConfig,
                   text_encoder: str) -> dict[str, int]:
     """Feature width of each modality, read from the sidecars; refuses a modality no video has."""
@@ -49,9 +67,12 @@ def modality_dims(store: Store, video_ids: list[str], modalities: list[str], sam
                 break
         else:
             have = sorted({p.stem for p in store.root.glob("*/*.npy")}) if store.root.exists() else []
+            maker = {"pose": "`hiddenemo extract` (or `dataset imigue --openpose`)", "frames": "`hiddenemo extract`",
+                     "text": "`hiddenemo teach` then `hiddenemo embed`",
+                     "events": "`hiddenemo dataset imigue` (timed annotations; other datasets have none)"}[modality]
             raise UserError(f"no video in {store.work} has the `{name}` array needed by modality "
-                            f"`{modality}` (arrays present: {have or 'none'}); run the stage that makes it "
-                            "(`hiddenemo extract`, `teach` + `embed`) or drop the modality from model.modalities")
+                            f"`{modality}` (arrays present: {have or 'none'}); make it with {maker}, or drop "
+                            "the modality from model.modalities")
     return dims
 
 

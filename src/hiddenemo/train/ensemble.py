@@ -48,7 +48,8 @@ def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = F
     y = pd.Series((labeled["label"] == info.positive_index).astype(int).to_numpy(), index=labeled["video_id"])
     keys = [k for k in first["oof"] if all(k in r["oof"] for r in runs.values())]
     oof = {key: _mean_oof(runs, key, y.index) for key in keys}
-    thresholds = {key: choose_threshold(p.to_numpy(), y.to_numpy(), first["config"].selection) for key, p in oof.items()}
+    thresholds = {key: choose_threshold(p.to_numpy(), y.to_numpy(), first["config"].selection, seed=first["config"].seed)
+                  for key, p in oof.items()}
 
     votes = _pooled_votes(runs)
     threshold = apply_threshold(votes["p_positive"].to_numpy(), thresholds[final])

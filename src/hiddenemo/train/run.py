@@ -7,6 +7,7 @@ only to report.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -22,7 +23,7 @@ from hiddenemo.errors import UserError
 from hiddenemo.eval.labelshift import class_weights
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.train.config import TrainConfig, from_dict, to_dict
-from hiddenemo.train.data import VideoDataset, modality_dims
+from hiddenemo.train.data import VideoDataset, modality_dims, videos_without_input
 from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table, vote
 from hiddenemo.train.selection import make_folds, split_for_training
 from hiddenemo.train.stages import Context, final_weights, run_stage1, run_stage2
@@ -35,15 +36,27 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     predictions.csv for the test split). Returns the metrics."""
     work = Path(work)
     run_dir = store_run_dir(work, run)
-    _save_config(run_dir, config)
+    _check_config(run_dir, config)
     _set_threads(config.threads)
     info = DatasetInfo.load(work)
+    if len(info.classes) != 2:
+        raise UserError(f"training is binary, and {work} has {len(info.classes)} classes {info.classes}: re-create "
+                        "the workspace with two (merge or blank the labels of the others)")
     labeled, others = split_for_training(read_manifest(work))
     labeled["label"] = (labeled["label"] == info.positive_index).astype(int)   # 1 = positive class
     dims = modality_dims(Store(work), labeled["video_id"].tolist() + others["video_id"].tolist(),
                          config.model.modalities, config.sampling, config.model.text_encoder)
     ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"]))
     folds = make_folds(labeled, config.selection, config.seed)
+    empty = videos_without_input(Store(work), labeled["video_id"].tolist(), config.model.modalities,
+                                 config.model.text_encoder)
+    if empty:
+        log.warning("%d of %d labeled training videos have none of the modalities %s (failed extraction, no "
+                    "person found?): they train on no input: %s", len(empty), len(labeled),
+                    config.model.modalities, empty[:10])
+    # Only now, with inputs that can be trained on, does the run directory take this config and data.
+    _save_config(run_dir, config)
+    _claim_training_set(run_dir, labeled, folds)
     log.info("%d labeled training videos (%d positive) in %d folds; modalities %s", len(labeled),
              int(labeled["label"].sum()), folds.max() + 1, config.model.modalities)
 
@@ -123,11 +136,17 @@ def predict_run(work: Path, run: str, split: str = "test", submission: bool = Fa
         votes = vote(nets, dataset, batch_size=config.stage2.batch_size)
     threshold = apply_threshold(votes["p_positive"].to_numpy(), selection[final]["threshold"])
     table = predictions_table(votes, threshold, info.classes, info.positive_index)
+    empty = videos_without_input(Store(work), rows["video_id"].tolist(), modalities, config.model.text_encoder)
+    if empty:
+        log.warning("%d of %d videos have none of the modalities %s (failed extraction, no person found?): "
+                    "their p_positive is the model's answer to no input, not a prediction (`without_input` in "
+                    "the predictions' .json): %s", len(empty), len(rows), modalities, empty[:10])
     name = "predictions" + (f"_{final.replace('/', '-')}" if model else "") + ("" if split == "test" else f"_{split}")
     out = run_dir / f"{name}.csv"
     atomic_write_text(out, table.to_csv(index=False))
     atomic_write_text(out.with_suffix(".json"), json.dumps({"split": split, "model": final, "threshold": threshold,
-                                                            "threshold_method": selection[final]["threshold"]["method"]}))
+                                                            "threshold_method": selection[final]["threshold"]["method"],
+                                                            "without_input": empty}))
     if submission:
         atomic_write_text(run_dir / "submission.csv",
                           submission_table(table, info.classes[info.positive_index]).to_csv(index=False))
@@ -182,14 +201,33 @@ def load_run(run_dir: Path) -> tuple[TrainConfig, dict]:
     return config, selection
 
 
-def _save_config(run_dir: Path, config: TrainConfig) -> None:
-    """Write the resolved config; refuse to resume a run with a different one (results would mix)."""
-    text = yaml.safe_dump(to_dict(config), sort_keys=False)
+def _check_config(run_dir: Path, config: TrainConfig) -> None:
+    """Refuse to resume a run with a different config (results would mix)."""
     path = run_dir / "config.yaml"
-    if path.exists() and yaml.safe_load(path.read_text()) != yaml.safe_load(text):
+    if path.exists() and yaml.safe_load(path.read_text()) != yaml.safe_load(yaml.safe_dump(to_dict(config))):
         raise UserError(f"{run_dir} was started with a different config ({path}); use another --run name, "
                         "or delete that directory to start over")
-    atomic_write_text(path, text)
+
+
+def _save_config(run_dir: Path, config: TrainConfig) -> None:
+    """Write the resolved config (re-runnable with --config)."""
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+
+
+def _claim_training_set(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray) -> None:
+    """Record which labeled videos, labels and folds the run trains on; refuse to resume it when they
+    changed (a relabeled or added video would mix two training sets in one run's folds)."""
+    rows = sorted(zip(labeled["video_id"].astype(str), labeled["label"].astype(int).tolist(), folds.astype(int).tolist()))
+    fingerprint = hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+    path = run_dir / "training_set.json"
+    if path.exists():
+        before = json.loads(path.read_text())
+        if before["fingerprint"] != fingerprint:
+            raise UserError(f"{run_dir} was trained on other labeled videos ({before['n_labeled']} then, {len(rows)} "
+                            "now, or changed labels/folds): the workspace's labels changed since. Use another --run "
+                            "name, or delete that directory to start over")
+        return
+    atomic_write_text(path, json.dumps({"n_labeled": len(rows), "fingerprint": fingerprint}))
 
 
 def _set_threads(threads: int | None) -> None:

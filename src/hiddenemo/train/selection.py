@@ -69,8 +69,9 @@ def choose_epoch(oof_by_epoch: np.ndarray, y: np.ndarray, loss_by_epoch: np.ndar
     return int(np.flatnonzero(scores >= scores.max() - 1e-12)[0]) + 1
 
 
-def choose_threshold(p: np.ndarray, y: np.ndarray, config: SelectionConfig) -> dict:
-    """The decision threshold and how it was chosen, from out-of-fold probabilities `p` and labels `y`."""
+def choose_threshold(p: np.ndarray, y: np.ndarray, config: SelectionConfig, seed: int = 0) -> dict:
+    """The decision threshold and how it was chosen, from out-of-fold probabilities `p` and labels `y`;
+    `seed` draws the bootstrap resamples (`config.threshold_bootstrap`)."""
     method = config.threshold
     if method == "fixed":
         return {"method": "fixed", "threshold": float(config.fixed_threshold)}
@@ -80,12 +81,40 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, config: SelectionConfig) -> d
                 "note": "the paper's quantile trick: assumes the target set's positive fraction is "
                         f"{prior}; at prediction time the threshold is recomputed on the target videos"}
     metric = {"cv-accuracy": "accuracy", "balanced": "balanced_accuracy"}[method]
+    p, y = np.asarray(p, dtype=np.float64), np.asarray(y).astype(int)
+    best_cut = _best_cut(p, y, metric)
+    cuts = []
+    if config.threshold_bootstrap > 0:
+        rng = np.random.default_rng(seed)
+        for _ in range(config.threshold_bootstrap):
+            i = rng.integers(0, len(p), len(p))
+            if 0 < y[i].sum() < len(i):                           # both classes drawn
+                cuts.append(_best_cut(p[i], y[i], metric))
+    threshold = float(np.median(cuts)) if cuts else best_cut
+    return {"method": method, "metric": metric, "threshold": threshold,
+            "oof_score": float(score_curve(p, y, np.array([threshold]), metric)[0]),
+            "best_cut": best_cut, "bootstrap": len(cuts)}
+
+
+def _best_cut(p: np.ndarray, y: np.ndarray, metric: str) -> float:
+    """The cut that scores best on (p, y); the middle of the best plateau, the least sensitive to
+    small shifts in the probabilities."""
     candidates = _midpoints(p)
-    scores = np.array([binary_metrics(y, p, t)[metric] for t in candidates])
+    scores = score_curve(p, y, candidates, metric)
     best = np.flatnonzero(scores >= scores.max() - 1e-12)
-    # The middle of the best plateau is the least sensitive to small shifts in the probabilities.
-    threshold = float(candidates[best[len(best) // 2]])
-    return {"method": method, "metric": metric, "threshold": threshold, "oof_score": float(scores.max())}
+    return float(candidates[best[len(best) // 2]])
+
+
+def score_curve(p: np.ndarray, y: np.ndarray, thresholds: np.ndarray, metric: str) -> np.ndarray:
+    """Accuracy or balanced accuracy of `p >= t` for every t at once (as `binary_metrics` per t)."""
+    positives, negatives = np.sort(p[y == 1]), np.sort(p[y == 0])
+    tp = len(positives) - np.searchsorted(positives, thresholds, side="left")     # p >= t among positives
+    tn = np.searchsorted(negatives, thresholds, side="left")                      # p < t among negatives
+    if metric == "accuracy":
+        return (tp + tn) / len(p)
+    recall = tp / max(len(positives), 1)
+    specificity = tn / max(len(negatives), 1)
+    return (recall + specificity) / 2
 
 
 def quantile_threshold(p: np.ndarray, prior: float) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import warnings
 from dataclasses import dataclass
@@ -98,7 +99,15 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
             num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=1,
             enable_progress_bar=sys.stderr.isatty(),    # a redrawn bar floods a log file
             limit_val_batches=1.0 if val_loader is not None else 0)
-        trainer.fit(module, train_loader, val_loader)
+        try:
+            trainer.fit(module, train_loader, val_loader)
+        except SystemExit:
+            if not trainer.interrupted:
+                raise
+            # Lightning answers Ctrl-C with sys.exit(1) and ignores SIGINT from then on: hand the CLI
+            # the KeyboardInterrupt every other stage gives it ("interrupted; ... resume", exit 130).
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            raise KeyboardInterrupt from None
         trainer.strategy.barrier("checkpoint")                          # rank 0 has written state.json
         state = read_state(out)
         if state["epochs_done"] < epochs:
@@ -132,7 +141,7 @@ def cross_validate(ctx: Context, modalities: list[str], stage: StageConfig, labe
             losses[fold, e] = row["val_loss"]
             history.append({c: row.get(c, fold if c == "fold" else np.nan) for c in METRIC_COLUMNS})
     epochs = choose_epoch(oof, y, losses.mean(0), ctx.config.selection.epoch_metric)
-    threshold = choose_threshold(oof[epochs - 1], y, ctx.config.selection)
+    threshold = choose_threshold(oof[epochs - 1], y, ctx.config.selection, seed=ctx.config.seed)
     _prune_epochs(out, k, keep=epochs)
     return {"epochs": epochs, "threshold": threshold, "oof": oof[epochs - 1], "history": history,
             "epoch_metric": ctx.config.selection.epoch_metric,
