@@ -181,7 +181,7 @@ def test_the_local_engine_never_imports_ray_and_address_needs_the_ray_engine(tmp
         "import sys\n"
         "from hiddenemo.cli import main\n"
         f"assert main(['extract', '--work', {str(work)!r}, '--extract.frames', 'none', '--extract.keypoints', 'none',"
-        " '--extract.box', 'pose-box']) == 0\n"
+        " '--extract.box', 'ssd']) == 0\n"
         f"assert main(['teach', '--work', {str(work)!r}, '--dry_run', 'true']) == 0\n"
         f"assert main(['extract', '--work', {str(work)!r}, '--address', 'auto']) == 2\n"
         "assert 'ray' not in sys.modules, 'the local engine imported ray'\n")

@@ -76,6 +76,10 @@ def test_bad_files_fail_alone_and_good_ones_finish(tmp_path, work, tiny_dinov2):
     row = read_manifest(work).set_index("video_id").loc["good"]
     assert row["n_frames"] == 14 and row["fps"] == pytest.approx(25, rel=1e-3)
     assert not list((work / "store").rglob("*.tmp"))
+    # from the command line: some failures are reported and exit 0; all of them is an error (exit 2)
+    from hiddenemo.cli import main
+    workspace(work, {"empty": v / "empty.mp4", "text": v / "text.mp4"})
+    assert main(["extract", "--work", str(work)]) == 2
 
 
 def test_second_run_skips_and_changed_option_redoes_only_its_output(tmp_path, work, tiny_dinov2):

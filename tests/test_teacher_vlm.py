@@ -234,10 +234,11 @@ def test_api_key_never_reaches_logs_cache_or_errors(vlm_work, monkeypatch, capsy
             g.queue(gemini_error(429, "RESOURCE_EXHAUSTED", f"quota for key {KEY} exceeded", "0.01s"),
                     gemini_error(400, "INVALID_ARGUMENT", f"API key {KEY} not valid. Please pass a valid API key."))
             o.queue(openai_error(401, f"Incorrect API key provided: {KEY}", kind="invalid_request_error"))
+            # every answer fails (a bad key): the command fails too (exit 2), and its error is scrubbed
             assert main(["teach", "--work", str(vlm_work), "--teacher", "gemini", "--vlm.base_url", g.url,
-                         "--vlm.poll_s", "0.01", "--videos", "[v0]"]) == 0
+                         "--vlm.poll_s", "0.01", "--videos", "[v0]"]) == 2
             assert main(["teach", "--work", str(vlm_work), "--teacher", "openai", "--vlm.model", "m",
-                         "--vlm.base_url", o.url + "/v1", "--videos", "[v0]"]) == 0
+                         "--vlm.base_url", o.url + "/v1", "--videos", "[v0]"]) == 2
             assert g.model_calls()[0]["headers"]["x-goog-api-key"] == KEY      # the key was used ...
     finally:
         logging.getLogger().removeHandler(handler)

@@ -58,6 +58,10 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
     print(json.dumps(summary))
     for video_id, reason in failures.items():
         print(f"failed {video_id}: {reason}")
+    if failures and len(failures) == summary["videos"]:
+        # Some failures are a dataset's normal state (the others are done: exit 0); all failing is not.
+        raise UserError(f"every video failed ({len(failures)}); nothing was extracted (status lines in "
+                        f"{Path(work) / STATUS_FILE})")
     if failures:
         print(f"{len(failures)} video(s) failed; the others are done. Fix or drop those files and run the "
               f"same command again (status lines in {Path(work) / STATUS_FILE}).")

@@ -93,6 +93,11 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
           f"{summary.cached_ok} already answered, {summary.cached_failed} failed before"
           f"{' (use --retry_failed to ask again)' if summary.cached_failed else ''}, "
           f"{len(summary.missing)} without input")
+    if summary.ok == 0 and summary.cached_ok == 0:
+        # Some videos without an answer are normal (the others are taught: exit 0); none answered is not.
+        hint = (f" ({len(summary.missing)} without input: run `hiddenemo extract` first, or pick the teacher "
+                "that reads what this workspace has)" if summary.missing else "")
+        raise UserError(f"teacher {teacher_id} answered no video{hint}")
     if summary.input_tokens or summary.output_tokens:
         print(f"tokens: {summary.input_tokens:,} in, {summary.output_tokens:,} out (incl. thinking); "
               f"cost about US${summary.cost_usd:.2f} (estimated before: US${est['cost_usd']:.2f})")

@@ -9,12 +9,16 @@ out-of-fold predictions.
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from hiddenemo.errors import UserError
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.train.config import SelectionConfig
+
+log = logging.getLogger(__name__)
 
 TRAIN_SPLIT = "train"
 
@@ -41,6 +45,9 @@ def make_folds(labeled: pd.DataFrame, config: SelectionConfig, seed: int) -> np.
     if k < 2:
         raise UserError(f"{config.folds}-fold cross-validation needs at least 2 videos of each class; "
                         f"counts are {np.bincount(y).tolist()}")
+    if k < config.folds:
+        log.warning("%d folds instead of selection.folds = %d: the rarer class has only %d labeled videos",
+                    k, config.folds, k)
     subjects = labeled["subject_id"]
     folds = np.full(len(labeled), -1)
     if config.group_by_subject and subjects.notna().all() and subjects.nunique() >= k:
