@@ -1,6 +1,8 @@
 """Baselines on a small synthetic workspace whose events carry a real signal."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -51,6 +53,14 @@ def test_event_rates_count_onsets_per_minute(work):
 def test_missing_array_is_a_nan_row(work):
     make_workspace(work, n_train=6, n_test=0)
     X = pooled_features(work, "events", ["v000", "nothing"])
+    assert np.isfinite(X[0]).all() and np.isnan(X[1]).all()
+    # an empty array (nobody found, no frame embedded) is missing too, without a numpy warning
+    store = Store(work)
+    store.save("v000", "frames", np.zeros((3, 4), np.float16), "test", "1")
+    store.save("v001", "frames", np.zeros((0, 4), np.float16), "test", "1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        X = pooled_features(work, "frames", ["v000", "v001"])
     assert np.isfinite(X[0]).all() and np.isnan(X[1]).all()
 
 

@@ -58,7 +58,8 @@ def text_array_name(store: Store, video_ids, encoder_id: str | None = None) -> s
 
 
 def pooled_features(work: Path, modality: str, video_ids, text_encoder: str | None = None) -> np.ndarray:
-    """(n, d) float64 per-video features; a row of NaN where the video lacks the array."""
+    """(n, d) float64 per-video features; a row of NaN where the video lacks the array or it is empty
+    (no frame embedded: nobody found)."""
     store = Store(work)
     name = text_array_name(store, video_ids, text_encoder) if modality == "text" else modality
     pool = {"events": _events_rates, "pose": _pose_offsets, "frames": _mean_rows, "text": _as_vector}.get(modality)
@@ -67,7 +68,7 @@ def pooled_features(work: Path, modality: str, video_ids, text_encoder: str | No
     rows = []
     for vid in video_ids:
         array = store.load_if(vid, name)
-        rows.append(None if array is None else pool(array, store.meta(vid, name) or {}))
+        rows.append(None if array is None or len(array) == 0 else pool(array, store.meta(vid, name) or {}))
     width = next((len(r) for r in rows if r is not None), None)
     if width is None:
         raise UserError(f"no video in {work} has the `{name}` array: run the stage that makes it first")
