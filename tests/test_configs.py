@@ -70,3 +70,22 @@ def test_help_shows_whole_descriptions():
     train_help = help_of("train")
     assert "k-fold cross-validation on the labeled training videos picks the epochs and the threshold." in train_help
     assert "the threshold is chosen again on the averaged out-of-fold predictions" in help_of("ensemble")
+
+
+@pytest.mark.parametrize("form", ["separate", "equals"])
+def test_config_paths_of_the_docs_work_anywhere(tmp_path, monkeypatch, form):
+    """`--config configs/cpu.yaml`, run where no configs/ folder is (a pip install), takes the copy
+    inside the package; a file that does exist is always the one used."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--config", "configs/cpu.yaml"] if form == "separate" else ["--config=configs/cpu.yaml"]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["train", "--work", str(tmp_path), *argv, "--print_config"])
+    expected = yaml.safe_load((Path(__file__).resolve().parents[1] / "configs" / "cpu.yaml").read_text())
+    assert yaml.safe_load(out.getvalue())["sampling"]["n_pose"] == expected["sampling"]["n_pose"]
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "cpu.yaml").write_text("seed: 7\n")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        main(["train", "--work", str(tmp_path), *argv, "--print_config"])
+    assert yaml.safe_load(out.getvalue())["seed"] == 7

@@ -8,16 +8,18 @@ libraries (torch, mediapipe, onnxruntime) load inside the command that needs the
 from __future__ import annotations
 
 import errno
+import inspect
 import logging
 import os
 import sys
-
-import inspect
+from pathlib import Path
 
 from jsonargparse import CLI, ArgumentParser, set_parsing_settings
 
 from hiddenemo.commands import ablate, dataset, demo, evaluate, extract, report, synthetic, teach, train
 from hiddenemo.errors import UserError
+
+log = logging.getLogger("hiddenemo.cli")
 
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
@@ -63,6 +65,28 @@ class _Parser(ArgumentParser):
         super().__init__(*args, description=self.full.get(description, description), **kwargs)
 
 
+PACKAGED_CONFIGS = Path(__file__).parent / "configs"
+
+
+def _packaged_configs(argv: list[str]) -> list[str]:
+    """`--config configs/cpu.yaml` (as the docs write it) finds the copy inside the package when no
+    such file exists here: a pip-installed hiddenemo has no configs/ folder beside the user."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        option, _, value = arg.partition("=")
+        if arg == "--config" and i + 1 < len(out):
+            option, value, at = arg, out[i + 1], i + 1
+        elif option == "--config" and value:
+            at = i
+        else:
+            continue
+        packaged = PACKAGED_CONFIGS / Path(value).name
+        if not Path(value).exists() and packaged.is_file():
+            log.info("--config %s: using the copy inside the package, %s", value, packaged)
+            out[at] = str(packaged) if at != i else f"--config={packaged}"
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
     if not sys.stderr.isatty():
@@ -72,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("HIDDENEMO_LOG", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        CLI(COMMANDS, args=argv, as_positional=False, parser_class=_Parser,
+        CLI(COMMANDS, args=_packaged_configs(sys.argv[1:] if argv is None else argv), as_positional=False,
+            parser_class=_Parser,
             description="hiddenemo: hidden emotion understanding from interview videos.")
     except UserError as e:
         # A problem with the user's input or environment: say what and what to do, no traceback.
