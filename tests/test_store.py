@@ -101,3 +101,15 @@ def test_outputs_get_the_usual_file_permissions(work):
     assert mode == FILE_MODE and mode == 0o666 & ~_read_umask()
     atomic_write_text(work / "report.html", "<html></html>")
     assert (work / "report.html").stat().st_mode & 0o777 == FILE_MODE
+
+
+def test_old_temporary_files_are_swept_and_recent_ones_kept(work):
+    """A kill -9 mid-write leaves `<name>.npy.<random>.tmp`; an old one is swept (extract does it at
+    its start), a recent one may be a write in progress elsewhere and stays."""
+    store = Store(work)
+    store.save("v1", "pose", np.zeros((2, 137, 3), np.float16), "test", "1")
+    old, recent = work / "store" / "v1" / "pose.npy.abc.tmp", work / "store" / "v1" / "frames.npy.def.tmp"
+    old.write_bytes(b"half"), recent.write_bytes(b"half")
+    os.utime(old, (os.path.getmtime(old) - 7200,) * 2)
+    assert store.sweep_temporary() == 1
+    assert not old.exists() and recent.exists() and store.has("v1", "pose")

@@ -11,6 +11,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,21 @@ class Store:
             return json.loads(self._meta_path(video_id, name).read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             return None
+
+    def sweep_temporary(self, older_than_s: float = 3600.0) -> int:
+        """Delete `*.tmp` files a killed writer left in the store (readers never look at them); only
+        those older than `older_than_s`, so a write in progress elsewhere is never touched. Returns
+        how many were removed."""
+        cutoff = time.time() - older_than_s
+        removed = 0
+        for path in self.root.glob("*/*.tmp") if self.root.exists() else []:
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue                                      # another sweep got there first
+        return removed
 
     def has(self, video_id: str, name: str) -> bool:
         return self.path(video_id, name).exists() and self.meta(video_id, name) is not None

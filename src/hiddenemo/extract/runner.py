@@ -7,6 +7,7 @@ line is written; killing the run loses at most the videos in flight.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -16,11 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 from hiddenemo.data.manifest import ManifestError, read_manifest, update_manifest
-from hiddenemo.data.store import append_line
+from hiddenemo.data.store import Store, append_line
 from hiddenemo.errors import UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.config import ExtractConfig
 from hiddenemo.extract.job import VideoJob
+
+log = logging.getLogger(__name__)
 
 STATUS_FILE = Path("status") / "extract.jsonl"
 
@@ -48,6 +51,9 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
         manifest = read_manifest(work)
     except ManifestError as e:
         raise UserError(str(e)) from e
+    swept = Store(work).sweep_temporary()
+    if swept:
+        log.info("removed %d temporary file(s) an interrupted run left in %s", swept, work / "store")
     if video_ids is not None:
         manifest = manifest[manifest["video_id"].isin(video_ids)]
     todo = [(r.video_id, None if pd.isna(r.path) else str(r.path),
