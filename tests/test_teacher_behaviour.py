@@ -207,6 +207,7 @@ def test_teach_behaviour_cli_writes_verdicts_skips_missing_pose_and_reports(work
     assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
     out = capsys.readouterr().out
     assert "asked 5 (5 ok, 0 failed)" in out and "1 without input" in out
+    assert "s5: no pose.npy" in (work / "status" / "teach.jsonl").read_text()
     assert "accuracy 1.000" in out and "AUROC 1.000" in out and "coverage 100.0%" in out
     assert set(read_verdicts(work, "behaviour")) == {f"s{i}" for i in range(5)}
     assert '"video_id": "s5"' in (work / "status" / "teach.jsonl").read_text().replace('":"', '": "')
@@ -223,6 +224,21 @@ def test_teach_behaviour_cli_writes_verdicts_skips_missing_pose_and_reports(work
         assert after[vid].p_positive == pytest.approx(1 - p)
         assert after[vid].label == ("stressed" if after[vid].p_positive >= 0.5 else "calm")
     assert "log-odds towards stressed" in after["s0"].text
+
+
+def test_nobody_seen_is_no_input_not_a_verdict(work, capsys):
+    """A video where extraction found nobody (every confidence 0) gets no verdict and no pseudo-label."""
+    from hiddenemo.cli import main
+
+    store = Store(work)
+    store.save("seen", "pose", relaxed(0).astype(np.float16), "test", "1")
+    store.save("nobody", "pose", np.zeros((T, 137, 3), np.float16), "test", "1")
+    write_manifest(work, pd.DataFrame([{"video_id": v, "label": pd.NA, "split": "test", "fps": FPS, "n_frames": T}
+                                       for v in ("seen", "nobody")]))
+    DatasetInfo(name="t", classes=["lose", "win"], positive="win").save(work)
+    assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
+    assert "asked 1 (1 ok, 0 failed)" in capsys.readouterr().out
+    assert "nobody: pose.npy holds no keypoint in any frame" in (work / "status" / "teach.jsonl").read_text()
 
 
 def test_behaviour_on_synthetic_keypoints_finds_the_inserted_episodes():

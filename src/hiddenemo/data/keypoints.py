@@ -82,6 +82,15 @@ def split_groups(x: np.ndarray) -> dict[str, np.ndarray]:
     return {name: x[:, sl] for name, sl in POSE_GROUPS.items()}
 
 
+def anyone_seen(pose: np.ndarray, max_rows: int = 256) -> bool:
+    """Whether any keypoint was seen in a (T, 137, 3) sequence, judged on up to `max_rows` evenly spaced
+    frames: cheap on a memory-mapped array of a long video."""
+    if len(pose) == 0:
+        return False
+    rows = np.unique(np.linspace(0, len(pose) - 1, min(len(pose), max_rows)).astype(int))
+    return bool((np.asarray(pose[rows, :, 2]) > 0).any())
+
+
 def coverage(pose: np.ndarray, min_conf: float = MIN_CONFIDENCE) -> dict[str, float]:
     """Fraction of frames in which each group has at least half of its points."""
     ok = (np.asarray(pose[..., 2], dtype=np.float32) > min_conf)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hiddenemo.data.keypoints import anyone_seen
 from hiddenemo.data.store import Store
 from hiddenemo.teacher.cues import Cue, detect_all
 from hiddenemo.teacher.runner import MissingInput, Teacher, Video
@@ -119,6 +120,9 @@ class BehaviourTeacher(Teacher):
         if not path.exists():
             raise MissingInput(f"video {video.video_id}: no pose.npy at {path}; run `hiddenemo extract` "
                                "(or ingest OpenPose JSON) before the behaviour teacher")
+        if not anyone_seen(self.store.load(video.video_id, "pose")):
+            raise MissingInput(f"video {video.video_id}: pose.npy holds no keypoint in any frame (nobody was "
+                               "found): nothing to judge; look at it with `hiddenemo extract --preview`")
         return file_hash(path) + f"@{video.fps}"
 
     def ask(self, video: Video) -> Verdict:

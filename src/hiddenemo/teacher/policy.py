@@ -84,7 +84,9 @@ def teacher_report(work: str | Path, teacher_id: str, threshold: float = 0.5) ->
     verdicts = read_verdicts(work, teacher_id)
     failed = {v.video_id for v in read_all(work, teacher_id) if not v.ok} - set(verdicts)
     labeled = manifest[manifest["label"].notna()]
-    answered = labeled[labeled["video_id"].map(lambda v: v in verdicts and verdicts[v].p_positive is not None)]
+    # (a boolean mask even when nothing is labeled: an empty object Series would select columns)
+    answered = labeled[labeled["video_id"].map(lambda v: v in verdicts and verdicts[v].p_positive is not None)
+                       .astype(bool)]
     y = (answered["label"].astype(int) == info.positive_index).astype(int).to_numpy()
     p = np.array([verdicts[v].p_positive for v in answered["video_id"]], dtype=float)
     out = {"teacher_id": teacher_id, "n_videos": len(manifest), "n_verdicts": len(verdicts),

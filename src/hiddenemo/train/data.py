@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from hiddenemo.data.keypoints import keypoint_features
+from hiddenemo.data.keypoints import anyone_seen, keypoint_features
 from hiddenemo.data.sampling import gap_in_rows, sample_indices, video_rng
 from hiddenemo.data.store import N_KEYPOINTS, Store, StoreError
 from hiddenemo.errors import UserError
@@ -41,12 +41,7 @@ def videos_without_input(store: Store, video_ids: list[str], modalities: list[st
         if not store.has(video_id, name):
             return False
         array = store.load(video_id, name)
-        if len(array) == 0:
-            return False
-        if modality != "pose":
-            return True
-        rows = np.unique(np.linspace(0, len(array) - 1, min(len(array), 256)).astype(int))
-        return bool((np.asarray(array[rows, :, 2]) > 0).any())
+        return anyone_seen(array) if modality == "pose" else len(array) > 0
     return [v for v in video_ids if not any(has_input(v, m) for m in modalities)]
 
 
