@@ -56,9 +56,9 @@ def _descriptions(commands: dict) -> dict[str, str]:
 
 
 class _Parser(ArgumentParser):
-    """The parser of every (sub)command: `hiddenemo train --help` shows the whole description of
-    `train`, where the list of subcommands shows only its summary line (jsonargparse passes both the
-    summary line)."""
+    """The parser of every (sub)command. jsonargparse hands each subcommand's parser only the summary
+    line of its docstring (right for the list of subcommands); this maps it back to the whole
+    description, so `hiddenemo train --help` explains `train` in full."""
     full = _descriptions(COMMANDS)
 
     def __init__(self, *args, description: str | None = None, **kwargs):
@@ -73,17 +73,16 @@ def _packaged_configs(argv: list[str]) -> list[str]:
     such file exists here: a pip-installed hiddenemo has no configs/ folder beside the user."""
     out = list(argv)
     for i, arg in enumerate(out):
-        option, _, value = arg.partition("=")
         if arg == "--config" and i + 1 < len(out):
-            option, value, at = arg, out[i + 1], i + 1
-        elif option == "--config" and value:
-            at = i
+            at, value = i + 1, out[i + 1]
+        elif arg.startswith("--config="):
+            at, value = i, arg.removeprefix("--config=")
         else:
             continue
         packaged = PACKAGED_CONFIGS / Path(value).name
-        if not Path(value).exists() and packaged.is_file():
+        if value and not Path(value).exists() and packaged.is_file():
             log.info("--config %s: using the copy inside the package, %s", value, packaged)
-            out[at] = str(packaged) if at != i else f"--config={packaged}"
+            out[at] = f"--config={packaged}" if at == i else str(packaged)
     return out
 
 
