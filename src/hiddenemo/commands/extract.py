@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 
 def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), workers: int = 1,
-            videos: list[str] | None = None, preview: Path | None = None, out: Path | None = None,
+            videos: list[str | int] | None = None, preview: Path | None = None, out: Path | None = None,
             engine: Engine = "local", address: str | None = None, ray: RayOptions = RayOptions()) -> None:
     """Turn every video of the manifest into box.npy, pose.npy, frames.npy and frames_idx.npy.
 

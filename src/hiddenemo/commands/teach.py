@@ -37,7 +37,7 @@ def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation
 
 
 def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None, vlm: VlmConfig = VlmConfig(),
-          annotation_rules: bool = True, videos: list[str] | None = None, retry_failed: bool = False,
+          annotation_rules: bool = True, videos: list[str | int] | None = None, retry_failed: bool = False,
           dry_run: bool = False, report: bool = False, engine: Engine = "local", address: str | None = None,
           ray: RayOptions = RayOptions()) -> None:
     """Ask a teacher about every video and append its verdicts to WORK/teacher/<teacher_id>.jsonl.

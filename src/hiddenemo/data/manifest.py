@@ -101,6 +101,18 @@ def read_manifest(work: str | Path) -> pd.DataFrame:
         raise ManifestError(f"{path}: {e}; fix it or re-create it with `hiddenemo dataset ...`") from e
 
 
+def select_videos(manifest: pd.DataFrame, only: list | None, work: str | Path) -> pd.DataFrame:
+    """The manifest rows of the video ids `only` (all rows when None); ids written as numbers on the
+    command line (`--videos '[298,371]'`) count as their text; an id not in the manifest is an error."""
+    if only is None:
+        return manifest
+    only = [str(v) for v in only]
+    unknown = sorted(set(only) - set(manifest["video_id"]))
+    if unknown:
+        raise ManifestError(f"video ids not in {Path(work) / 'manifest.parquet'}: {unknown[:10]}")
+    return manifest[manifest["video_id"].isin(only)]
+
+
 def update_manifest(work: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
     """Overwrite the given columns for the given video ids (e.g. fps and n_frames after probing)."""
     df = read_manifest(work).set_index("video_id")

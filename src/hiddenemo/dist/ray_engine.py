@@ -153,15 +153,13 @@ def extract_ray(work: str | Path, config, options: RayOptions, address: str | No
     """`extract_all` on a Ray cluster: same outputs, same status lines, same summary."""
     from tqdm import tqdm
 
-    from hiddenemo.data.manifest import read_manifest
+    from hiddenemo.data.manifest import read_manifest, select_videos
     from hiddenemo.extract.runner import _record_video, append_status
 
     options.check()
     config.check()
     work = Path(work).resolve()               # actors on other nodes see the same shared path
-    manifest = read_manifest(work)
-    if video_ids is not None:
-        manifest = manifest[manifest["video_id"].isin(video_ids)]
+    manifest = select_videos(read_manifest(work), video_ids, work)
     # Relative video paths mean "from here", as for the local engine; actors start elsewhere.
     todo = {r.video_id: (None if pd.isna(r.path) else str(Path(r.path).absolute()),
                          0 if pd.isna(r.n_frames) else int(r.n_frames)) for r in manifest.itertuples()}

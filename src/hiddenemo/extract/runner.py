@@ -11,12 +11,12 @@ import logging
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 
 import pandas as pd
 
-from hiddenemo.data.manifest import ManifestError, read_manifest, update_manifest
+from hiddenemo.data.manifest import ManifestError, read_manifest, select_videos, update_manifest
 from hiddenemo.data.store import Store, append_line
 from hiddenemo.errors import UserError
 from hiddenemo.extract import decode
@@ -48,14 +48,12 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
 
     work = Path(work)
     try:
-        manifest = read_manifest(work)
+        manifest = select_videos(read_manifest(work), video_ids, work)
     except ManifestError as e:
         raise UserError(str(e)) from e
     swept = Store(work).sweep_temporary()
     if swept:
         log.info("removed %d temporary file(s) an interrupted run left in %s", swept, work / "store")
-    if video_ids is not None:
-        manifest = manifest[manifest["video_id"].isin(video_ids)]
     todo = [(r.video_id, None if pd.isna(r.path) else str(r.path),
              _expected_frames(r.path, r.n_frames)) for r in manifest.itertuples()]
     workers = max(1, min(workers, len(todo) or 1))
@@ -118,9 +116,14 @@ def _run_pool(work, config, workers, threads, todo, bar, finish) -> None:
                     if status["status"] == "ok":
                         bar.update(status.get("n_frames") or 0)
                     finish(status, expected[video_id])
-        except BaseException:
+        except BaseException as e:
             for future in running:
                 future.cancel()
+            if isinstance(e, KeyboardInterrupt):
+                # Ctrl-C on this process alone would let each worker finish the video it holds (seconds
+                # to minutes): stop them. Their writes are atomic; a stray *.tmp is swept later.
+                for child in active_children():
+                    child.terminate()
             raise
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hiddenemo.data.manifest import DatasetInfo, read_manifest
+from hiddenemo.data.manifest import DatasetInfo, read_manifest, select_videos
 from hiddenemo.teacher.retry import TeacherFailure, redact
 from hiddenemo.teacher.schema import Verdict, failed
 from hiddenemo.teacher.store import append_status, append_verdict, cache_key, latest_by_key
@@ -43,13 +43,7 @@ class Video:
 
 
 def manifest_videos(work: Path, only: list[str] | None = None) -> list[Video]:
-    df = read_manifest(work)
-    if only:
-        unknown = sorted(set(only) - set(df["video_id"]))
-        if unknown:
-            from hiddenemo.errors import UserError
-            raise UserError(f"video ids not in {work}/manifest.parquet: {unknown[:10]}")
-        df = df[df["video_id"].isin(only)]
+    df = select_videos(read_manifest(work), only or None, work)
     return [Video(video_id=str(r.video_id), path=None if pd.isna(r.path) else str(r.path),
                   fps=DEFAULT_FPS if pd.isna(r.fps) or not r.fps > 0 else float(r.fps),
                   n_frames=None if pd.isna(r.n_frames) else int(r.n_frames),
