@@ -19,6 +19,7 @@ import yaml
 
 from hiddenemo.data.store import atomic_write_text
 from hiddenemo.errors import UserError
+from hiddenemo.eval.oof import by_model
 
 METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
@@ -123,10 +124,9 @@ def _mean_oof(work: Path, group: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     the thresholds its runs chose."""
     parts, thresholds = [], []
     for run, model_key in zip(group["run"], group["model"]):
-        stage, _, modality = model_key.partition("/")
         run_dir = Path(work) / "runs" / run
         oof = pd.read_csv(run_dir / "oof.csv", dtype={"video_id": str})
-        parts.append(oof[(oof["stage"] == stage) & (oof["modality"] == (modality or "fusion"))])
+        parts.append(by_model(oof).get(model_key, oof.iloc[:0]))
         thresholds.append(json.loads((run_dir / "selection.json").read_text())[model_key]["threshold"]["threshold"])
     both = pd.concat(parts)
     mean = both.groupby("video_id", as_index=False).agg(p_positive=("p_positive", "mean"), label=("label", "first"))

@@ -29,6 +29,7 @@ from hiddenemo.eval.compare import compare_runs
 from hiddenemo.eval.labelshift import (TRANSDUCTIVE_NOTE, balanced_threshold, em_prior, em_prior_interval,
                                        platt_calibrate)
 from hiddenemo.eval.metrics import METRICS, binary_metrics
+from hiddenemo.eval.oof import FUSED, by_model, key_parts
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def evaluate_run(work: Path, run: str, split: str = "test", baselines: list[str]
             first = first[first["modality"] == first["modality"].iloc[0]]
             folds = first.set_index("video_id")["fold"]
         if baselines is None:
-            baselines = sorted(set(oof["modality"]) - {"fusion"}) if oof is not None else []
+            baselines = sorted(set(oof["modality"]) - {FUSED}) if oof is not None else []
     result["baselines"], logistic_oof = {}, {}
     for modality in baselines or []:
         result["baselines"][modality], predictions = _evaluate_baselines(
@@ -284,8 +285,7 @@ def _evaluate_model(run_dir, model, oof, truth, split, threshold, train_prior, a
     selection = model["selection"]
     final = selection.get("final", {}).get("model", "final")
     out = {"final": final, "cross_validated": {}}
-    for (stage, modality), group in (oof.groupby(["stage", "modality"], sort=False) if oof is not None else []):
-        key = stage if modality == "fusion" else f"{stage}/{modality}"
+    for key, group in (by_model(oof).items() if oof is not None else []):
         out["cross_validated"][key] = evaluate_predictions(_with_truth(group, truth),
                                                            _threshold(selection, key, threshold), **args)
     preds = model["predictions"]
@@ -297,10 +297,8 @@ def _evaluate_model(run_dir, model, oof, truth, split, threshold, train_prior, a
     cut = _threshold(selection, final, threshold)
     out["target"] = evaluate_predictions(preds, cut, **args)
     if len(preds):
-        final_oof = None
-        if oof is not None:
-            stage, _, modality = final.partition("/")
-            final_oof = _with_truth(oof[(oof["stage"] == stage) & (oof["modality"] == (modality or "fusion"))], truth)
+        final_rows = by_model(oof).get(final) if oof is not None else None
+        final_oof = None if final_rows is None else _with_truth(final_rows, truth)
         out["label_shift"] = label_shift_summary(
             preds["p_positive"].to_numpy(float), train_prior, cut,
             None if final_oof is None or final_oof.empty else final_oof["p_positive"].to_numpy(float),
@@ -337,11 +335,11 @@ def _versus_baselines(oof, truth, result, logistic, args) -> dict:
     auroc = {m: result["baselines"][m]["logistic"]["cross_validated"]["at 0.5"]["metrics"]["auroc"] for m in logistic}
     best = max(auroc, key=lambda m: np.nan_to_num(auroc[m], nan=-1))
     out = {}
-    for (stage, modality), group in oof.groupby(["stage", "modality"], sort=False):
-        key = stage if modality == "fusion" else f"{stage}/{modality}"
-        if modality != "fusion" and modality not in logistic:
+    for key, group in by_model(oof).items():
+        _, modality = key_parts(key)
+        if modality != FUSED and modality not in logistic:
             continue
-        base, whose = (best, "the best logistic baseline") if modality == "fusion" else (modality, "its logistic baseline")
+        base, whose = (best, "the best logistic baseline") if modality == FUSED else (modality, "its logistic baseline")
         threshold = model["cross_validated"][key]["threshold"]
         cmp = compare_runs(_with_truth(group, truth), logistic[base], threshold, balanced_threshold(result["train_prior"]),
                            alpha=1 - args["level"], n_boot=args["n_boot"], seed=args["seed"])

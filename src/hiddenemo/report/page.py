@@ -27,6 +27,7 @@ from hiddenemo.errors import UserError
 from hiddenemo.eval.baselines import binary_truth
 from hiddenemo.eval.bootstrap import bootstrap_metrics
 from hiddenemo.eval.metrics import METRICS, binary_metrics
+from hiddenemo.eval.oof import by_model
 from hiddenemo.report import plots
 
 log = logging.getLogger(__name__)
@@ -130,8 +131,7 @@ def oof_groups(files: dict) -> dict[str, pd.DataFrame]:
     oof = files.get("oof")
     if oof is None or oof.empty:
         return {}
-    return {(stage if modality == "fusion" else f"{stage}/{modality}"): group
-            for (stage, modality), group in oof.groupby(["stage", "modality"], sort=False)}
+    return by_model(oof)
 
 
 def _with_truth(df: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:

@@ -113,7 +113,7 @@ class BehaviourTeacher(Teacher):
     @property
     def sign(self) -> int:
         """+1 when the positive class is the pleasant one the rules point to, -1 when it is the other."""
-        return -1 if getattr(self.info, "positive_valence", "pleasant") == "unpleasant" else 1
+        return -1 if self.info.positive_valence == "unpleasant" else 1
 
     def content_hash(self, video: Video) -> str:
         path = self.store.path(video.video_id, "pose")

@@ -25,6 +25,7 @@ from hiddenemo.data.store import atomic_write_text
 from hiddenemo.data.store import run_dir as store_run_dir
 from hiddenemo.errors import UserError
 from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.eval.oof import by_model, key_parts
 from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table
 from hiddenemo.train.run import load_run, test_metrics
 from hiddenemo.train.selection import choose_threshold, split_for_training
@@ -64,7 +65,7 @@ def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = F
     atomic_write_text(out / "ensemble.json", json.dumps(description, indent=2))
     folds = first["fold"]
     atomic_write_text(out / "oof.csv", pd.concat([
-        pd.DataFrame({"video_id": p.index, "stage": key.partition("/")[0], "modality": key.partition("/")[2] or "fusion",
+        pd.DataFrame({"video_id": p.index, "stage": key_parts(key)[0], "modality": key_parts(key)[1],
                       "fold": folds.reindex(p.index).to_numpy(), "p_positive": p.to_numpy(), "label": y.to_numpy()})
         for key, p in oof.items()]).to_csv(index=False))
     selection = {key: {"threshold": thresholds[key], "epochs": [r["selection"][key]["epochs"] for r in runs.values()]}
@@ -103,8 +104,7 @@ def _read_member(work: Path, run: str) -> dict:
             how = "`hiddenemo predict`" if name == "predictions.csv" else "`hiddenemo train`"
             raise UserError(f"run {run} has no {name}; finish it with {how} --run {run}")
     oof = pd.read_csv(paths["oof.csv"], dtype={"video_id": str})
-    groups = {(stage if modality == "fusion" else f"{stage}/{modality}"): g.set_index("video_id")["p_positive"]
-              for (stage, modality), g in oof.groupby(["stage", "modality"], sort=False)}
+    groups = {key: g.set_index("video_id")["p_positive"] for key, g in by_model(oof).items()}
     fold = oof.drop_duplicates("video_id").set_index("video_id")["fold"]
     return {"config": config, "selection": selection, "oof": groups, "fold": fold,
             "predictions": pd.read_csv(paths["predictions.csv"], dtype={"video_id": str}),

@@ -22,6 +22,7 @@ from hiddenemo.data.store import run_dir as store_run_dir
 from hiddenemo.errors import UserError
 from hiddenemo.eval.labelshift import class_weights
 from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.eval.oof import key_parts
 from hiddenemo.train.config import TrainConfig, from_dict, to_dict
 from hiddenemo.train.data import VideoDataset, modality_dims, videos_without_input
 from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table, vote
@@ -44,11 +45,12 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
                         "the workspace with two (merge or blank the labels of the others)")
     labeled, others = split_for_training(read_manifest(work))
     labeled["label"] = (labeled["label"] == info.positive_index).astype(int)   # 1 = positive class
-    dims = modality_dims(Store(work), labeled["video_id"].tolist() + others["video_id"].tolist(),
+    store = Store(work)
+    dims = modality_dims(store, labeled["video_id"].tolist() + others["video_id"].tolist(),
                          config.model.modalities, config.sampling, config.model.text_encoder)
     ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"]))
     folds = make_folds(labeled, config.selection, config.seed)
-    empty = videos_without_input(Store(work), labeled["video_id"].tolist(), config.model.modalities,
+    empty = videos_without_input(store, labeled["video_id"].tolist(), config.model.modalities,
                                  config.model.text_encoder)
     if empty:
         log.warning("%d of %d labeled training videos have none of the modalities %s (failed extraction, no "
@@ -246,7 +248,7 @@ def _gain(selections: dict, metric: str) -> dict:
 def _write_oof(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray, selections: dict) -> None:
     parts = []
     for key, sel in selections.items():
-        stage, _, modality = key.partition("/")
-        parts.append(pd.DataFrame({"video_id": labeled["video_id"], "stage": stage, "modality": modality or "fusion",
+        stage, modality = key_parts(key)
+        parts.append(pd.DataFrame({"video_id": labeled["video_id"], "stage": stage, "modality": modality,
                                    "fold": folds, "p_positive": sel["oof"], "label": labeled["label"]}))
     atomic_write_text(run_dir / "oof.csv", pd.concat(parts).to_csv(index=False))
