@@ -15,12 +15,9 @@ TEACHERS = ("behaviour", "annotations", "gemini", "openai")
 def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation_rules: bool = True,
                  connect: bool = True):
     """The teacher called `name` for the workspace `work` (API clients are imported only here)."""
-    from hiddenemo.data.manifest import DatasetInfo, ManifestError
+    from hiddenemo.data.manifest import DatasetInfo
 
-    try:
-        info = DatasetInfo.load(work)
-    except ManifestError as e:
-        raise UserError(str(e)) from e
+    info = DatasetInfo.load(work)                 # a missing dataset.json is a UserError (ManifestError)
     if name == "behaviour":
         from hiddenemo.teacher.behaviour import BehaviourTeacher
         return BehaviourTeacher(work, info)
@@ -105,13 +102,9 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
 
 
 def _print_report(work: Path, teacher_id: str) -> None:
-    from hiddenemo.data.manifest import ManifestError
     from hiddenemo.teacher import policy
 
-    try:
-        print(policy.format_report(policy.teacher_report(work, teacher_id)))
-    except ManifestError as e:
-        raise UserError(str(e)) from e
+    print(policy.format_report(policy.teacher_report(work, teacher_id)))
 
 
 def embed(work: Path, encoder: str = "minilm", teacher: str = "behaviour", variant: str = "verdict_free",

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hiddenemo.data.manifest import ManifestError, read_manifest, select_videos, update_manifest
+from hiddenemo.data.manifest import read_manifest, select_videos, update_manifest
 from hiddenemo.data.store import Store, append_line
 from hiddenemo.errors import UserError
 from hiddenemo.extract import decode
@@ -47,10 +47,7 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
     from tqdm import tqdm
 
     work = Path(work)
-    try:
-        manifest = select_videos(read_manifest(work), video_ids, work)
-    except ManifestError as e:
-        raise UserError(str(e)) from e
+    manifest = select_videos(read_manifest(work), video_ids, work)      # ManifestError is a UserError
     swept = Store(work).sweep_temporary()
     if swept:
         log.info("removed %d temporary file(s) an interrupted run left in %s", swept, work / "store")
