@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from hiddenemo.cli import main
-from hiddenemo.data.imigue import (EVENT_CLASSES, MICRO_GESTURE_NAMES, describe_events, events_multi_hot,
-                                   read_annotations)
+from hiddenemo.data.imigue import (EVENT_CLASSES, GESTURE_GROUP_OF, GESTURE_GROUPS, MICRO_GESTURE_NAMES, TAXONOMY,
+                                   describe_events, events_multi_hot, read_annotations)
 from hiddenemo.data.manifest import DatasetInfo, read_manifest
 from hiddenemo.data.store import Store
 from hiddenemo.errors import UserError
@@ -65,6 +65,20 @@ def test_events_multi_hot_by_hand():
 def test_class_names_cover_every_column():
     assert len(EVENT_CLASSES) == 32 and set(MICRO_GESTURE_NAMES) == set(EVENT_CLASSES)
     assert len(set(MICRO_GESTURE_NAMES.values())) == 32
+    assert set(GESTURE_GROUP_OF.values()) == set(GESTURE_GROUPS)
+
+
+def test_taxonomy_matches_the_official_class_list(imigue_dir):
+    """Every id, figure code, name and body-part group as in the shared gesture_classes.csv (the
+    transcription of Figure 2 of the iMiGUE paper)."""
+    import pandas as pd
+    official = pd.read_csv(imigue_dir / "gesture_classes.csv", dtype=str, keep_default_na=False)
+    assert sorted(int(c) for c in official["class"]) == sorted(TAXONOMY)
+    for row in official.to_dict("records"):
+        code, name, group = TAXONOMY[int(row["class"])]
+        assert (code, group) == (row["figure_code"], row["group"]), row
+        # 99's official name carries its figure code in brackets: "illustrative body language (C32)"
+        assert row["name"].removesuffix(f" ({code})") == name, row
 
 
 def test_command_on_small_files_bom_crlf_withheld_labels(small_imigue, work):

@@ -35,47 +35,50 @@ EVENTS_PRODUCER = "imigue-annotations"
 EVENTS_VERSION = "1"
 DEFAULT_EVENTS_RATE_HZ = 5.0
 
-# Readable names of the classes, for rendering events as text (the `annotations` teacher).
-# Source: the micro-gesture taxonomy of the iMiGUE paper (Liu et al., "iMiGUE: An Identity-free
-# Video Dataset for Micro-Gesture Understanding and Emotion Analysis", CVPR 2021, Fig. 2 and the
-# class list of its repository), written down from memory: the names are right as a set, but the
-# id -> name pairing has NOT been checked against an official file (none ships with the data
-# here). Treat the ids as authoritative and the names as descriptive hints; correct them here
-# when the official list is at hand. 99 marks a movement the annotators judged not a micro-gesture.
-MICRO_GESTURE_NAMES: dict[int, str] = {
-    1: "folding arms",
-    2: "moving torso",
-    3: "sitting straightly",
-    4: "bowing head",
-    5: "shaking head",
-    6: "nodding",
-    7: "turning head",
-    8: "head up",
-    9: "tilting head",
-    10: "pressing lips",
-    11: "biting nails",
-    12: "touching or scratching head",
-    13: "touching or scratching forehead",
-    14: "covering face",
-    15: "rubbing eyes",
-    16: "touching or scratching facial parts",
-    17: "touching nose",
-    18: "touching ears",
-    19: "touching hat",
-    20: "touching or scratching neck",
-    21: "playing or adjusting hair",
-    22: "adjusting clothes",
-    23: "crossing fingers",
-    24: "rubbing hands",
-    25: "minaret gesture",
-    26: "hands touching fingers",
-    27: "holding back arms",
-    28: "arms akimbo",
-    29: "putting arms over shoulders",
-    30: "dusting off clothes",
-    31: "fiddling with objects",
-    99: "non-micro-gesture movement",
+# The official micro-gesture taxonomy: class id (as in the annotation CSV) -> (figure code, name,
+# body-part group). Source: Figure 2 of the iMiGUE paper (Liu et al., "iMiGUE: An Identity-free Video
+# Dataset for Micro-Gesture Understanding and Emotion Analysis", CVPR 2021), (a) categories by body
+# part and (c) an example of each, transcribed in `shared/data/imigue/gesture_classes.csv`; the ids are
+# confirmed by the shares of Figure 2(b), which that file's share_percent (computed from the annotation
+# CSV) matches to 0.01 % for every class. Class 99 is C32, illustrative body language: gestures that
+# illustrate speech, not micro-gestures (30.9 % of all annotations).
+TAXONOMY: dict[int, tuple[str, str, str]] = {
+    1: ("C1", "turtle neck", "head"),
+    2: ("C2", "bulging face, deep breath", "head"),
+    3: ("C3", "touching hat", "head-hand"),
+    4: ("C4", "touching or scratching head", "head-hand"),
+    5: ("C5", "touching or scratching forehead", "head-hand"),
+    6: ("C6", "covering face", "head-hand"),
+    7: ("C7", "rubbing eyes", "head-hand"),
+    8: ("C8", "touching or scratching facial parts", "head-hand"),
+    9: ("C9", "touching ears", "head-hand"),
+    10: ("C10", "biting nails", "head-hand"),
+    11: ("C11", "touching jaw", "head-hand"),
+    12: ("C12", "touching or scratching neck", "body-hand"),
+    13: ("C13", "playing or adjusting hair", "body-hand"),
+    14: ("C14", "buckle button, pulling shirt collar, adjusting tie", "body-hand"),
+    15: ("C15", "touching or covering suprasternal notch", "body-hand"),
+    16: ("C16", "scratching back", "body-hand"),
+    17: ("C17", "folding arms", "body-hand"),
+    18: ("C18", "dustoffing clothes", "body-hand"),
+    19: ("C19", "putting arms behind body", "body-hand"),
+    20: ("C20", "moving torso", "body"),
+    21: ("C21", "sitting straightly", "body"),
+    22: ("C22", "scratching or touching arms", "hand"),
+    23: ("C23", "rubbing or holding hands", "hand"),
+    24: ("C24", "crossing fingers", "hand"),
+    25: ("C25", "minaret gesture", "hand"),
+    26: ("C26", "playing or manipulating objects", "hand"),
+    27: ("C27", "hold back arms", "hand"),
+    28: ("C28", "head up", "head"),
+    29: ("C29", "pressing lips", "head"),
+    30: ("C30", "arms akimbo", "hand"),
+    31: ("C31", "shaking shoulders", "body"),
+    99: ("C32", "illustrative body language", "illustrative"),
 }
+GESTURE_GROUPS = ("body", "head", "hand", "body-hand", "head-hand", "illustrative")
+MICRO_GESTURE_NAMES: dict[int, str] = {c: name for c, (_, name, _) in TAXONOMY.items()}
+GESTURE_GROUP_OF: dict[int, str] = {c: group for c, (_, _, group) in TAXONOMY.items()}
 
 
 def _read_csv(path: Path, what: str) -> pd.DataFrame:
@@ -173,7 +176,8 @@ def video_table(annotations: pd.DataFrame, splits: pd.DataFrame) -> pd.DataFrame
 def dataset_info(protocol: str, rate_hz: float) -> DatasetInfo:
     return DatasetInfo(name="imigue", classes=list(CLASSES), positive=POSITIVE, protocol=protocol,
                        extra={"events_rate_hz": rate_hz, "event_classes": list(EVENT_CLASSES),
-                              "event_names": {str(k): v for k, v in MICRO_GESTURE_NAMES.items()}})
+                              "event_names": {str(k): v for k, v in MICRO_GESTURE_NAMES.items()},
+                              "event_groups": {str(k): v for k, v in GESTURE_GROUP_OF.items()}})
 
 
 def events_multi_hot(start_frame: np.ndarray, end_frame: np.ndarray, classes: np.ndarray,
