@@ -13,6 +13,7 @@ from hiddenemo.models.sequence import evenly_spread_valid
 
 DIM = 32
 SMALL = {"frame_dim": 32, "model_dim": 32, "point_hidden": 4, "depth": 1, "heads": 2}
+STATS_WIDTH = 20
 LENGTHS = {"pose": [9, 5, 1], "frames": [6, 2, 4], "events": [7, 7, 3], "text_input_ids": [5, 3, 1]}
 
 
@@ -62,10 +63,14 @@ def make_batch(pad_to: int, seed: int = 0, lengths: dict[str, list[int]] = LENGT
     }
     for m in ("pose", "frames", "text", "events"):
         batch[f"{m}_present"] = torch.ones(B, dtype=torch.bool)
+    for m in ("pose", "frames", "events"):     # one pooled vector per video (models.pooled)
+        batch[f"{m}_stats"] = torch.randn(B, STATS_WIDTH, generator=torch.Generator().manual_seed(seed)) * 3 + 1
     return batch
 
 
 def encoder_kwargs(name: str) -> dict:
+    if name.endswith("-stats"):
+        return {"in_dim": STATS_WIDTH}
     dims = {"frames": {"in_dim": 48}, "events": {"in_dim": 32}, "text-linear": {"in_dim": 24}}
     return dims.get(name.split("-")[0], {}) if name != "text-linear" else dims["text-linear"]
 
@@ -84,7 +89,7 @@ def test_every_encoder_shape_finite_and_padding_independent(name):
     assert not torch.allclose(short, other), "the output must depend on the valid content"
 
 
-@pytest.mark.parametrize("name", [n for n in list_encoders() if n.startswith("pose-")])
+@pytest.mark.parametrize("name", [n for n in list_encoders() if n.startswith("pose-") and not n.endswith("-stats")])
 def test_pose_encoders_ignore_missing_points(name):
     torch.manual_seed(0)
     encoder = build_small(name).eval()

@@ -14,7 +14,7 @@ from hiddenemo.cli import main
 from hiddenemo.data.manifest import DatasetInfo, write_manifest
 from hiddenemo.data.store import Store
 from hiddenemo.teacher import prompts
-from hiddenemo.teacher.annotations import group_of, render
+from hiddenemo.teacher.annotations import render
 from hiddenemo.teacher.policy import PseudoLabelPolicy, pseudo_labels, teacher_report
 from hiddenemo.teacher.schema import Verdict, failed
 from hiddenemo.teacher.store import append_verdict, cache_key, latest_by_key, read_all, read_verdicts, verdict_path
@@ -120,23 +120,67 @@ def test_report_accuracy_auc_coverage(work):
     assert r["n_failed"] == 1 and r["n_unlabeled_answered"] == 1
 
 
-def test_annotations_render_times_names_and_rule():
+def test_annotations_render_times_person_baseline_and_rules():
     rate = 5.0
     events = np.zeros((300, 3), np.uint8)                     # 60 s
-    events[10:20, 0] = 1                                      # folding arms 2.0-4.0 s
+    events[10:20, 0] = 1                                      # moving torso 2.0-4.0 s
     events[50:55, 0] = 1
-    events[100:110, 1] = 1                                    # scratching 20.0-22.0 s
-    names = ["folding arms", "touching or scratching head", "sitting straightly"]
-    out = render("v", events, rate, names, ["lose", "win"], "win")
-    assert "0:02.0-0:04.0 folding arms" in out.text_verdict_free and "0:20.0-0:22.0 touching or scratching head" \
-        in out.text_verdict_free
-    assert "folding arms x2" in out.text_verdict_free and "Verdict" not in out.text_verdict_free
-    assert out.p_positive < 0.5 and out.label == "lose" and "Verdict: lose" in out.text
-    assert [o.code for o in out.observations] == ["folding arms", "folding arms", "touching or scratching head"]
-    assert group_of("touching or scratching head") == "neutral"           # the face-scratching rule
-    assert group_of("Folding arms") == "tense" and group_of("sitting straightly") == "confident"
-    text_only = render("v", events, rate, names, ["lose", "win"], "win", rules=False)
+    events[100:110, 1] = 1                                    # pressing lips 20.0-22.0 s
+    names, groups = ["moving torso", "pressing lips", "touching jaw"], ["body", "head", "head-hand"]
+    person = pd.Series({"rate:body": np.log1p(2.0), "usual:body": np.log1p(0.5), "rate:head": np.log1p(1.0),
+                        "usual:head": np.log1p(1.0), "rate:head-hand": 0.0, "usual:head-hand": 0.0})
+    out = render("v", events, rate, names, groups, ["lose", "win"], "win", person=person)
+    free = out.text_verdict_free
+    assert "0:02.0-0:04.0 moving torso" in free and "0:20.0-0:22.0 pressing lips" in free
+    assert "moving torso x2" in free and "usual 0.50/min" in free and "Verdict" not in free
+    assert out.p_positive > 0.5 and out.label == "win" and "Verdict: win" in out.text
+    assert "much more whole-body movement" in out.text and "Step 4, reflection" in out.text
+    assert [o.code for o in out.observations] == ["moving torso", "moving torso", "pressing lips"]
+    # the same gestures from someone who usually moves much more read the other way
+    restless = person.copy()
+    restless["usual:body"] = np.log1p(6.0)
+    assert render("v", events, rate, names, groups, ["lose", "win"], "win", person=restless).p_positive < 0.5
+    # a positive class that stands for the unpleasant state turns the rules around
+    flipped = render("v", events, rate, names, groups, ["calm", "stressed"], "stressed", person=person,
+                     pleasant_is_positive=False)
+    assert flipped.p_positive == pytest.approx(1 - out.p_positive) and flipped.label == "calm"
+    text_only = render("v", events, rate, names, groups, ["lose", "win"], "win", person=person, mode="none")
     assert text_only.p_positive is None and text_only.label is None and text_only.ok
+
+
+def _grouped_workspace(work: Path, labels: list, subjects: list) -> Store:
+    """Events of iMiGUE's 32 columns: video i shows `moving torso` (class 20) i+1 times a minute."""
+    from hiddenemo.data.imigue import EVENT_CLASSES, GESTURE_GROUP_OF
+    rows = [{"video_id": f"v{i}", "label": lab, "split": "train" if pd.notna(lab) else "test", "subject_id": s}
+            for i, (lab, s) in enumerate(zip(labels, subjects))]
+    write_manifest(work, pd.DataFrame(rows))
+    DatasetInfo(name="t", classes=["lose", "win"], positive="win",
+                extra={"event_groups": {str(k): g for k, g in GESTURE_GROUP_OF.items()}}).save(work)
+    store = Store(work)
+    for i in range(len(labels)):
+        ev = np.zeros((300, 32), np.uint8)
+        for k in range(i + 1):
+            ev[20 + 50 * k: 25 + 50 * k, EVENT_CLASSES.index(20)] = 1
+        store.save(f"v{i}", "events", ev, "test", "1", {"rate_hz": 5.0, "classes": list(EVENT_CLASSES)})
+    return store
+
+
+def test_annotations_person_baseline_reads_no_label(work):
+    """Person-relative verdicts are label-free: poisoned labels change no rules-mode verdict."""
+    from hiddenemo.teacher.annotations import AnnotationsTeacher
+    from hiddenemo.teacher.runner import manifest_videos
+
+    _grouped_workspace(work, [1, 0, 1, 0, pd.NA], ["a", "a", "b", "b", "b"])
+    teacher = AnnotationsTeacher(work, DatasetInfo.load(work))
+    before = {x.video_id: teacher.ask(x).p_positive for x in manifest_videos(work)}
+    table = teacher.table()
+    assert table.loc["v0", "usual:body"] == pytest.approx(np.mean(table.loc[["v0", "v1"], "rate:body"]))
+    assert before["v1"] > 0.5 > before["v0"]           # v1 moves more than person a usually does
+    poisoned = pd.DataFrame([{"video_id": f"v{i}", "label": lab, "split": "train" if i < 4 else "test",
+                              "subject_id": s} for i, (lab, s) in enumerate(zip([0, 1, 0, 1, 1], "aabbb"))])
+    write_manifest(work, poisoned)
+    teacher = AnnotationsTeacher(work, DatasetInfo.load(work))
+    assert {x.video_id: teacher.ask(x).p_positive for x in manifest_videos(work)} == before
 
 
 def test_annotations_cli_and_missing_events(work, capsys):
@@ -150,7 +194,8 @@ def test_annotations_cli_and_missing_events(work, capsys):
     out = capsys.readouterr().out
     assert "asked 2 (2 ok, 0 failed)" in out and "1 without input" in out
     verdicts = read_verdicts(work, "annotations")
-    assert "folding arms" in verdicts["v1"].text and "non-micro-gesture" in verdicts["v0"].text
+    # column 0 is class 1 (turtle neck), the last is 99 (illustrative body language): the official names
+    assert "turtle neck" in verdicts["v1"].text and "illustrative body language" in verdicts["v0"].text
 
 
 def test_embed_minilm_default_and_any_encoder_by_path(work, tmp_path, capsys):
@@ -195,4 +240,5 @@ def test_imigue_annotations_teacher_on_all_videos(imigue_dir, tmp_path, capsys):
     assert "359 verdicts for 359 videos, 0 failed" in out
     assert "labeled videos: 255, answered 255 (coverage 100.0%); unlabeled answered: 104" in out
     r = teacher_report(work, "annotations")
-    assert r["n_labeled_answered"] == 255 and 0.0 <= r["auroc"] <= 1.0
+    assert r["n_labeled_answered"] == 255
+    assert r["auroc"] > 0.6      # the rules are fixed in advance, so this is no in-sample fit (was 0.363 when inverted)

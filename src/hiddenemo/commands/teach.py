@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from hiddenemo.dist.config import Engine, RayOptions, check_engine, load_ray_engine
 from hiddenemo.errors import UserError
@@ -12,7 +13,7 @@ log = logging.getLogger(__name__)
 TEACHERS = ("behaviour", "annotations", "gemini", "openai")
 
 
-def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation_rules: bool = True,
+def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation_mode: str = "rules",
                  connect: bool = True):
     """The teacher called `name` for the workspace `work` (API clients are imported only here)."""
     from hiddenemo.data.manifest import DatasetInfo
@@ -23,7 +24,7 @@ def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation
         return BehaviourTeacher(work, info)
     if name == "annotations":
         from hiddenemo.teacher.annotations import AnnotationsTeacher
-        return AnnotationsTeacher(work, info, rules=annotation_rules)
+        return AnnotationsTeacher(work, info, mode=annotation_mode)
     if name == "gemini":
         from hiddenemo.teacher.gemini import GeminiTeacher
         return GeminiTeacher(work, info, vlm or VlmConfig(), connect)
@@ -34,7 +35,7 @@ def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation
 
 
 def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None, vlm: VlmConfig = VlmConfig(),
-          annotation_rules: bool = True, videos: list[str | int] | None = None, retry_failed: bool = False,
+          annotation_mode: Literal["rules", "fitted", "none"] = "rules", videos: list[str | int] | None = None, retry_failed: bool = False,
           dry_run: bool = False, report: bool = False, engine: Engine = "local", address: str | None = None,
           ray: RayOptions = RayOptions()) -> None:
     """Ask a teacher about every video and append its verdicts to WORK/teacher/<teacher_id>.jsonl.
@@ -51,7 +52,9 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
         teacher_id: Name of the verdict file (default: the teacher name); use one per model/prompt to
             compare teachers.
         vlm: Settings of the gemini and openai teachers.
-        annotation_rules: annotations teacher: also give a rule-based p_positive (else text only).
+        annotation_mode: annotations teacher: how p_positive is made — rules (fixed prior weights per
+            body-part group, never fitted), fitted (a logistic regression on the same person-relative
+            rates, cross-fitted on the labeled training videos), none (text only). docs/teacher.md.
         videos: Only these video ids (default: all in the manifest).
         retry_failed: Ask again about videos whose last answer failed (refused, truncated, malformed).
         dry_run: Only estimate tokens and cost of the videos not yet answered; ask nothing.
@@ -70,12 +73,12 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
     if report:
         _print_report(work, teacher_id)
         return
-    t = make_teacher(teacher, work, vlm, annotation_rules, connect=not dry_run)
+    t = make_teacher(teacher, work, vlm, annotation_mode, connect=not dry_run)
     check_engine(engine, address)
     if engine == "ray":
         summary = load_ray_engine().teach_ray(
             work, t, teacher_id, runner.manifest_videos(work, videos), name=teacher, vlm=vlm,
-            annotation_rules=annotation_rules, options=ray, address=address, retry_failed=retry_failed,
+            annotation_rules=annotation_mode, options=ray, address=address, retry_failed=retry_failed,
             dry_run=dry_run)
     else:
         summary = runner.run(work, t, teacher_id, runner.manifest_videos(work, videos), retry_failed, dry_run)

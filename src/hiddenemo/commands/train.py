@@ -8,12 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-from hiddenemo.train.config import (ModelConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig, StageConfig,
-                                    TrainConfig, TrainerConfig)
+from hiddenemo.train.config import (ModelConfig, PooledConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig,
+                                    StageConfig, TrainConfig, TrainerConfig)
 
 
 def train(work: Path, run: str = "default", seed: int = 0,
           sampling: SamplingConfig = SamplingConfig(),
+          pooled: PooledConfig = PooledConfig(),
           model: ModelConfig = ModelConfig(),
           stage1: StageConfig = StageConfig(),
           stage2: StageConfig = StageConfig(epochs=10, lr=3e-5),
@@ -34,6 +35,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
         run: Name of the run directory under WORK/runs.
         seed: Seed for weights, folds, shuffling and every sampling draw.
         sampling: How many rows are drawn from each video's sequences.
+        pooled: The per-video statistics of the pooled encoders (events-stats, ...) and their person baseline.
         model: Modalities, encoders and fusion.
         stage1: Optimisation of stage 1 (each modality alone, labeled videos).
         stage2: Optimisation of stage 2 (fused, labeled + pseudo-labeled videos, small learning rate).
@@ -48,7 +50,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
 
     from hiddenemo.train.run import train_run
 
-    config = TrainConfig(seed=seed, sampling=sampling, model=model, stage1=stage1, stage2=stage2,
+    config = TrainConfig(seed=seed, sampling=sampling, pooled=pooled, model=model, stage1=stage1, stage2=stage2,
                          selection=selection, pseudo=pseudo, stage1_enabled=stage1_enabled, stage2_enabled=stage2_enabled,
                          threads=threads, trainer=trainer)
     metrics = train_run(work, run, config)

@@ -7,9 +7,10 @@
   training videos and refitted on all of them for the target videos.
 
 Pooled features per modality (`pooled_features`):
-- `events`: onsets per minute of each micro-gesture class (a run of 1s in `events.npy` is one event);
+- `events`: onsets per minute of each micro-gesture class, log1p (a run of 1s in `events.npy` is one
+  event; `hiddenemo.data.pooled.events_vector`);
 - `pose`: per keypoint and offset (8, 16, 24 frames), mean and std of the offset length over a fixed
-  evaluation sampling of frames (`keypoint_features`, `sample_indices`);
+  evaluation sampling of frames (`hiddenemo.data.pooled.pose_vector`);
 - `frames`: the mean frame embedding;
 - `text`: the text embedding `text.<encoder_id>` itself.
 """
@@ -21,15 +22,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.keypoints import OFFSETS, keypoint_features
 from hiddenemo.data.manifest import DatasetInfo, read_manifest
-from hiddenemo.data.sampling import sample_indices
-from hiddenemo.data.store import N_KEYPOINTS, Store
+from hiddenemo.data.pooled import events_vector, pose_vector
+from hiddenemo.data.store import Store
 from hiddenemo.errors import UserError
 
 log = logging.getLogger(__name__)
 
-POSE_FRAMES = 512       # frames sampled per video for the pose statistics
 C_GRID = np.logspace(-4, 2, 13)
 COLUMNS = ["video_id", "baseline", "modality", "split", "fold", "p_positive", "label", "subject_id"]
 
@@ -76,25 +75,11 @@ def pooled_features(work: Path, modality: str, video_ids, text_encoder: str | No
 
 
 def _events_rates(events: np.ndarray, meta: dict) -> np.ndarray:
-    rate_hz = float(meta.get("params", {}).get("rate_hz", 0) or 0)
-    if rate_hz <= 0:
-        raise UserError("an events array's sidecar has no params.rate_hz; rebuild it with `hiddenemo dataset`")
-    on = np.asarray(events, dtype=bool)                                      # (T'', C)
-    onsets = on[:1].sum(0) + (on[1:] & ~on[:-1]).sum(0)                      # (C,) runs of 1s
-    minutes = max(len(on) / rate_hz / 60.0, 1e-9)
-    return onsets / minutes
+    return events_vector(events, float(meta.get("params", {}).get("rate_hz", 0) or 0), None, ("class_rates",))
 
 
 def _pose_offsets(pose: np.ndarray, meta: dict) -> np.ndarray:
-    idx, valid = sample_indices(len(pose), POSE_FRAMES, train=False)
-    feats, seen = keypoint_features(pose, idx[valid], OFFSETS)               # (N, 137, 2 + 2K), (N, 137)
-    offsets = feats[..., 2:].reshape(len(feats), N_KEYPOINTS, len(OFFSETS), 2)
-    length = np.linalg.norm(offsets, axis=-1)                                # (N, 137, K)
-    w = seen[..., None].astype(np.float64)
-    count = np.maximum(w.sum(0), 1)
-    mean = (length * w).sum(0) / count
-    std = np.sqrt(((length - mean) ** 2 * w).sum(0) / count)
-    return np.concatenate([mean.ravel(), std.ravel()])                       # (137 * K * 2,)
+    return pose_vector(pose)
 
 
 def _mean_rows(frames: np.ndarray, meta: dict) -> np.ndarray:

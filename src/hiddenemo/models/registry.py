@@ -54,7 +54,14 @@ def encoder_options(name: str) -> dict[str, object]:
     return {p.name: p.default for p in inspect.signature(_ENCODERS[name]).parameters.values()}
 
 
+def reads_pooled(name: str) -> bool:
+    """Whether the encoder reads one pooled vector per video (`<modality>_stats`) instead of a sequence."""
+    _load_builtin()
+    factory = _ENCODERS.get(name)
+    return getattr(getattr(factory, "func", factory), "reads", "sequence") == "pooled"
+
+
 def _load_builtin() -> None:
     # The encoder modules register themselves on import; importing them here (not at the top)
     # keeps the registry importable from those very modules.
-    from hiddenemo.models import pose, sequence, text  # noqa: F401
+    from hiddenemo.models import pooled, pose, sequence, text  # noqa: F401

@@ -28,15 +28,25 @@ def build_model(config: ModelConfig, modalities: list[str], dims: dict[str, int]
     return FusionModel(encoders, config.dim, config.fusion, dropout)
 
 
+def encoder_name(config: ModelConfig, modality: str) -> str:
+    return config.encoders.get(modality, DEFAULT_ENCODERS[modality])
+
+
+def candidate_encoders(config: ModelConfig, modality: str) -> list[str]:
+    """The configured encoder of a modality first, then its other candidates (no repeats)."""
+    names = [encoder_name(config, modality), *config.candidates.get(modality, [])]
+    return list(dict.fromkeys(names))
+
+
 def modality_encoder(config: ModelConfig, modality: str, in_dim: int, dropout: float) -> nn.Module:
-    name = config.encoders.get(modality, DEFAULT_ENCODERS[modality])
+    name = encoder_name(config, modality)
     options = encoder_options(name)
     kwargs = {"dim": config.dim, "dropout": dropout}
     # The input width comes from the data: keypoint features per point, or the array's last axis.
     width_key = "point_features" if modality == "pose" else "in_dim"
     if width_key in options:
         kwargs[width_key] = in_dim
-    kwargs.update(config.encoder_args.get(modality, {}))
+    kwargs.update(config.encoder_args.get(name, config.encoder_args.get(modality, {})))
     return build_encoder(name, **kwargs)
 
 

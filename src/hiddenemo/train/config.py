@@ -37,14 +37,38 @@ class ModelConfig:
     """Modalities to use (any of pose, frames, text, events); a video missing one is masked, not dropped."""
     encoders: dict[str, str] = field(default_factory=dict)
     """Registry name of the encoder per modality (`hiddenemo.models.registry`); unset = the modality's default."""
+    candidates: dict[str, list[str]] = field(default_factory=dict)
+    """More encoders to try per modality (e.g. {events: [events-transformer]}): stage 1 cross-validates
+    each on the labeled training videos and keeps, per modality, the one with the best out-of-fold
+    AUROC; stage 2 and prediction use that one."""
     encoder_args: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """Extra keyword arguments per modality for its encoder (e.g. {pose: {depth: 2}})."""
+    """Extra keyword arguments for an encoder, keyed by encoder name (e.g. {events-stats: {hidden: 16}})
+    or by modality (e.g. {pose: {depth: 2}}); a name key wins over the modality's."""
     dim: int = 256
     """Width every encoder projects to, and of the fusion layer (the paper: 256)."""
     fusion: str = "concat"
     """Fusion of the modality features: concat (the paper's concatenation + residual linear) or cross-attention."""
     text_encoder: str = "minilm"
     """Which text embedding to read: the store array `text.<text_encoder>` written by `hiddenemo embed`."""
+
+
+@dataclass
+class PooledConfig:
+    """The per-video statistics read by the pooled encoders (`events-stats`, `pose-stats`,
+    `frames-stats`; `hiddenemo.data.pooled`)."""
+
+    events: list[str] = field(default_factory=lambda: ["class_rates", "length"])
+    """Statistics of the `events` sequence, any of: group_rates, group_shares (per body-part group of
+    the dataset's gesture taxonomy), class_rates, class_shares (per gesture class), length (log minutes)."""
+    person_baseline: Literal["none", "subject", "video-start"] = "none"
+    """Label-free person-relative statistics: subject = minus the mean of the same person's videos
+    (by subject_id; uses the unlabeled target videos' features too, so it is transductive and said so);
+    video-start = minus the statistics of the video's own first `baseline_minutes`; none = as measured."""
+    baseline_minutes: float = 2.0
+    """Length of the video-start baseline."""
+    train_window: float = 0.8
+    """In training each draw summarises a random window covering at least this share of the video
+    (resampling augmentation for pooled inputs); 1.0 = always the whole video. Inference uses the whole video."""
 
 
 @dataclass
@@ -137,6 +161,7 @@ class TrainConfig:
     seed: int = 0
     """Seed for weights, shuffling and every video's sampling draws."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    pooled: PooledConfig = field(default_factory=PooledConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     stage1: StageConfig = field(default_factory=StageConfig)
     stage2: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=3e-5))

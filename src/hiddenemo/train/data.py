@@ -6,7 +6,8 @@ through `hiddenemo.data.sampling.video_rng`, so a run is reproducible in any ord
 resume. Evaluation gives each video `votes` samplings: the fixed one plus seeded random draws.
 
 A sample is a dict with the batch keys the models read (`pose`, `pose_point_mask`, `pose_mask`,
-`frames`, `frames_mask`, `text`, `events`, `events_mask`, `<modality>_present`) plus `target`,
+`frames`, `frames_mask`, `text`, `events`, `events_mask`, `<modality>_present`; for a modality read
+by a pooled encoder, `<modality>_stats` instead of its sequence) plus `target`,
 `weight` and `index` (the video's row in the table). A modality a video lacks is zeros with
 `<modality>_present = False`.
 """
@@ -20,10 +21,11 @@ import torch
 from torch.utils.data import Dataset
 
 from hiddenemo.data.keypoints import anyone_seen, keypoint_features
+from hiddenemo.data.pooled import PooledFeatures, VideoTiming
 from hiddenemo.data.sampling import gap_in_rows, sample_indices, video_rng
 from hiddenemo.data.store import N_KEYPOINTS, Store, StoreError
 from hiddenemo.errors import UserError
-from hiddenemo.train.config import SamplingConfig
+from hiddenemo.train.config import SamplingConfig, TrainConfig
 
 SEQUENCE_MODALITIES = ("pose", "frames", "events")
 
@@ -71,6 +73,32 @@ def modality_dims(store: Store, video_ids: list[str], modalities: list[str], sam
     return dims
 
 
+def pooled_inputs(work: Path, manifest: pd.DataFrame, config: TrainConfig, event_groups: dict | None,
+                  encoders: dict[str, list[str]]) -> dict[str, PooledFeatures]:
+    """The pooled statistics of every modality that one of its `encoders` reads pooled, over all the
+    workspace's videos (a person's baseline is taken across all of theirs: label-free)."""
+    from hiddenemo.models.registry import reads_pooled
+
+    videos = {str(r.video_id): VideoTiming(fps=None if pd.isna(r.fps) else float(r.fps),
+                                           subject_id=None if pd.isna(r.subject_id) else str(r.subject_id))
+              for r in manifest[["video_id", "fps", "subject_id"]].itertuples()}
+    return {m: PooledFeatures(work, m, videos, events_features=tuple(config.pooled.events),
+                              baseline=config.pooled.person_baseline, baseline_minutes=config.pooled.baseline_minutes,
+                              event_groups=event_groups)
+            for m, names in encoders.items() if any(reads_pooled(n) for n in names)}
+
+
+def input_dims(store: Store, video_ids: list[str], encoders: dict[str, str], config: TrainConfig,
+               pooled: dict[str, PooledFeatures]) -> dict[str, int]:
+    """Input width of each modality for the encoder named for it: the pooled vector's for a pooled
+    encoder, the sequence's otherwise."""
+    from hiddenemo.models.registry import reads_pooled
+
+    sequence = [m for m, name in encoders.items() if not reads_pooled(name)]
+    dims = modality_dims(store, video_ids, sequence, config.sampling, config.model.text_encoder)
+    return {m: pooled[m].width if reads_pooled(name) else dims[m] for m, name in encoders.items()}
+
+
 class VideoDataset(Dataset):
     """Samplings of the videos in `rows` (columns video_id, target, weight).
 
@@ -80,13 +108,14 @@ class VideoDataset(Dataset):
 
     def __init__(self, work: Path, rows: pd.DataFrame, modalities: list[str], sampling: SamplingConfig,
                  *, train: bool, seed: int, dims: dict[str, int], text_encoder: str = "minilm",
-                 resamples: int = 1):
+                 resamples: int = 1, pooled: dict[str, PooledFeatures] | None = None, train_window: float = 1.0):
         self.store = Store(work)
         self.video_ids = rows["video_id"].astype(str).tolist()
         self.targets = rows["target"].to_numpy(np.float32) if "target" in rows else np.zeros(len(rows), np.float32)
         self.weights = rows["weight"].to_numpy(np.float32) if "weight" in rows else np.ones(len(rows), np.float32)
         self.modalities, self.sampling, self.train, self.seed = list(modalities), sampling, train, seed
         self.dims, self.text_encoder = dims, text_encoder
+        self.pooled, self.train_window = pooled or {}, float(train_window)
         self.draws = resamples if train else max(1, sampling.votes)
         self.epoch = 0
         self._cache: dict[tuple[str, str], np.ndarray | None] = {}
@@ -107,6 +136,8 @@ class VideoDataset(Dataset):
 
     # One modality of one video, sampled; zeros and present=False when the video lacks it.
     def _modality(self, vid: str, modality: str, draw: int) -> dict[str, np.ndarray]:
+        if modality in self.pooled:
+            return self._pooled(vid, modality, draw)
         array = self._array(vid, modality)
         if modality == "text":
             present = array is not None
@@ -129,6 +160,19 @@ class VideoDataset(Dataset):
         rows[~valid] = 0
         rows = np.nan_to_num(rows)
         return {modality: rows, f"{modality}_mask": valid, f"{modality}_present": np.bool_(valid.any())}
+
+    def _pooled(self, vid: str, modality: str, draw: int) -> dict[str, np.ndarray]:
+        """The video's statistics: over a random window in training (augmentation), whole at inference."""
+        window = None
+        if self.train and self.train_window < 1.0:
+            rng = video_rng(self.seed, f"{vid}/{modality}/window", self.epoch * self.draws + draw)
+            share = rng.uniform(self.train_window, 1.0)
+            start = rng.uniform(0.0, 1.0 - share)
+            window = (start, start + share)
+        vec = self.pooled[modality].vector(vid, window)
+        present = vec is not None
+        vec = np.nan_to_num(np.asarray(vec, np.float32)) if present else np.zeros(self.dims[modality], np.float32)
+        return {f"{modality}_stats": vec, f"{modality}_present": np.bool_(present)}
 
     def _indices(self, vid: str, modality: str, n_rows: int, n: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
         gap = 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,10 +25,12 @@ from hiddenemo.eval.labelshift import class_weights
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.eval.oof import key_parts
 from hiddenemo.train.config import TrainConfig, from_dict, to_dict
-from hiddenemo.train.data import VideoDataset, modality_dims, videos_without_input
+from hiddenemo.models.registry import reads_pooled
+from hiddenemo.train.build import candidate_encoders, encoder_name
+from hiddenemo.train.data import VideoDataset, input_dims, pooled_inputs, videos_without_input
 from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table, vote
 from hiddenemo.train.selection import make_folds, split_for_training
-from hiddenemo.train.stages import Context, final_weights, run_stage1, run_stage2
+from hiddenemo.train.stages import Context, chosen, final_weights, run_stage1, run_stage2
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +46,15 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     if len(info.classes) != 2:
         raise UserError(f"training is binary, and {work} has {len(info.classes)} classes {info.classes}: re-create "
                         "the workspace with two (merge or blank the labels of the others)")
-    labeled, others = split_for_training(read_manifest(work))
+    manifest = read_manifest(work)
+    labeled, others = split_for_training(manifest)
     labeled["label"] = (labeled["label"] == info.positive_index).astype(int)   # 1 = positive class
     store = Store(work)
-    dims = modality_dims(store, labeled["video_id"].tolist() + others["video_id"].tolist(),
-                         config.model.modalities, config.sampling, config.model.text_encoder)
-    ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"]))
+    pooled = pooled_inputs(work, manifest, config, info.extra.get("event_groups"),
+                           {m: candidate_encoders(config.model, m) for m in config.model.modalities})
+    configured = {m: encoder_name(config.model, m) for m in config.model.modalities}
+    dims = input_dims(store, labeled["video_id"].tolist() + others["video_id"].tolist(), configured, config, pooled)
+    ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"]), pooled)
     folds = make_folds(labeled, config.selection, config.seed)
     empty = videos_without_input(store, labeled["video_id"].tolist(), config.model.modalities,
                                  config.model.text_encoder)
@@ -66,6 +72,8 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
         raise UserError("stage1_enabled and stage2_enabled are both false: there is nothing to train")
     stage1 = run_stage1(ctx, labeled, folds) if config.stage1_enabled else {}
     selections = {f"stage1/{m}": sel for m, sel in stage1.items()}
+    if stage1:
+        ctx = chosen(ctx, stage1)
     if config.stage2_enabled:
         pseudo = pseudo_labeled(work, config, others)
         log.info("stage 2: %d pseudo-labeled videos from teacher %s", len(pseudo), config.pseudo.teacher)
@@ -75,19 +83,23 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     final = final if final == "stage2" else f"stage1/{final}"
 
     _write_oof(run_dir, labeled, folds, selections)
+    kept = ("n_pseudo", "encoder", "dir", "candidates")
     selection = {key: {"epochs": sel["epochs"], "epoch_metric": sel["epoch_metric"], "threshold": sel["threshold"],
-                       **({"n_pseudo": sel["n_pseudo"]} if "n_pseudo" in sel else {})}
+                       **{k: sel[k] for k in kept if k in sel}}
                  for key, sel in selections.items()}
     how = ("the mean of the k fold models at the selected epoch (the models whose out-of-fold predictions "
            "chose the threshold)" if config.selection.final_model == "fold-ensemble" else
            "retrained on all labeled training videos (+ pseudo-labeled ones in stage 2) for the selected epochs")
     selection["final"] = {"model": final, "how": how, "final_model": config.selection.final_model}
-    selection["dims"] = dims
+    selection["dims"] = ctx.dims
+    selection["encoders"] = {m: encoder_name(ctx.config.model, m) for m in config.model.modalities}
+    selection["transductive"] = transductive_inputs(ctx)
     selection["folds"] = {"k": int(folds.max()) + 1, "grouped_by_subject": bool(
         config.selection.group_by_subject and labeled["subject_id"].notna().all()), "n_labeled": len(labeled)}
     atomic_write_text(run_dir / "selection.json", json.dumps(selection, indent=2))
 
     metrics = {"cross_validated": {key: sel["cv_metrics"] for key, sel in selections.items()},
+               **({"transductive": selection["transductive"]} if selection["transductive"] else {}),
                "note": "out-of-fold on the labeled training videos; the threshold was chosen on the same "
                        "out-of-fold predictions, so accuracy-type figures are slightly optimistic (AUROC is not affected)"}
     if "stage2" in selections and stage1:
@@ -125,15 +137,23 @@ def predict_run(work: Path, run: str, split: str = "test", submission: bool = Fa
         raise UserError(f"run {run} has no model {final!r}; it has {[k for k in selection if k.startswith('stage')]}")
     stage, _, modality = final.partition("/")
     modalities = [modality] if modality else config.model.modalities
+    encoders = {**selection.get("encoders", {}), **({modality: selection[final]["encoder"]}
+                                                    if "encoder" in selection[final] else {})}
+    model_config = replace(config.model, encoders={**config.model.encoders, **encoders})
     dims = {m: int(d) for m, d in selection["dims"].items()}
+    if "dims" in selection[final]:
+        dims[modality] = int(selection[final]["dims"])
     from hiddenemo.train.module import load_weights
     nets = []
-    for weights in final_weights(run_dir, stage, modality or None, selection[final]["epochs"],
-                                 config.selection.final_model, selection["folds"]["k"]):
-        nets.append(build_model(config.model, modalities, dims, fused=stage == "stage2", dropout=0.0))
+    base = run_dir / selection[final].get("dir", final)
+    for weights in final_weights(base, selection[final]["epochs"], config.selection.final_model,
+                                 selection["folds"]["k"]):
+        nets.append(build_model(model_config, modalities, dims, fused=stage == "stage2", dropout=0.0))
         load_weights(nets[-1], weights)
+    pooled = pooled_inputs(work, manifest, config, info.extra.get("event_groups"),
+                           {m: [encoder_name(model_config, m)] for m in modalities})
     dataset = VideoDataset(work, rows, modalities, config.sampling, train=False, seed=config.seed,
-                           dims=dims, text_encoder=config.model.text_encoder)
+                           dims=dims, text_encoder=config.model.text_encoder, pooled=pooled)
     with torch.inference_mode():
         votes = vote(nets, dataset, batch_size=config.stage2.batch_size)
     threshold = apply_threshold(votes["p_positive"].to_numpy(), selection[final]["threshold"])
@@ -172,6 +192,13 @@ def test_metrics(work: Path, run: str) -> dict | None:
     y = (preds["label_y"].astype(int) == info.positive_index).astype(int).to_numpy()
     threshold = json.loads(path.with_suffix(".json").read_text())["threshold"]
     return binary_metrics(y, preds["p_positive"].to_numpy(), threshold)
+
+
+def transductive_inputs(ctx: Context) -> list[str]:
+    """What in the final encoders' inputs depends on the unlabeled target videos' features (never labels)."""
+    return [f"{m}: person-relative statistics (minus the mean of the same person's videos in the workspace, "
+            "the unlabeled target videos included)" for m in ctx.config.model.modalities
+            if m in ctx.pooled and ctx.pooled[m].transductive and reads_pooled(encoder_name(ctx.config.model, m))]
 
 
 def pseudo_labeled(work: Path, config: TrainConfig, others: pd.DataFrame) -> pd.DataFrame:

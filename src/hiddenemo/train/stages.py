@@ -21,7 +21,7 @@ import logging
 import signal
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,13 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
-from hiddenemo.data.store import atomic_write_text
+from hiddenemo.data.pooled import PooledFeatures
+from hiddenemo.data.store import Store, atomic_write_text
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.train.config import StageConfig, TrainConfig
-from hiddenemo.train.data import VideoDataset, collate
-from hiddenemo.train.build import build_model, load_encoders
+from hiddenemo.models.registry import reads_pooled
+from hiddenemo.train.build import build_model, candidate_encoders, encoder_name, load_encoders
+from hiddenemo.train.data import VideoDataset, collate, input_dims
 from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
 from hiddenemo.train.module import (ClassifierModule, EpochCheckpoint, epoch_seed, load_optimizer_state,
                                     load_weights, read_state)
@@ -51,6 +53,12 @@ class Context:
     config: TrainConfig
     dims: dict[str, int]
     class_weights: dict[int, float] | None = None
+    pooled: dict[str, PooledFeatures] = field(default_factory=dict)
+
+    def with_encoders(self, encoders: dict[str, str], dims: dict[str, int]) -> "Context":
+        """The same run with these encoders (and their input widths) for some modalities."""
+        model = replace(self.config.model, encoders={**self.config.model.encoders, **encoders})
+        return replace(self, config=replace(self.config, model=model), dims={**self.dims, **dims})
 
 
 def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.DataFrame,
@@ -149,18 +157,37 @@ def cross_validate(ctx: Context, modalities: list[str], stage: StageConfig, labe
 
 
 def run_stage1(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray) -> dict[str, dict]:
-    """Each modality alone on the labeled videos: CV, then the final fit. Returns selections per modality."""
+    """Each modality alone on the labeled videos: CV of each candidate encoder, the one with the best
+    out-of-fold AUROC kept (the configured one on ties), then its final fit. Returns selections per
+    modality, each with its `encoder`, input width `dims` and directory `dir` in the run."""
     selections = {}
+    video_ids = labeled["video_id"].tolist()
     for modality in ctx.config.model.modalities:
-        out = ctx.run_dir / "stage1" / modality
-        sel = cross_validate(ctx, [modality], ctx.config.stage1, labeled, folds, None, out, fused=False)
-        if ctx.config.selection.final_model == "retrain":
-            rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
-            fit(ctx, [modality], ctx.config.stage1, rows, None, out / "final", sel["epochs"], fused=False,
-                keep_every_epoch=False)
-        _write_metrics(out / "metrics.csv", sel["history"])
-        selections[modality] = sel
+        names = candidate_encoders(ctx.config.model, modality)
+        tried = {}
+        for name in names:
+            dims = input_dims(Store(ctx.work), video_ids, {modality: name}, ctx.config, ctx.pooled)
+            sub = ctx.with_encoders({modality: name}, dims)
+            out = ctx.run_dir / "stage1" / modality / (name if len(names) > 1 else "")
+            sel = cross_validate(sub, [modality], ctx.config.stage1, labeled, folds, None, out, fused=False)
+            if ctx.config.selection.final_model == "retrain":
+                rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
+                fit(sub, [modality], ctx.config.stage1, rows, None, out / "final", sel["epochs"], fused=False,
+                    keep_every_epoch=False)
+            _write_metrics(out / "metrics.csv", sel["history"])
+            tried[name] = {**sel, "encoder": name, "dims": dims[modality], "dir": str(out.relative_to(ctx.run_dir))}
+        best = max(tried, key=lambda n: np.nan_to_num(tried[n]["cv_metrics"]["auroc"], nan=-1.0))
+        if len(tried) > 1:
+            scores = {n: round(float(t["cv_metrics"]["auroc"]), 4) for n, t in tried.items()}
+            log.info("stage 1 %s: out-of-fold AUROC %s -> %s", modality, scores, best)
+            tried[best]["candidates"] = scores
+        selections[modality] = tried[best]
     return selections
+
+
+def chosen(ctx: Context, stage1: dict[str, dict]) -> Context:
+    """The run with the encoders stage 1 chose."""
+    return ctx.with_encoders({m: s["encoder"] for m, s in stage1.items()}, {m: s["dims"] for m, s in stage1.items()})
 
 
 def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: pd.DataFrame,
@@ -172,7 +199,7 @@ def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: p
     def encoders_from(which: str):
         if not stage1:                                   # stage 1 off: encoders start fresh
             return None
-        paths = {m: ctx.run_dir / "stage1" / m / which / f"epoch-{stage1[m]['epochs']}.safetensors"
+        paths = {m: ctx.run_dir / stage1[m]["dir"] / which / f"epoch-{stage1[m]['epochs']}.safetensors"
                  for m in modalities}
         return lambda model: load_encoders(model, paths)
 
@@ -187,18 +214,20 @@ def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: p
     return sel
 
 
-def final_weights(run_dir: Path, stage: str, modality: str | None, epochs: int, final_model: str,
-                  k: int) -> list[Path]:
-    """The checkpoint(s) that predict: the k fold models at the chosen epoch, or the retrained one."""
-    base = run_dir / stage / modality if stage == "stage1" else run_dir / stage
+def final_weights(base: Path, epochs: int, final_model: str, k: int) -> list[Path]:
+    """The checkpoint(s) in a model's directory `base` that predict: the k fold models at the chosen
+    epoch, or the retrained one."""
     fits = ["final"] if final_model == "retrain" else [f"fold{fold}" for fold in range(k)]
     return [base / fit_dir / f"epoch-{epochs}.safetensors" for fit_dir in fits]
 
 
 def _dataset(ctx: Context, modalities: list[str], rows: pd.DataFrame, *, train: bool, resamples: int = 1) -> VideoDataset:
     cfg = ctx.config
+    pooled = {m: ctx.pooled[m] for m in modalities if reads_pooled(encoder_name(cfg.model, m))}
     return VideoDataset(ctx.work, rows, modalities, cfg.sampling, train=train, seed=cfg.seed, dims=ctx.dims,
-                        text_encoder=cfg.model.text_encoder, resamples=resamples)
+                        text_encoder=cfg.model.text_encoder, resamples=resamples, pooled=pooled,
+                        train_window=cfg.pooled.train_window)
+
 
 
 def _weighted(rows: pd.DataFrame, class_weights: dict[int, float] | None) -> pd.DataFrame:
