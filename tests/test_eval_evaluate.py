@@ -94,6 +94,9 @@ def test_command_baselines_only_and_clear_error_without_run(work, capsys):
     assert "majority (events)" in capsys.readouterr().out
     assert main(["evaluate", "--work", str(work), "--run", "nothing"]) == 2
     assert "train the run first" in capsys.readouterr().err
+    # the train split is not a target: its honest figures are the out-of-fold ones, never in-sample rows
+    assert main(["evaluate", "--work", str(work), "--run", "base", "--split", "train", "--baselines", "[events]"]) == 2
+    assert "cross-validated (out-of-fold) figures are already in every evaluation" in capsys.readouterr().err
 
 
 def test_em_self_check_flags_a_weak_classifier():

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 
 from hiddenemo.train.config import (ModelConfig, PooledConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig,
-                                    StageConfig, TrainConfig, TrainerConfig)
+                                    SelfTrainingConfig, StageConfig, TrainConfig, TrainerConfig)
 
 
 def train(work: Path, run: str = "default", seed: int = 0,
@@ -20,6 +20,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
           stage2: StageConfig = StageConfig(epochs=10, lr=3e-5),
           selection: SelectionConfig = SelectionConfig(),
           pseudo: PseudoLabelConfig = PseudoLabelConfig(),
+          self_training: SelfTrainingConfig = SelfTrainingConfig(),
           stage1_enabled: bool = True,
           stage2_enabled: bool = True,
           threads: int | None = None,
@@ -41,6 +42,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
         stage2: Optimisation of stage 2 (fused, labeled + pseudo-labeled videos, small learning rate).
         selection: Cross-validation folds, epoch metric and threshold method.
         pseudo: Teacher and policy for the pseudo-labels of stage 2.
+        self_training: Rounds of confidence-filtered self-training after stage 2 (0 = off).
         stage1_enabled: Run stage 1 (false: stage 2 from fresh encoders, the "no pretraining" ablation).
         stage2_enabled: Run stage 2.
         threads: torch CPU threads (default: torch's choice); 1 is fastest on a shared machine.
@@ -51,7 +53,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
     from hiddenemo.train.run import train_run
 
     config = TrainConfig(seed=seed, sampling=sampling, pooled=pooled, model=model, stage1=stage1, stage2=stage2,
-                         selection=selection, pseudo=pseudo, stage1_enabled=stage1_enabled, stage2_enabled=stage2_enabled,
+                         selection=selection, pseudo=pseudo, self_training=self_training, stage1_enabled=stage1_enabled, stage2_enabled=stage2_enabled,
                          threads=threads, trainer=trainer)
     metrics = train_run(work, run, config)
     print(json.dumps(summary(metrics), indent=2))

@@ -117,6 +117,11 @@ def evaluate_run(work: Path, run: str, split: str = "test", baselines: list[str]
     `baselines=None` means the modalities the run trained on (none when there is no run); a run
     that does not exist is fine when baseline modalities are given (baselines only)."""
     work = Path(work)
+    if split == "train":
+        # The train split's honest figures are the out-of-fold ones, reported in every evaluation;
+        # scoring its videos as a target would add the final models' in-sample predictions.
+        raise UserError("--split train is the training split: its cross-validated (out-of-fold) figures are "
+                        "already in every evaluation. --split names a target split (test, val, ...)")
     run_dir = store_run_dir(work, run)
     truth = binary_truth(work)
     labeled_train = truth[(truth["split"] == "train") & truth["y"].notna()]

@@ -37,7 +37,7 @@ from hiddenemo.teacher.schema import Observation, Verdict
 from hiddenemo.teacher.store import file_hash
 from hiddenemo.teacher.texts import fmt_time
 
-VERSION = "annotations_v2"
+VERSION = "annotations_v3"
 MODES = ("rules", "fitted", "none")
 TIMELINE_MAX = 120
 FIT_FOLDS = 5
@@ -195,7 +195,10 @@ def render(video_id: str, events: np.ndarray, rate_hz: float, names: list[str], 
     more = [f"- ... and {len(runs) - TIMELINE_MAX} more"] if len(runs) > TIMELINE_MAX else []
     step1 = [f"Step 1, what happened: {len(runs)} annotated gestures over {fmt_time(duration)} "
              f"({len(runs) / minutes:.1f}/min). Most frequent: {summary or 'none'}.",
-             f"By thirds of the interview: {thirds}.", "Timeline:", *(timeline or ["- none"]), *more]
+             f"By thirds of the interview: {thirds}."]
+    # The timeline goes last: text encoders truncate (MiniLM at 256 tokens), and the comparison with
+    # the person's usual behaviour must survive the cut.
+    timeline = ["Timeline:", *(timeline or ["- none"]), *more]
     observations = [Observation(code=name, description=f"annotated gesture: {name}", start_s=round(a, 2),
                                 end_s=round(b, 2)) for a, b, name in runs]
     step2, score_terms = [], {}
@@ -209,7 +212,7 @@ def render(video_id: str, events: np.ndarray, rate_hz: float, names: list[str], 
             step2.append(f"- {what}: {math.expm1(now):.2f}/min vs usual {math.expm1(usual):.2f}/min "
                          f"({_compared(now - usual)}){': ' + ', '.join(members) if members else ''}")
             score_terms[group] = now - usual
-    observed = "\n".join(step1 + step2)
+    observed = "\n".join(step1 + step2 + timeline)
     if mode == "none" or not score_terms:
         return Verdict(video_id=video_id, teacher_id="annotations", observations=observations,
                        text=observed, text_verdict_free=observed, raw=summary)
@@ -233,13 +236,13 @@ def render(video_id: str, events: np.ndarray, rate_hz: float, names: list[str], 
         evidence[side].append(f"{_compared(d)} {what} than usual: {why}")
     face = sum(n for name, n in counts.items() if groups[names.index(name)] == "head-hand")
     label = positive if p >= 0.5 else negative
-    full = "\n".join([observed, "Step 3, evidence under the prior rules:",
+    full = "\n".join([*step1, *step2, "Step 3, evidence under the prior rules:",
                       f"For {pleasant}:", *[f"- {e}" for e in evidence[pleasant] or ["none"]],
                       f"For {unpleasant}:", *[f"- {e}" for e in evidence[unpleasant] or ["none"]],
                       f"Step 4, reflection: {face or 'no'} hand-to-face or head touch(es) left neutral "
                       "(itching after a match is as likely as tension); only changes against the person's own "
                       f"usual rates count as evidence. Confidence from {how}.",
-                      f"Verdict: {label} (confidence {positive}: {p:.2f})"])
+                      f"Verdict: {label} (confidence {positive}: {p:.2f})", *timeline])
     return Verdict(video_id=video_id, teacher_id="annotations", p_positive=p, label=label,
                    observations=observations, text=full, text_verdict_free=observed,
                    raw=json.dumps({"score": round(score, 4), "terms": {g: round(d, 4) for g, d in score_terms.items()}}))

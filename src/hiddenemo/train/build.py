@@ -43,7 +43,7 @@ def modality_encoder(config: ModelConfig, modality: str, in_dim: int, dropout: f
     options = encoder_options(name)
     kwargs = {"dim": config.dim, "dropout": dropout}
     # The input width comes from the data: keypoint features per point, or the array's last axis.
-    width_key = "point_features" if modality == "pose" else "in_dim"
+    width_key = "point_features" if "point_features" in options else "in_dim"
     if width_key in options:
         kwargs[width_key] = in_dim
     kwargs.update(config.encoder_args.get(name, config.encoder_args.get(modality, {})))

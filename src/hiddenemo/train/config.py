@@ -140,6 +140,19 @@ class PseudoLabelConfig:
 
 
 @dataclass
+class SelfTrainingConfig:
+    """Confidence-filtered self-training after stage 2 (`hiddenemo.train.selftrain`): rounds in which the
+    student relabels the target videos and keeps only its confident answers."""
+
+    rounds: int = 0
+    """Rounds after stage 2 (0 = off); the last round's model is the stage-2 model."""
+    keep: float = 0.5
+    """Share of the target videos kept each round: those whose logit lies farthest from the threshold."""
+    weight: float = 0.5
+    """Loss weight of a kept target video (a labeled video weighs 1)."""
+
+
+@dataclass
 class TrainerConfig:
     """Where the fits run (Lightning `Trainer` arguments); see docs/scale.md."""
 
@@ -167,6 +180,7 @@ class TrainConfig:
     stage2: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=3e-5))
     selection: SelectionConfig = field(default_factory=SelectionConfig)
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
     stage1_enabled: bool = True
     """Run stage 1 (each modality pretrained alone); false = stage 2 from freshly initialised encoders
     (the paper's "no pretraining" rows)."""

@@ -30,6 +30,7 @@ from hiddenemo.train.build import candidate_encoders, encoder_name
 from hiddenemo.train.data import VideoDataset, input_dims, pooled_inputs, videos_without_input
 from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table, vote
 from hiddenemo.train.selection import make_folds, split_for_training
+from hiddenemo.train.selftrain import self_train
 from hiddenemo.train.stages import Context, chosen, final_weights, run_stage1, run_stage2
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,15 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
         pseudo = pseudo_labeled(work, config, others)
         log.info("stage 2: %d pseudo-labeled videos from teacher %s", len(pseudo), config.pseudo.teacher)
         selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1)
+        if config.self_training.rounds:
+            targets = others.loc[others["split"].isin(config.pseudo.splits), "video_id"].tolist()
+            selections["stage2"] = self_train(ctx, labeled, folds, targets, selections["stage2"], stage1)
         selections["stage2"]["n_pseudo"] = len(pseudo)
     final = "stage2" if config.stage2_enabled else max(stage1, key=lambda m: stage1[m]["cv_metrics"]["auroc"])
     final = final if final == "stage2" else f"stage1/{final}"
 
     _write_oof(run_dir, labeled, folds, selections)
-    kept = ("n_pseudo", "encoder", "dir", "candidates")
+    kept = ("n_pseudo", "encoder", "dir", "candidates", "rounds")
     selection = {key: {"epochs": sel["epochs"], "epoch_metric": sel["epoch_metric"], "threshold": sel["threshold"],
                        **{k: sel[k] for k in kept if k in sel}}
                  for key, sel in selections.items()}

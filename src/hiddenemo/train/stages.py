@@ -35,6 +35,7 @@ from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.train.config import StageConfig, TrainConfig
 from hiddenemo.models.registry import reads_pooled
 from hiddenemo.train.build import build_model, candidate_encoders, encoder_name, load_encoders
+from hiddenemo.errors import UserError
 from hiddenemo.train.data import VideoDataset, collate, input_dims
 from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
 from hiddenemo.train.module import (ClassifierModule, EpochCheckpoint, epoch_seed, load_optimizer_state,
@@ -54,6 +55,14 @@ class Context:
     dims: dict[str, int]
     class_weights: dict[int, float] | None = None
     pooled: dict[str, PooledFeatures] = field(default_factory=dict)
+
+    def dataset(self, modalities: list[str], rows: pd.DataFrame, *, train: bool, resamples: int = 1) -> VideoDataset:
+        """The videos of `rows` as this run's models read them."""
+        cfg = self.config
+        pooled = {m: self.pooled[m] for m in modalities if reads_pooled(encoder_name(cfg.model, m))}
+        return VideoDataset(self.work, rows, modalities, cfg.sampling, train=train, seed=cfg.seed, dims=self.dims,
+                            text_encoder=cfg.model.text_encoder, resamples=resamples, pooled=pooled,
+                            train_window=cfg.pooled.train_window)
 
     def with_encoders(self, encoders: dict[str, str], dims: dict[str, int]) -> "Context":
         """The same run with these encoders (and their input widths) for some modalities."""
@@ -89,12 +98,12 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
         module = ClassifierModule(model, stage, seed=cfg.seed, tag=tag, epoch_offset=done,
                                   optimizer_state=optimizer_state)
         weights = ctx.class_weights if stage.class_balanced else None
-        train_ds = _dataset(ctx, modalities, _weighted(train_rows, weights), train=True, resamples=stage.resamples)
+        train_ds = ctx.dataset(modalities, _weighted(train_rows, weights), train=True, resamples=stage.resamples)
         train_loader = DataLoader(train_ds, batch_size=stage.batch_size, collate_fn=collate,
                                   sampler=DistributedEpochShuffle(len(train_ds), epoch_seed(cfg.seed, tag, -2)))
         val_loader = None
         if val_rows is not None:
-            val_ds = _dataset(ctx, modalities, val_rows, train=False)
+            val_ds = ctx.dataset(modalities, val_rows, train=False)
             val_loader = DataLoader(val_ds, batch_size=stage.batch_size, collate_fn=collate,
                                     sampler=VotingEvalSampler(len(val_ds.video_ids), val_ds.draws))
         logs = ctx.run_dir / "logs"
@@ -127,9 +136,9 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
 
 
 def cross_validate(ctx: Context, modalities: list[str], stage: StageConfig, labeled: pd.DataFrame,
-                   folds: np.ndarray, extra: pd.DataFrame | None, out: Path, *, fused: bool,
-                   init_for_fold=None) -> dict:
-    """k fold fits, then epochs and threshold from the pooled out-of-fold predictions.
+                   folds: np.ndarray, extra, out: Path, *, fused: bool, init_for_fold=None) -> dict:
+    """k fold fits, then epochs and threshold from the pooled out-of-fold predictions. `extra`: rows
+    (video_id, target, weight) added to every fold's training, or a function fold -> such rows.
 
     Returns the selection: {epochs, threshold, oof (n,), metrics}."""
     y = labeled["label"].to_numpy()
@@ -140,8 +149,9 @@ def cross_validate(ctx: Context, modalities: list[str], stage: StageConfig, labe
     history = []
     for fold in range(k):
         train_rows = rows[folds != fold]
-        if extra is not None and len(extra):
-            train_rows = pd.concat([train_rows, extra], ignore_index=True)
+        added = extra(fold) if callable(extra) else extra
+        if added is not None and len(added):
+            train_rows = pd.concat([train_rows, added], ignore_index=True)
         state = fit(ctx, modalities, stage, train_rows, rows[folds == fold], out / f"fold{fold}", n_epochs,
                     fused=fused, keep_every_epoch=True, init=init_for_fold(fold) if init_for_fold else None)
         for e, row in enumerate(state["history"]):
@@ -174,7 +184,7 @@ def run_stage1(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray) -> dict[s
                 rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
                 fit(sub, [modality], ctx.config.stage1, rows, None, out / "final", sel["epochs"], fused=False,
                     keep_every_epoch=False)
-            _write_metrics(out / "metrics.csv", sel["history"])
+            write_metrics(out / "metrics.csv", sel["history"])
             tried[name] = {**sel, "encoder": name, "dims": dims[modality], "dir": str(out.relative_to(ctx.run_dir))}
         best = max(tried, key=lambda n: np.nan_to_num(tried[n]["cv_metrics"]["auroc"], nan=-1.0))
         if len(tried) > 1:
@@ -195,23 +205,28 @@ def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: p
     """All modalities fused, encoders from stage 1 (when it ran), on labeled + pseudo-labeled videos."""
     modalities = ctx.config.model.modalities
     out = ctx.run_dir / "stage2"
-
-    def encoders_from(which: str):
-        if not stage1:                                   # stage 1 off: encoders start fresh
-            return None
-        paths = {m: ctx.run_dir / stage1[m]["dir"] / which / f"epoch-{stage1[m]['epochs']}.safetensors"
-                 for m in modalities}
-        return lambda model: load_encoders(model, paths)
-
+    if ctx.config.self_training.rounds and ctx.config.selection.final_model == "retrain":
+        raise UserError("self_training.rounds needs selection.final_model: fold-ensemble (each fold keeps its own "
+                        "chain of pseudo-labels)")
     sel = cross_validate(ctx, modalities, ctx.config.stage2, labeled, folds, pseudo, out, fused=True,
-                         init_for_fold=lambda fold: encoders_from(f"fold{fold}"))
+                         init_for_fold=lambda fold: stage1_encoders(ctx, stage1, f"fold{fold}"))
     if ctx.config.selection.final_model == "retrain":
         rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
         rows = pd.concat([rows, pseudo], ignore_index=True) if len(pseudo) else rows
         fit(ctx, modalities, ctx.config.stage2, rows, None, out / "final", sel["epochs"], fused=True,
-            keep_every_epoch=False, init=encoders_from("final"))
-    _write_metrics(out / "metrics.csv", sel["history"])
+            keep_every_epoch=False, init=stage1_encoders(ctx, stage1, "final"))
+    write_metrics(out / "metrics.csv", sel["history"])
     return sel
+
+
+def stage1_encoders(ctx: Context, stage1: dict[str, dict], which: str):
+    """A function loading the stage-1 encoders of fit `which` (fold<k> or final) into a fusion model;
+    None when stage 1 did not run (encoders start fresh)."""
+    if not stage1:
+        return None
+    paths = {m: ctx.run_dir / stage1[m]["dir"] / which / f"epoch-{stage1[m]['epochs']}.safetensors"
+             for m in ctx.config.model.modalities}
+    return lambda model: load_encoders(model, paths)
 
 
 def final_weights(base: Path, epochs: int, final_model: str, k: int) -> list[Path]:
@@ -219,15 +234,6 @@ def final_weights(base: Path, epochs: int, final_model: str, k: int) -> list[Pat
     epoch, or the retrained one."""
     fits = ["final"] if final_model == "retrain" else [f"fold{fold}" for fold in range(k)]
     return [base / fit_dir / f"epoch-{epochs}.safetensors" for fit_dir in fits]
-
-
-def _dataset(ctx: Context, modalities: list[str], rows: pd.DataFrame, *, train: bool, resamples: int = 1) -> VideoDataset:
-    cfg = ctx.config
-    pooled = {m: ctx.pooled[m] for m in modalities if reads_pooled(encoder_name(cfg.model, m))}
-    return VideoDataset(ctx.work, rows, modalities, cfg.sampling, train=train, seed=cfg.seed, dims=ctx.dims,
-                        text_encoder=cfg.model.text_encoder, resamples=resamples, pooled=pooled,
-                        train_window=cfg.pooled.train_window)
-
 
 
 def _weighted(rows: pd.DataFrame, class_weights: dict[int, float] | None) -> pd.DataFrame:
@@ -246,7 +252,7 @@ def _prune_epochs(out: Path, k: int, keep: int) -> None:
                 path.unlink(missing_ok=True)             # every DDP rank prunes
 
 
-def _write_metrics(path: Path, history: list[dict]) -> None:
+def write_metrics(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, pd.DataFrame(history, columns=METRIC_COLUMNS).to_csv(index=False))
 
 
