@@ -42,6 +42,17 @@ def test_frame_encoder_study_tabulates_and_resumes(workspace, capsys):
     assert stamps == {p: p.stat().st_mtime_ns for p in (work / "runs").rglob("done.json")}
 
 
+def test_stages_study_reads_every_model_of_one_run_per_seed(workspace):
+    work, base = workspace
+    base.write_text(yaml.safe_dump({**TINY, "model": {**TINY["model"], "modalities": ["text", "events"]},
+                                    "pseudo": {"teacher": "rules"}}))
+    table = run_study(work, "stages", seeds=2, base_config=base)
+    assert list(table["variant"]) == ["stage 1 text", "stage 1 events", "stage 2"]
+    runs = pd.read_csv(work / "ablations" / "stages_runs.csv")
+    assert runs["run"].nunique() == 2 and set(runs["model"]) == {"stage1/text", "stage1/events", "stage2"}
+    assert table["seeds_t_p"].iloc[:2].between(0, 1).all() and "paired t-test" in (work / "ablations" / "stages.md").read_text()
+
+
 def test_strategy_rows_follow_the_modalities():
     names = [name for name, _, _ in STUDIES["strategy"](["text", "events"])]
     assert "+ offsets" not in names and names[0] == "fused, no pretraining"

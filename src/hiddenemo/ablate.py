@@ -62,11 +62,18 @@ def strategy_variants(modalities: list[str]) -> list[tuple[str, dict, str]]:
     return rows
 
 
+def stage_variants(modalities: list[str]) -> list[tuple[str, dict, str]]:
+    """The base config as it is, one run per seed, read model by model: each modality's stage-1 model
+    and the stage-2 model (with self-training when the config has it) — does stage 2 earn its place?"""
+    return [*[(f"stage 1 {m}", {}, f"stage1/{m}") for m in modalities], ("stage 2", {}, "stage2")]
+
+
 STUDIES = {"pose-encoders": lambda modalities: POSE_ENCODERS,
            "frame-encoders": lambda modalities: FRAME_ENCODERS,
-           "strategy": strategy_variants}
+           "strategy": strategy_variants,
+           "stages": stage_variants}
 REFERENCE = {"pose-encoders": "mlp+offsets", "frame-encoders": "dinov2+transformer",
-             "strategy": "+ pretraining (the paper's pipeline)"}
+             "strategy": "+ pretraining (the paper's pipeline)", "stages": "stage 2"}
 
 
 def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> pd.DataFrame:
@@ -81,13 +88,15 @@ def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> p
     base = _load_yaml(base_config) if base_config else {}
     modalities = base.get("model", {}).get("modalities", ["pose", "frames", "text"])
     variants = STUDIES[study](modalities)
-    results = []
+    results, slugs = [], {}
     for variant, overlay, model_key in variants:
         overlay = _with_encoder_args(overlay, base)
-        overlay_path = out / f"{_slug(variant)}.yaml"
+        # variants with the same overlay read different models of the same runs
+        slug = slugs.setdefault(json.dumps(overlay, sort_keys=True), _slug(variant))
+        overlay_path = out / f"{slug}.yaml"
         atomic_write_text(overlay_path, yaml.safe_dump(overlay, sort_keys=False))
         for seed in range(seeds):
-            run = f"ablate-{study}-{_slug(variant)}-s{seed}"
+            run = f"ablate-{study}-{slug}-s{seed}"
             metrics_path = work / "runs" / run / "metrics.json"
             if not _finished(metrics_path):
                 print(f"\n== ablate {study}: {variant}, seed {seed} -> runs/{run}", flush=True)
@@ -106,15 +115,24 @@ def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> p
 
 
 def summarise(work: Path, per_run: pd.DataFrame, reference: str) -> pd.DataFrame:
-    """Mean ± std over seeds, and a paired test of each variant against the reference."""
+    """Mean ± std over seeds, and paired tests of each variant against the reference: a bootstrap on
+    the seed-averaged out-of-fold predictions, and a t-test of the per-seed AUROC differences."""
+    from scipy.stats import ttest_rel
+
     rows = []
     ref = _mean_oof(work, per_run[per_run["variant"] == reference])
+    ref_auroc = per_run[per_run["variant"] == reference].set_index("seed")["auroc"]
     for variant, group in per_run.groupby("variant", sort=False):
         row = {"variant": variant, "seeds": len(group)}
         for m in METRICS:
             row[m] = group[m].mean()
             row[f"{m}_std"] = group[m].std(ddof=1) if len(group) > 1 else float("nan")
         row.update(_versus(ref, _mean_oof(work, group)) if variant != reference else {"vs_reference": "reference"})
+        paired = group.set_index("seed")["auroc"].align(ref_auroc, join="inner")
+        if variant != reference and len(paired[0]) > 1:
+            difference = paired[0] - paired[1]
+            row["seeds_auroc_difference"] = float(difference.mean())
+            row["seeds_t_p"] = float(ttest_rel(paired[0], paired[1]).pvalue) if difference.std() > 0 else float("nan")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -148,15 +166,19 @@ def _versus(reference: tuple[pd.DataFrame, float], variant: tuple[pd.DataFrame, 
 
 def render_markdown(table: pd.DataFrame, study: str, seeds: int) -> str:
     lines = [f"### Ablation `{study}` ({seeds} seeds; cross-validated on the labeled training videos)", "",
-             "| variant | accuracy | balanced accuracy | AUROC | vs reference: difference (paired bootstrap p) |",
-             "| --- | --- | --- | --- | --- |"]
+             "| variant | accuracy | balanced accuracy | AUROC | vs reference: difference (paired bootstrap p) "
+             "| per-seed AUROC difference (paired t-test p) |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for row in table.to_dict(orient="records"):
         cells = [f"{row[m]:.3f} ± {row[m + '_std']:.3f}" for m in METRICS]
-        lines.append(f"| {row['variant']} | " + " | ".join(cells) + f" | {row['vs_reference']} |")
+        per_seed = (f"{row['seeds_auroc_difference']:+.3f} (p={row['seeds_t_p']:.2f})"
+                    if pd.notna(row.get("seeds_auroc_difference", float("nan"))) else "")
+        lines.append(f"| {row['variant']} | " + " | ".join(cells) + f" | {row['vs_reference']} | {per_seed} |")
     lines += ["", "Mean ± std over seeds of each run's out-of-fold figures; accuracy-type figures use the threshold "
               "each run chose on those same predictions (slightly optimistic). The paired test compares the "
               "seed-averaged out-of-fold probabilities of a variant and the reference on the same videos "
-              "(2,000 bootstrap resamples; balanced accuracy at each variant's mean threshold)."]
+              "(2,000 bootstrap resamples; balanced accuracy at each variant's mean threshold); the t-test pairs each "
+              "seed's AUROC with the reference's of the same seed."]
     return "\n".join(lines)
 
 

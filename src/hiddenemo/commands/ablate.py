@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 
-def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strategy"] = "pose-encoders",
+def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strategy", "stages"] = "pose-encoders",
            seeds: int = 3, base: Optional[Path] = None) -> None:
     """Run one of the paper's ablation studies on a workspace and print mean ± std over seeds.
 
@@ -16,7 +16,9 @@ def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strate
     offsets; pose alone), frame-encoders (Table 2: per-frame embeddings + Transformer over many
     frames vs a 16-frame clip with no long Transformer — X-CLIP's weights cannot be loaded offline,
     so the clip row is the same encoder on 16 frames, named so), strategy (Table 3: fused without
-    pretraining, + weak supervision, + offsets, + per-modality pretraining, + contrastive).
+    pretraining, + weak supervision, + offsets, + per-modality pretraining, + contrastive), stages (the
+    base config as it is, one run per seed: each modality's stage-1 model against the stage-2 model,
+    with a paired bootstrap and a paired t-test over seeds — does stage 2 earn its place?).
 
     Args:
         work: The workspace directory (features and teacher verdicts already there).
