@@ -7,9 +7,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from train_fixtures import hide_test_labels, make_workspace, tiny_config
+from train_fixtures import Killed, die_after_epoch, hide_test_labels, make_workspace, tiny_config
 
-from hiddenemo.train import module
 from hiddenemo.train.run import train_run
 from hiddenemo.train.selftrain import confident_labels
 
@@ -25,9 +24,6 @@ def test_confident_labels_keep_the_share_farthest_from_the_threshold():
     assert list(kept["target"]) == [0.0, 1.0, 0.0] and set(kept["weight"]) == {0.5}
 
 
-class Killed(Exception):
-    pass
-
 
 def test_self_training_round_resumes_after_a_kill(tmp_path, monkeypatch):
     config = tiny_config(**SELF)
@@ -40,14 +36,7 @@ def test_self_training_round_resumes_after_a_kill(tmp_path, monkeypatch):
     kept = pd.read_csv(tmp_path / "a" / "runs" / "r" / "stage2" / "round1" / "pseudo_fold0.csv")
     assert len(kept) == 4 and set(kept["target"]) <= {0.0, 1.0}          # half of the 8 test videos
 
-    real_end = module.EpochCheckpoint.on_train_epoch_end
-
-    def end_then_die(self, trainer, mod):
-        real_end(self, trainer, mod)
-        if self.directory.parts[-2:] == ("round2", "fold1") and mod.epoch + 1 == 1:
-            raise Killed()
-
-    monkeypatch.setattr(module.EpochCheckpoint, "on_train_epoch_end", end_then_die)
+    die_after_epoch(monkeypatch, ("round2", "fold1"), 1)
     with pytest.raises(Killed):
         train_run(tmp_path / "b", "r", config)
     assert (tmp_path / "b" / "runs" / "r" / "stage2" / "round2" / "fold0" / "done.json").exists()

@@ -3,7 +3,7 @@ uninterrupted run ends."""
 from __future__ import annotations
 
 import pytest
-from train_fixtures import make_workspace, tiny_config
+from train_fixtures import Killed, die_after_epoch, make_workspace, tiny_config
 
 from hiddenemo.train import module
 from hiddenemo.train.run import train_run
@@ -14,9 +14,6 @@ SMALL = {"model": {"modalities": ["text", "events"], "dim": 16,
          "selection": {"folds": 2}}
 
 
-class Killed(Exception):
-    pass
-
 
 def test_interrupted_fit_resumes_exactly(tmp_path, monkeypatch):
     config = tiny_config(**SMALL)
@@ -25,14 +22,7 @@ def test_interrupted_fit_resumes_exactly(tmp_path, monkeypatch):
     reference = train_run(tmp_path / "a", "r", config)
 
     # Kill the run at the end of epoch 2 of the events fold-1 fit (after its checkpoint is written).
-    real_end = module.EpochCheckpoint.on_train_epoch_end
-
-    def end_then_die(self, trainer, mod):
-        real_end(self, trainer, mod)
-        if self.directory.parts[-2:] == ("events", "fold1") and mod.epoch + 1 == 2:
-            raise Killed()
-
-    monkeypatch.setattr(module.EpochCheckpoint, "on_train_epoch_end", end_then_die)
+    die_after_epoch(monkeypatch, ("events", "fold1"), 2)
     with pytest.raises(Killed):
         train_run(tmp_path / "b", "r", config)
     fold = tmp_path / "b" / "runs" / "r" / "stage1" / "events" / "fold1"

@@ -81,3 +81,22 @@ def hide_test_labels(work: Path) -> None:
     manifest = read_manifest(work)
     manifest.loc[manifest["split"] == "test", "label"] = pd.NA
     write_manifest(work, manifest)
+
+
+class Killed(Exception):
+    """Stands for a kill: raised right after a fit's epoch checkpoint is written."""
+
+
+def die_after_epoch(monkeypatch, fit: tuple[str, str], epoch: int) -> None:
+    """Make the fit whose directory ends in `fit` (e.g. ("events", "fold1")) raise Killed at the end
+    of `epoch` (1-based), after its checkpoint is on disk."""
+    from hiddenemo.train import module
+
+    real_end = module.EpochCheckpoint.on_train_epoch_end
+
+    def end_then_die(self, trainer, mod):
+        real_end(self, trainer, mod)
+        if self.directory.parts[-2:] == fit and mod.epoch + 1 == epoch:
+            raise Killed()
+
+    monkeypatch.setattr(module.EpochCheckpoint, "on_train_epoch_end", end_then_die)

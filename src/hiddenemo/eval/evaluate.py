@@ -143,6 +143,10 @@ def evaluate_run(work: Path, run: str, split: str = "test", baselines: list[str]
                         "baselines only with --baselines [events,text,...]")
     args = dict(n_boot=n_boot, level=level, seed=seed)
     folds = None
+    selection_path = run_dir / "selection.json"
+    if selection_path.exists():
+        result["notes"] += [f"transductive input — {what} (label-free)"
+                            for what in json.loads(selection_path.read_text()).get("transductive", [])]
     if model is not None:
         result["model"] = _evaluate_model(run_dir, model, oof, truth, split, threshold, train_prior, args)
         if oof is not None and not oof.empty:

@@ -97,7 +97,7 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     selection["final"] = {"model": final, "how": how, "final_model": config.selection.final_model}
     selection["dims"] = ctx.dims
     selection["encoders"] = {m: encoder_name(ctx.config.model, m) for m in config.model.modalities}
-    selection["transductive"] = transductive_inputs(ctx)
+    selection["transductive"] = transductive_inputs(ctx, selections.get("stage2", {}).get("n_pseudo", 0))
     selection["folds"] = {"k": int(folds.max()) + 1, "grouped_by_subject": bool(
         config.selection.group_by_subject and labeled["subject_id"].notna().all()), "n_labeled": len(labeled)}
     atomic_write_text(run_dir / "selection.json", json.dumps(selection, indent=2))
@@ -198,11 +198,18 @@ def test_metrics(work: Path, run: str) -> dict | None:
     return binary_metrics(y, preds["p_positive"].to_numpy(), threshold)
 
 
-def transductive_inputs(ctx: Context) -> list[str]:
-    """What in the final encoders' inputs depends on the unlabeled target videos' features (never labels)."""
-    return [f"{m}: person-relative statistics (minus the mean of the same person's videos in the workspace, "
-            "the unlabeled target videos included)" for m in ctx.config.model.modalities
-            if m in ctx.pooled and ctx.pooled[m].transductive and reads_pooled(encoder_name(ctx.config.model, m))]
+def transductive_inputs(ctx: Context, n_pseudo: int = 0) -> list[str]:
+    """What the run's final model learned from the unlabeled target videos (their features and teacher
+    verdicts, never their labels)."""
+    cfg = ctx.config
+    out = [f"{m}: person-relative statistics (minus the mean of the same person's videos in the workspace, "
+           "the unlabeled target videos included)" for m in cfg.model.modalities
+           if m in ctx.pooled and ctx.pooled[m].transductive and reads_pooled(encoder_name(cfg.model, m))]
+    if cfg.stage2_enabled and n_pseudo:
+        out.append(f"stage 2: pseudo-labels of {n_pseudo} unlabeled target videos from teacher {cfg.pseudo.teacher}")
+    if cfg.stage2_enabled and cfg.self_training.rounds:
+        out.append(f"stage 2: {cfg.self_training.rounds} self-training round(s) on the target videos' own predictions")
+    return out
 
 
 def pseudo_labeled(work: Path, config: TrainConfig, others: pd.DataFrame) -> pd.DataFrame:
