@@ -63,17 +63,20 @@ class Cue:
     track: str = "head"              # episodes on one track never overlap (arms cannot do two things)
 
 
+# Annotated cues carry the id of the nearest official iMiGUE class (hiddenemo.data.imigue.TAXONOMY):
+# 8 touching or scratching facial parts, 17 folding arms, 29 pressing lips, 31 shaking shoulders,
+# 99 illustrative body language. iMiGUE has no nodding class, so nods are not annotated.
 CUES: tuple[Cue, ...] = (
     Cue("talk_gesture", 1.6, 1.6, (1.0, 2.4), 99, 2, 2, 2, False, "arms"),
-    Cue("face_touch", 0.7, 0.9, (0.8, 2.0), 16, 2, 2, 2, True, "arms"),
-    Cue("arm_fold", 0.35, 0.7, (1.6, 3.6), 1, 2, 2, 2, True, "arms"),
+    Cue("face_touch", 0.7, 0.9, (0.8, 2.0), 8, 2, 2, 2, True, "arms"),
+    Cue("arm_fold", 0.35, 0.7, (1.6, 3.6), 17, 2, 2, 2, True, "arms"),
     Cue("gaze_away", 0.8, 1.4, (0.6, 1.6), None, 2, 1, 0, True, "eyes"),
     Cue("smile", 1.2, 0.6, (0.8, 2.0), None, 2, 2, 0, True, "mouth"),
-    Cue("lip_press", 0.4, 2.0, (0.6, 1.4), 10, 1, 1, 2, False, "lips"),
+    Cue("lip_press", 0.4, 2.0, (0.6, 1.4), 29, 1, 1, 2, False, "lips"),
     Cue("flush", 0.4, 2.0, (1.2, 3.0), None, 0, 2, 0, False, "skin"),
     Cue("clench", 0.4, 2.0, (1.0, 2.6), None, 2, 0, 0, False, "fingers"),
-    Cue("nod", 1.0, 1.0, (0.4, 0.9), 6, 2, 2, 2, True, "head"),
-    Cue("shrug", 0.5, 0.5, (0.5, 1.0), 2, 2, 2, 2, True, "shoulders"),
+    Cue("nod", 1.0, 1.0, (0.4, 0.9), None, 2, 2, 0, True, "head"),
+    Cue("shrug", 0.5, 0.5, (0.5, 1.0), 31, 2, 2, 2, True, "shoulders"),
     Cue("blink", 3.0, 3.0, (0.10, 0.16), None, 2, 1, 0, True, "lids"),
 )
 CUE_NAMES = tuple(c.name for c in CUES)
