@@ -126,7 +126,7 @@ def test_a_task_whose_worker_died_is_retried_on_a_fresh_actor(cluster, tmp_path)
 def test_teacher_on_actors_writes_the_same_verdicts_as_locally(cluster, tmp_path):
     from train_fixtures import make_workspace
 
-    from hiddenemo.commands.teach import make_teacher
+    from hiddenemo.teacher.registry import make_teacher
     from hiddenemo.teacher import runner
     from hiddenemo.teacher.store import read_all
 

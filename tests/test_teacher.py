@@ -211,7 +211,7 @@ def test_embed_minilm_default_and_any_encoder_by_path(work, tmp_path, capsys):
     meta = store.meta("v0", "text.minilm")
     assert meta["params"]["teacher_id"] == "behaviour" and meta["params"]["variant"] == "verdict_free"
     assert main(["embed", "--work", str(work)]) == 0
-    assert "0 of 2 texts to encode" in capsys.readouterr().out            # nothing redone
+    assert "encoded 0 of 2 texts" in capsys.readouterr().out            # nothing redone
     assert main(["embed", "--work", str(work), "--variant", "full"]) == 0
     assert not np.allclose(np.load(store.path("v0", "text.minilm")), e0)   # another text, re-encoded
 

@@ -15,7 +15,7 @@ import pytest
 from fake_servers import (ANSWER, GeminiServer, OpenAIServer, gemini_error, gemini_ok, gemini_prompt_blocked,
                           gemini_safety, openai_error, openai_ok)
 from hiddenemo.cli import main
-from hiddenemo.commands.teach import make_teacher
+from hiddenemo.teacher.registry import make_teacher
 from hiddenemo.data.manifest import DatasetInfo, write_manifest
 from hiddenemo.teacher import runner
 from hiddenemo.teacher.config import VlmConfig

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from jsonargparse import CLI, ArgumentParser, set_parsing_settings
 
-from hiddenemo.commands import ablate, dataset, demo, evaluate, extract, report, synthetic, teach, train
+from hiddenemo.commands import ablate, dataset, demo, evaluate, export, extract, report, synthetic, teach, train
 from hiddenemo.errors import UserError
 
 log = logging.getLogger("hiddenemo.cli")
@@ -36,6 +36,8 @@ COMMANDS = {
     "train": train.train,
     "predict": train.predict,
     "ensemble": train.ensemble,
+    "export": export.export,
+    "apply": export.apply,
     "evaluate": evaluate.evaluate,
     "report": report.report,
     "ablate": ablate.ablate,

@@ -86,10 +86,10 @@ def _train(work: Path, run: str, config: DemoConfig) -> None:
 
 
 def _predict_stage1(work: Path, run: str) -> None:
-    from hiddenemo.train.run import predict_run, load_run
+    from hiddenemo.rundir import Run
+    from hiddenemo.train.run import predict_run
 
-    config, _ = load_run(Path(work) / "runs" / run)
-    for modality in config.model.modalities:
+    for modality in Run(work, run).config.model.modalities:
         predict_run(work, run, split="test", model=f"stage1/{modality}")
 
 

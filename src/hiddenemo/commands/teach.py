@@ -8,32 +8,9 @@ from typing import Literal
 from hiddenemo.dist.config import Engine, RayOptions, check_engine, load_ray_engine
 from hiddenemo.errors import UserError
 from hiddenemo.teacher.config import VlmConfig
+from hiddenemo.teacher.registry import make_teacher
 
 log = logging.getLogger(__name__)
-TEACHERS = ("behaviour", "annotations", "gemini", "openai")
-
-
-def make_teacher(name: str, work: Path, vlm: VlmConfig | None = None, annotation_mode: str = "rules",
-                 connect: bool = True):
-    """The teacher called `name` for the workspace `work` (API clients are imported only here)."""
-    from hiddenemo.data.manifest import DatasetInfo
-
-    info = DatasetInfo.load(work)                 # a missing dataset.json is a UserError (ManifestError)
-    if name == "behaviour":
-        from hiddenemo.teacher.behaviour import BehaviourTeacher
-        return BehaviourTeacher(work, info)
-    if name == "annotations":
-        from hiddenemo.teacher.annotations import AnnotationsTeacher
-        return AnnotationsTeacher(work, info, mode=annotation_mode)
-    if name == "gemini":
-        from hiddenemo.teacher.gemini import GeminiTeacher
-        return GeminiTeacher(work, info, vlm or VlmConfig(), connect)
-    if name == "openai":
-        from hiddenemo.teacher.openai_compat import OpenAITeacher
-        return OpenAITeacher(work, info, vlm or VlmConfig(), connect)
-    raise UserError(f"unknown teacher {name!r}: choose one of {', '.join(TEACHERS)}")
-
-
 def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None, vlm: VlmConfig = VlmConfig(),
           annotation_mode: Literal["rules", "fitted", "none"] = "rules", videos: list[str | int] | None = None, retry_failed: bool = False,
           dry_run: bool = False, report: bool = False, engine: Engine = "local", address: str | None = None,
@@ -127,36 +104,7 @@ def embed(work: Path, encoder: str = "minilm", teacher: str = "behaviour", varia
         batch_size: Texts per forward pass.
         device: cpu or cuda.
     """
-    import hashlib
+    from hiddenemo.teacher.embed import embed_verdicts
 
-    import numpy as np
-    from tqdm import tqdm
-
-    from hiddenemo.data.store import Store
-    from hiddenemo.teacher.embed import PRODUCER, VERSION, TextEncoder, encoder_id
-    from hiddenemo.teacher.store import read_verdicts
-
-    if variant not in ("verdict_free", "full"):
-        raise UserError(f"--variant must be verdict_free or full, got {variant!r}")
-    work = Path(work)
-    verdicts = read_verdicts(work, teacher)
-    if not verdicts:
-        raise UserError(f"no successful verdicts of teacher {teacher!r} in {work}/teacher/; run "
-                        f"`hiddenemo teach --work {work} --teacher ...` first")
-    store, name = Store(work), f"text.{encoder_id(encoder)}"
-    todo = []
-    for vid, v in sorted(verdicts.items()):
-        text = v.text_variant(variant)
-        params = {"teacher_id": teacher, "encoder": encoder, "variant": variant, "prompt_version": v.prompt_version,
-                  "text_sha256": hashlib.sha256(text.encode()).hexdigest()}
-        if not store.is_current(vid, name, PRODUCER, VERSION, params):
-            todo.append((vid, text, params))
-    print(f"embed: {len(todo)} of {len(verdicts)} texts to encode with {encoder} ({name})")
-    if not todo:
-        return
-    enc = TextEncoder(encoder, device=device)
-    for i in tqdm(range(0, len(todo), batch_size), desc=f"embed {name}", unit="batch"):
-        chunk = todo[i:i + batch_size]
-        vectors = enc.encode([t for _, t, _ in chunk], batch_size=batch_size)
-        for (vid, _, params), vec in zip(chunk, vectors):
-            store.save(vid, name, np.asarray(vec, dtype=np.float32), PRODUCER, VERSION, params)
+    encoded, total = embed_verdicts(Path(work), encoder, teacher, variant, batch_size, device)
+    print(f"embed: encoded {encoded} of {total} texts with {encoder}; the others were current")

@@ -1,7 +1,7 @@
 """`--engine ray`: the per-video jobs of `extract` and `teach` in a pool of Ray actors.
 
 Each actor builds the same job as the local engine once (`extract.job.VideoJob`, a teacher from
-`commands.teach.make_teacher`) and then runs videos one after another, so models load once per
+`teacher.registry.make_teacher`) and then runs videos one after another, so models load once per
 actor. Actors write the arrays themselves, through `Store` (atomic, idempotent) on the shared
 filesystem; the driver is the only writer of the status lines, the verdict log and the manifest,
 exactly as the local engine's parent process is, so the files are the same whichever engine ran.
@@ -249,7 +249,7 @@ class TeachActor:
     """One teacher per actor, built once; asks about one video per call (`max_concurrency` at once)."""
 
     def __init__(self, work: str, name: str, vlm, annotation_rules: bool, teacher_id: str, bucket, limit: bool):
-        from hiddenemo.commands.teach import make_teacher
+        from hiddenemo.teacher.registry import make_teacher
         from hiddenemo.teacher.retry import install_log_redaction
 
         install_log_redaction()

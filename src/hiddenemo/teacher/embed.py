@@ -16,6 +16,7 @@ import numpy as np
 from hiddenemo.errors import UserError
 
 DEFAULT_ENCODER = "minilm"
+VARIANTS = ("verdict_free", "full")
 PRODUCER, VERSION = "hiddenemo.embed", "1"
 
 
@@ -79,3 +80,48 @@ class TextEncoder:
                 mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)        # (B, L, 1)
                 out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy())
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, self.dim), np.float32)
+
+
+def embed_verdicts(work: Path, encoder: str = DEFAULT_ENCODER, teacher_id: str = "behaviour",
+                   variant: str = "verdict_free", batch_size: int = 32, device: str = "cpu",
+                   video_ids: list[str] | None = None) -> tuple[int, int]:
+    """Encode the teacher's texts into WORK/store/<video>/text.<encoder_id>.npy, redoing only those
+    whose text, teacher, encoder or variant changed (all videos, or `video_ids`). Returns (encoded
+    now, texts in all)."""
+    import hashlib
+
+    from tqdm import tqdm
+
+    from hiddenemo.data.store import Store
+    from hiddenemo.teacher.store import read_verdicts
+
+    if variant not in VARIANTS:
+        raise UserError(f"--variant must be verdict_free or full, got {variant!r}")
+    verdicts = read_verdicts(work, teacher_id)
+    if video_ids is not None:
+        verdicts = {v: verdicts[v] for v in video_ids if v in verdicts}
+    if not verdicts:
+        raise UserError(f"no successful verdicts of teacher {teacher_id!r} in {work}/teacher/; run "
+                        f"`hiddenemo teach --work {work} --teacher ...` first")
+    store, name = Store(work), text_array(encoder)
+    todo = []
+    for vid, v in sorted(verdicts.items()):
+        text = v.text_variant(variant)
+        params = {"teacher_id": teacher_id, "encoder": encoder, "variant": variant, "prompt_version": v.prompt_version,
+                  "text_sha256": hashlib.sha256(text.encode()).hexdigest()}
+        if not store.is_current(vid, name, PRODUCER, VERSION, params):
+            todo.append((vid, text, params))
+    if not todo:
+        return 0, len(verdicts)
+    enc = TextEncoder(encoder, device=device)
+    for i in tqdm(range(0, len(todo), batch_size), desc=f"embed {name}", unit="batch"):
+        chunk = todo[i:i + batch_size]
+        vectors = enc.encode([t for _, t, _ in chunk], batch_size=batch_size)
+        for (vid, _, params), vec in zip(chunk, vectors):
+            store.save(vid, name, np.asarray(vec, dtype=np.float32), PRODUCER, VERSION, params)
+    return len(todo), len(verdicts)
+
+
+def text_array(encoder: str) -> str:
+    """The store array of the texts encoded by `encoder`: `text.<encoder_id>`."""
+    return f"text.{encoder_id(encoder)}"

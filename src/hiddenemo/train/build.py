@@ -50,6 +50,11 @@ def modality_encoder(config: ModelConfig, modality: str, in_dim: int, dropout: f
     return build_encoder(name, **kwargs)
 
 
+def load_weights(model: nn.Module, path: Path, strict: bool = True) -> None:
+    """Safetensors weights into a model built by `build_model` (no pickle anywhere)."""
+    model.load_state_dict(load_file(str(path)), strict=strict)
+
+
 def load_encoders(model: FusionModel, paths: dict[str, Path]) -> None:
     """Stage-1 checkpoints (safetensors of a `Classifier`) -> the fusion model's encoders."""
     load_encoder_weights(model, {m: load_file(str(p)) for m, p in paths.items()})

@@ -104,11 +104,13 @@ class VideoDataset(Dataset):
 
     train=True: `resamples` random draws per video per epoch (call `set_epoch` before each epoch).
     train=False: `sampling.votes` draws per video, the same every time.
+    `leave_out` modalities are given as absent for every video (zeros, present=False).
     """
 
     def __init__(self, work: Path, rows: pd.DataFrame, modalities: list[str], sampling: SamplingConfig,
                  *, train: bool, seed: int, dims: dict[str, int], text_encoder: str = "minilm",
-                 resamples: int = 1, pooled: dict[str, PooledFeatures] | None = None, train_window: float = 1.0):
+                 resamples: int = 1, pooled: dict[str, PooledFeatures] | None = None, train_window: float = 1.0,
+                 leave_out: tuple[str, ...] = ()):
         self.store = Store(work)
         self.video_ids = rows["video_id"].astype(str).tolist()
         self.targets = rows["target"].to_numpy(np.float32) if "target" in rows else np.zeros(len(rows), np.float32)
@@ -118,6 +120,7 @@ class VideoDataset(Dataset):
         self.pooled, self.train_window = pooled or {}, float(train_window)
         self.draws = resamples if train else max(1, sampling.votes)
         self.epoch = 0
+        self.leave_out = set(leave_out)
         self._cache: dict[tuple[str, str], np.ndarray | None] = {}
 
     def set_epoch(self, epoch: int) -> None:
@@ -138,7 +141,7 @@ class VideoDataset(Dataset):
     def _modality(self, vid: str, modality: str, draw: int) -> dict[str, np.ndarray]:
         if modality in self.pooled:
             return self._pooled(vid, modality, draw)
-        array = self._array(vid, modality)
+        array = None if modality in self.leave_out else self._array(vid, modality)
         if modality == "text":
             present = array is not None
             vec = np.asarray(array, np.float32).reshape(-1) if present else np.zeros(self.dims["text"], np.float32)
@@ -169,7 +172,7 @@ class VideoDataset(Dataset):
             share = rng.uniform(self.train_window, 1.0)
             start = rng.uniform(0.0, 1.0 - share)
             window = (start, start + share)
-        vec = self.pooled[modality].vector(vid, window)
+        vec = None if modality in self.leave_out else self.pooled[modality].vector(vid, window)
         present = vec is not None
         vec = np.nan_to_num(np.asarray(vec, np.float32)) if present else np.zeros(self.dims[modality], np.float32)
         return {f"{modality}_stats": vec, f"{modality}_present": np.bool_(present)}

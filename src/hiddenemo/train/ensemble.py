@@ -27,7 +27,8 @@ from hiddenemo.errors import UserError
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.eval.oof import by_model, key_parts
 from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table
-from hiddenemo.train.run import load_run, test_metrics
+from hiddenemo.rundir import Run
+from hiddenemo.train.run import test_metrics
 from hiddenemo.train.selection import choose_threshold, split_for_training
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,8 @@ def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = F
 
 def _read_member(work: Path, run: str) -> dict:
     """A finished run's config, selection, out-of-fold predictions per model key and test predictions."""
-    directory = store_run_dir(work, run)
-    config, selection = load_run(directory)
+    member = Run(work, run)
+    directory, config, selection = member.dir, member.config, member.selection
     paths = {name: directory / name for name in ("oof.csv", "predictions.csv")}
     for name, path in paths.items():
         if not path.exists():

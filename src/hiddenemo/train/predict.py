@@ -4,13 +4,39 @@ selection, and the files `predict` writes (`predictions.csv`, and `submission.cs
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from hiddenemo.train.config import ModelConfig, TrainConfig
 from hiddenemo.train.data import VideoDataset, collate
+
+
+def predict_videos(work: Path, manifest: pd.DataFrame, video_ids: list[str], config: TrainConfig,
+                   model_config: ModelConfig, modalities: list[str], dims: dict[str, int], weights: list[Path], *,
+                   fused: bool, event_groups: dict | None = None, leave_out: list[str] = ()) -> pd.DataFrame:
+    """`vote` of the models in `weights` (a fold ensemble, or one) over the store's videos: what
+    `predict` and an exported model's `apply` both run. `model_config` names the encoders the run
+    chose; the pooled statistics are taken over the `manifest`'s videos. `leave_out` modalities are
+    given to the model as missing (as for a video without them), to see how much each one moved a
+    prediction."""
+    from hiddenemo.train.build import build_model, encoder_name, load_weights
+    from hiddenemo.train.data import pooled_inputs
+
+    nets = []
+    for path in weights:
+        nets.append(build_model(model_config, modalities, dims, fused=fused, dropout=0.0))
+        load_weights(nets[-1], path)
+    pooled = pooled_inputs(work, manifest, config, event_groups, {m: [encoder_name(model_config, m)] for m in modalities})
+    dataset = VideoDataset(work, pd.DataFrame({"video_id": video_ids}), modalities, config.sampling, train=False,
+                           seed=config.seed, dims=dims, text_encoder=config.model.text_encoder, pooled=pooled,
+                           leave_out=tuple(leave_out))
+    with torch.inference_mode():
+        return vote(nets, dataset, batch_size=config.stage2.batch_size)
 
 
 @torch.no_grad()

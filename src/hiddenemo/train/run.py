@@ -10,28 +10,26 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from hiddenemo.data.manifest import DatasetInfo, read_manifest
 from hiddenemo.data.store import Store, atomic_write_text
-from hiddenemo.data.store import run_dir as store_run_dir
 from hiddenemo.errors import UserError
 from hiddenemo.eval.labelshift import class_weights
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.eval.oof import key_parts
-from hiddenemo.train.config import TrainConfig, from_dict, to_dict
 from hiddenemo.models.registry import reads_pooled
+from hiddenemo.rundir import Run
 from hiddenemo.train.build import candidate_encoders, encoder_name
-from hiddenemo.train.data import VideoDataset, input_dims, pooled_inputs, videos_without_input
-from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table, vote
+from hiddenemo.train.config import TrainConfig
+from hiddenemo.train.data import input_dims, pooled_inputs, videos_without_input
+from hiddenemo.train.predict import apply_threshold, predict_videos, predictions_table, submission_table
 from hiddenemo.train.selection import make_folds, split_for_training
 from hiddenemo.train.selftrain import self_train
-from hiddenemo.train.stages import Context, chosen, final_weights, run_stage1, run_stage2
+from hiddenemo.train.stages import Context, chosen, run_stage1, run_stage2
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +38,16 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     """Train, select and write WORK/runs/RUN/ (config.yaml, oof.csv, selection.json, metrics.json,
     predictions.csv for the test split). Returns the metrics."""
     work = Path(work)
-    run_dir = store_run_dir(work, run)
-    _check_config(run_dir, config)
+    run_dir = (handle := Run(work, run)).dir
+    if not handle.same_config(config):
+        raise UserError(f"{run_dir} was started with a different config ({run_dir / 'config.yaml'}); use another "
+                        "--run name, or delete that directory to start over")
     _set_threads(config.threads)
     info = DatasetInfo.load(work)
+    if not info.classes:
+        raise UserError(f"{work} has no labels: training needs labeled videos. Re-create the workspace with "
+                        "labels (`hiddenemo dataset folder --labels labels.csv ...`); extract, teach, embed and "
+                        "`apply` with an exported model work without them")
     if len(info.classes) != 2:
         raise UserError(f"training is binary, and {work} has {len(info.classes)} classes {info.classes}: re-create "
                         "the workspace with two (merge or blank the labels of the others)")
@@ -64,7 +68,7 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
                     "person found?): they train on no input: %s", len(empty), len(labeled),
                     config.model.modalities, empty[:10])
     # Only now, with inputs that can be trained on, does the run directory take this config and data.
-    _save_config(run_dir, config)
+    handle.save_config(config)
     _claim_training_set(run_dir, labeled, folds)
     log.info("%d labeled training videos (%d positive) in %d folds; modalities %s", len(labeled),
              int(labeled["label"].sum()), folds.max() + 1, config.model.modalities)
@@ -100,7 +104,7 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     selection["transductive"] = transductive_inputs(ctx, selections.get("stage2", {}).get("n_pseudo", 0))
     selection["folds"] = {"k": int(folds.max()) + 1, "grouped_by_subject": bool(
         config.selection.group_by_subject and labeled["subject_id"].notna().all()), "n_labeled": len(labeled)}
-    atomic_write_text(run_dir / "selection.json", json.dumps(selection, indent=2))
+    handle.write_json("selection.json", selection)
 
     metrics = {"cross_validated": {key: sel["cv_metrics"] for key, sel in selections.items()},
                **({"transductive": selection["transductive"]} if selection["transductive"] else {}),
@@ -109,11 +113,11 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     if "stage2" in selections and stage1:
         metrics["stage2_gain_accuracy"] = _gain(selections, "accuracy")
         metrics["stage2_gain_auroc"] = _gain(selections, "auroc")
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    handle.write_json("metrics.json", metrics)
 
     predict_run(work, run, split="test")
     metrics["test"] = test_metrics(work, run)
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2))
+    handle.write_json("metrics.json", metrics)
     return metrics
 
 
@@ -123,12 +127,9 @@ def predict_run(work: Path, run: str, split: str = "test", submission: bool = Fa
     (predictions_<split>.csv for another split) and, with `submission`, submission.csv. `model`
     picks another of the run's models instead (e.g. `stage1/pose`, written as
     predictions_stage1-pose.csv), so each modality's stage-1 model can be compared on the same videos."""
-    import torch
-
-    from hiddenemo.train.build import build_model
-
-    work, run_dir = Path(work), store_run_dir(work, run)
-    config, selection = load_run(run_dir)
+    work = Path(work)
+    handle = Run(work, run)
+    config = handle.config
     _set_threads(config.threads)
     info = DatasetInfo.load(work)
     manifest = read_manifest(work)
@@ -136,31 +137,12 @@ def predict_run(work: Path, run: str, split: str = "test", submission: bool = Fa
     if rows.empty:
         log.warning("no videos in split %r; nothing to predict", split)
         return None
-    final = model or selection["final"]["model"]
-    if final not in selection:
-        raise UserError(f"run {run} has no model {final!r}; it has {[k for k in selection if k.startswith('stage')]}")
-    stage, _, modality = final.partition("/")
-    modalities = [modality] if modality else config.model.modalities
-    encoders = {**selection.get("encoders", {}), **({modality: selection[final]["encoder"]}
-                                                    if "encoder" in selection[final] else {})}
-    model_config = replace(config.model, encoders={**config.model.encoders, **encoders})
-    dims = {m: int(d) for m, d in selection["dims"].items()}
-    if "dims" in selection[final]:
-        dims[modality] = int(selection[final]["dims"])
-    from hiddenemo.train.module import load_weights
-    nets = []
-    base = run_dir / selection[final].get("dir", final)
-    for weights in final_weights(base, selection[final]["epochs"], config.selection.final_model,
-                                 selection["folds"]["k"]):
-        nets.append(build_model(model_config, modalities, dims, fused=stage == "stage2", dropout=0.0))
-        load_weights(nets[-1], weights)
-    pooled = pooled_inputs(work, manifest, config, info.extra.get("event_groups"),
-                           {m: [encoder_name(model_config, m)] for m in modalities})
-    dataset = VideoDataset(work, rows, modalities, config.sampling, train=False, seed=config.seed,
-                           dims=dims, text_encoder=config.model.text_encoder, pooled=pooled)
-    with torch.inference_mode():
-        votes = vote(nets, dataset, batch_size=config.stage2.batch_size)
-    threshold = apply_threshold(votes["p_positive"].to_numpy(), selection[final]["threshold"])
+    final = handle.require_finished(model)
+    modalities = handle.modalities(final)
+    votes = predict_videos(work, manifest, rows["video_id"].tolist(), config, handle.model_config(final), modalities,
+                           handle.dims(final), handle.weights(final), fused=final == "stage2",
+                           event_groups=info.extra.get("event_groups"))
+    threshold = apply_threshold(votes["p_positive"].to_numpy(), handle.threshold(final))
     table = predictions_table(votes, threshold, info.classes, info.positive_index)
     empty = videos_without_input(Store(work), rows["video_id"].tolist(), modalities, config.model.text_encoder)
     if empty:
@@ -168,14 +150,11 @@ def predict_run(work: Path, run: str, split: str = "test", submission: bool = Fa
                     "their p_positive is the model's answer to no input, not a prediction (`without_input` in "
                     "the predictions' .json): %s", len(empty), len(rows), modalities, empty[:10])
     name = "predictions" + (f"_{final.replace('/', '-')}" if model else "") + ("" if split == "test" else f"_{split}")
-    out = run_dir / f"{name}.csv"
-    atomic_write_text(out, table.to_csv(index=False))
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"split": split, "model": final, "threshold": threshold,
-                                                            "threshold_method": selection[final]["threshold"]["method"],
-                                                            "without_input": empty}))
+    out = handle.write_table(f"{name}.csv", table)
+    handle.write_json(f"{name}.json", {"split": split, "model": final, "threshold": threshold,
+                                       "threshold_method": handle.threshold(final)["method"], "without_input": empty})
     if submission:
-        atomic_write_text(run_dir / "submission.csv",
-                          submission_table(table, info.classes[info.positive_index]).to_csv(index=False))
+        handle.write_table("submission.csv", submission_table(table, info.classes[info.positive_index]))
     log.info("wrote %s (%d videos, threshold %.3f)", out, len(table), threshold)
     return out
 
@@ -184,7 +163,7 @@ def test_metrics(work: Path, run: str) -> dict | None:
     """Metrics of predictions.csv against the test labels, when the manifest has them (report only:
     nothing is chosen from these)."""
     work = Path(work)
-    path = store_run_dir(work, run) / "predictions.csv"
+    path = Run(work, run).dir / "predictions.csv"
     if not path.exists():
         return None
     info = DatasetInfo.load(work)
@@ -227,33 +206,6 @@ def pseudo_labeled(work: Path, config: TrainConfig, others: pd.DataFrame) -> pd.
     return table[["video_id", "target", "weight"]].reset_index(drop=True)
 
 
-def load_run(run_dir: Path) -> tuple[TrainConfig, dict]:
-    if (run_dir / "ensemble.json").exists():
-        members = json.loads((run_dir / "ensemble.json").read_text())["members"]
-        raise UserError(f"{run_dir} is an ensemble of the runs {members} (`hiddenemo ensemble`): it has no "
-                        "models of its own; use its members, then ensemble them again")
-    try:
-        config = from_dict(TrainConfig, yaml.safe_load((run_dir / "config.yaml").read_text()))
-        selection = json.loads((run_dir / "selection.json").read_text())
-    except FileNotFoundError as e:
-        raise UserError(f"{run_dir} is not a finished run ({Path(e.filename).name} missing); "
-                        "run `hiddenemo train` with this --run first") from e
-    return config, selection
-
-
-def _check_config(run_dir: Path, config: TrainConfig) -> None:
-    """Refuse to resume a run with a different config (results would mix)."""
-    path = run_dir / "config.yaml"
-    if path.exists() and yaml.safe_load(path.read_text()) != yaml.safe_load(yaml.safe_dump(to_dict(config))):
-        raise UserError(f"{run_dir} was started with a different config ({path}); use another --run name, "
-                        "or delete that directory to start over")
-
-
-def _save_config(run_dir: Path, config: TrainConfig) -> None:
-    """Write the resolved config (re-runnable with --config)."""
-    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-
-
 def _claim_training_set(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray) -> None:
     """Record which labeled videos, labels and folds the run trains on; refuse to resume it when they
     changed (a relabeled or added video would mix two training sets in one run's folds)."""
@@ -289,4 +241,4 @@ def _write_oof(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray, selectio
         stage, modality = key_parts(key)
         parts.append(pd.DataFrame({"video_id": labeled["video_id"], "stage": stage, "modality": modality,
                                    "fold": folds, "p_positive": sel["oof"], "label": labeled["label"]}))
-    atomic_write_text(run_dir / "oof.csv", pd.concat(parts).to_csv(index=False))
+    Run(run_dir.parent.parent, run_dir.name).write_table("oof.csv", pd.concat(parts))

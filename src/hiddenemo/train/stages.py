@@ -229,13 +229,6 @@ def stage1_encoders(ctx: Context, stage1: dict[str, dict], which: str):
     return lambda model: load_encoders(model, paths)
 
 
-def final_weights(base: Path, epochs: int, final_model: str, k: int) -> list[Path]:
-    """The checkpoint(s) in a model's directory `base` that predict: the k fold models at the chosen
-    epoch, or the retrained one."""
-    fits = ["final"] if final_model == "retrain" else [f"fold{fold}" for fold in range(k)]
-    return [base / fit_dir / f"epoch-{epochs}.safetensors" for fit_dir in fits]
-
-
 def _weighted(rows: pd.DataFrame, class_weights: dict[int, float] | None) -> pd.DataFrame:
     """Class-balanced sample weights (a soft target counts by its nearer class)."""
     if not class_weights:

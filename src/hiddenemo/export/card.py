@@ -1,0 +1,82 @@
+"""The model card, `MODEL_DIR/README.md`: what a person deciding whether to use the model needs, in
+the order they ask it (what it predicts, from what data, how well, for what, needing which models).
+Written from `model.json` alone, so the card never says more than the directory holds."""
+from __future__ import annotations
+
+METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1",
+                "auroc": "AUROC"}
+
+
+def model_card(d: dict) -> str:
+    negative = next(c for c in d["classes"] if c != d["positive"])
+    t, cv, r = d["training"], d["cross_validated"], d["recipe"]
+    lines = [
+        f"# hiddenemo model: {d['positive']} vs {negative}", "",
+        f"Predicts, for an interview video, the probability that the person's hidden emotional state is "
+        f"**{d['positive']}** (the positive class) rather than **{negative}**, from {', '.join(d['modalities'])}. "
+        f"Exported by hiddenemo {d['hiddenemo_version']} on {d['created']} from run `{d['source']['run']}` "
+        f"(model `{d['source']['model']}`).", "",
+        "## Use", "",
+        "```bash",
+        "hiddenemo apply --model THIS_DIR --videos VIDEOS_OR_FILE --out predictions.csv",
+        "```", "",
+        "```python",
+        "import hiddenemo",
+        "model = hiddenemo.load_model('THIS_DIR')",
+        "table = model.predict(['interview.mp4'])",
+        "```", "",
+        "## Training data", "",
+        f"- Dataset: {d['dataset']['name']}" + (f", protocol {d['dataset']['protocol']}" if d['dataset']['protocol'] else ""),
+        f"- {t['n_labeled']} labeled training videos ({t['n_positive']} {d['positive']}, "
+        f"{t['n_labeled'] - t['n_positive']} {negative}), {t['folds']['k']}-fold cross-validation"
+        + (" grouped by subject" if t["folds"].get("grouped_by_subject") else ""),
+    ]
+    if t.get("n_pseudo") is not None:
+        lines.append(f"- Stage 2 also learnt from {t['n_pseudo']} unlabeled videos pseudo-labeled by the teacher "
+                     f"`{t['pseudo_teacher']}` (transductive when they are the target videos)")
+    lines += [
+        f"- Predicting ensemble: {len(d['members'])} model(s), {d['how']}", "",
+        "## Cross-validated figures", "",
+        f"Out-of-fold on the {cv['n']} labeled training videos, with {int(cv['level'] * 100)} % bootstrap intervals"
+        + (" (resampling subjects)" if cv["grouped_by_subject"] else "") + f". {cv['note']}, so accuracy-type "
+        "figures are slightly optimistic; AUROC is not affected.", "",
+        "| metric | estimate | interval |", "| --- | --- | --- |",
+        *(f"| {name} | {cv[k]['estimate']:.3f} | [{cv[k]['low']:.3f}, {cv[k]['high']:.3f}] |"
+          for k, name in METRIC_NAMES.items()), "",
+        f"Threshold: {d['threshold']['threshold']:.3f} ({d['threshold']['how']}).", "",
+        "## Intended use", "",
+        "Research on hidden-emotion understanding from interview-style videos like the training data (one seated "
+        "person, upper body visible). The probabilities are a model's estimate, not a fact about a person: do not "
+        "use them for decisions about individuals (hiring, credibility, health). On videos unlike the training "
+        "data (other settings, cameras, cultures) the figures above do not hold; measure on labeled videos of "
+        "your own first.", "",
+        "## Features (the recipe apply follows)", "",
+        "| array | producer | version | settings |", "| --- | --- | --- | --- |",
+        *(f"| `{name}` | {a['producer']} | {a['version']} | {_settings(a['params'])} |" for name, a in r["arrays"].items()),
+    ]
+    if r["text"]:
+        teacher = r["text"]["teacher"]
+        lines += ["", f"Text: the `{teacher['kind']}` teacher (id `{teacher['teacher_id']}`, model `{teacher['model']}`, "
+                      f"prompt `{teacher['prompt_version']}`, {teacher['variant']} texts) encoded with "
+                      f"`{r['text']['encoder']}`."
+                  + (" An API teacher: apply needs its key in the environment and pays for the calls."
+                     if teacher["kind"] in ("gemini", "openai") else "")]
+    if r["extract"] and r["extract"]["keypoints"] == "openpose-json":
+        lines += ["", "Keypoints came from OpenPose JSON made outside hiddenemo: apply needs them (`--openpose DIR`), "
+                      "or `--keypoints mediapipe` to use MediaPipe Holistic instead (another extractor: expect shifted "
+                      "probabilities)."]
+    if "events" in r["arrays"]:
+        lines += ["", "Events came from a dataset's timed gesture annotations: apply needs them (`--annotations "
+                      "FILE`), or `--without '[events]'` to predict without them."]
+    lines += ["", "## Models it needs, and their licences", "",
+              "| package | version | licence (as its metadata declares) | for |", "| --- | --- | --- | --- |",
+              *(f"| {name} | {p['version']} | {p['licence']} | {', '.join(p['for'])} |" for name, p in r["packages"].items())]
+    if not r["packages"]:
+        lines.append("| (none beyond hiddenemo and torch) | | | |")
+    lines += ["", "Check each licence against your use; the licence of the training videos binds this model too.", ""]
+    return "\n".join(lines)
+
+
+def _settings(params: dict) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in params.items() if not isinstance(v, dict))
+    return text.replace("|", "/") or "-"
