@@ -58,7 +58,8 @@ def test_nothing_is_loaded_with_pickle():
 def test_checkpoints_are_safetensors_and_optimizer_state_loads_weights_only(tmp_path):
     import torch
 
-    from hiddenemo.train.module import load_optimizer_state, load_weights, save_weights
+    from hiddenemo.train.build import load_weights
+    from hiddenemo.train.module import load_optimizer_state, save_weights
 
     model = torch.nn.Linear(3, 2)
     save_weights(model, tmp_path / "w.safetensors")

@@ -19,7 +19,7 @@ import yaml
 
 from hiddenemo.data.store import atomic_write_text
 from hiddenemo.errors import UserError
-from hiddenemo.eval.oof import by_model
+from hiddenemo.rundir import Run
 
 METRICS = ("accuracy", "balanced_accuracy", "auroc")
 
@@ -141,11 +141,10 @@ def _mean_oof(work: Path, group: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     """Out-of-fold probabilities of one variant averaged per video over its seeds, and the mean of
     the thresholds its runs chose."""
     parts, thresholds = [], []
-    for run, model_key in zip(group["run"], group["model"]):
-        run_dir = Path(work) / "runs" / run
-        oof = pd.read_csv(run_dir / "oof.csv", dtype={"video_id": str})
-        parts.append(by_model(oof).get(model_key, oof.iloc[:0]))
-        thresholds.append(json.loads((run_dir / "selection.json").read_text())[model_key]["threshold"]["threshold"])
+    for name, model_key in zip(group["run"], group["model"]):
+        run = Run(work, name)
+        parts.append(run.oof_by_model().get(model_key, pd.DataFrame(columns=["video_id", "p_positive", "label"])))
+        thresholds.append(run.threshold(model_key)["threshold"])
     both = pd.concat(parts)
     mean = both.groupby("video_id", as_index=False).agg(p_positive=("p_positive", "mean"), label=("label", "first"))
     return mean, float(np.mean(thresholds))

@@ -40,6 +40,7 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
     """Run every step into `out` (data/ and work/); returns the held-out table as a dict."""
     from hiddenemo.commands import dataset, extract, report, teach
     from hiddenemo.data.synthetic import generate
+    from hiddenemo.export.bundle import export_run
     from hiddenemo.extract.config import ExtractConfig
 
     out = Path(out)
@@ -54,21 +55,22 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
         print(f"== demo: {name} done in {timings[name]:.1f} s", flush=True)
         return result
 
-    step("1/8 synthetic dataset", generate, data, seed=config.seed, n_videos=config.n_videos,
+    step("1/9 synthetic dataset", generate, data, seed=config.seed, n_videos=config.n_videos,
          n_frames=config.n_frames)
-    step("2/8 workspace + keypoints (OpenPose JSON)", dataset.imigue, labels=data / "labels_20200831.csv",
+    step("2/9 workspace + keypoints (OpenPose JSON)", dataset.imigue, labels=data / "labels_20200831.csv",
          splits=data / "splits.csv", out=work, protocol="miga", videos=data / "videos", openpose=data / "openpose")
-    step("3/8 frame embeddings (DINOv2-S)", extract.extract, work=work, workers=config.workers,
+    step("3/9 frame embeddings (DINOv2-S)", extract.extract, work=work, workers=config.workers,
          extract=ExtractConfig(box="pose-box", keypoints="openpose-json", frames="dinov2-s",
                                frames_every=config.frames_every))
-    step("4/8 teacher (behaviour rules)", teach.teach, work=work, teacher="behaviour")
-    step("5/8 text embeddings (MiniLM)", teach.embed, work=work, teacher="behaviour")
-    step("6/8 train: stage 1 per modality, stage 2 fused with pseudo-labels", _train, work, run, config)
-    step("7/8 predict each stage-1 modality on the held-out set", _predict_stage1, work, run)
-    step("8/8 report", report.report, work=work, run=run)
+    step("4/9 teacher (behaviour rules)", teach.teach, work=work, teacher="behaviour")
+    step("5/9 text embeddings (MiniLM)", teach.embed, work=work, teacher="behaviour")
+    step("6/9 train: stage 1 per modality, stage 2 fused with pseudo-labels", _train, work, run, config)
+    step("7/9 predict each stage-1 modality on the held-out set", _predict_stage1, work, run)
+    step("8/9 report", report.report, work=work, run=run)
+    model_dir = step("9/9 export the student", export_run, work, run, out / "model")
 
     table = held_out_table(work, run, data / "target_labels.csv")
-    result = {"report": str(work / "runs" / run / "report.html"), "timings_s": timings,
+    result = {"report": str(work / "runs" / run / "report.html"), "model": str(model_dir), "timings_s": timings,
               "held_out": table.to_dict(orient="records"), "seed": config.seed}
     (work / "runs" / run / "demo.json").write_text(json.dumps(result, indent=2, default=float))
     print_summary(table, result)
@@ -164,3 +166,9 @@ def print_summary(table: pd.DataFrame, result: dict) -> None:
           "intervals are wide — see the report for the cross-validated figures.")
     total = sum(result["timings_s"].values())
     print(f"Total time {total / 60:.1f} min; report: {result['report']}")
+    from hiddenemo.export.bundle import ModelDir, apply_command
+
+    model = ModelDir(Path(result["model"]))
+    print(f"\nThe student is exported to {model.path} (model card: README.md there). Score a new video with it:\n\n"
+          f"    {apply_command(model.path, model.description, 'your_video.mp4')}\n\n"
+          "(MediaPipe keypoints stand in for the OpenPose JSON the demo's videos come with; see docs/using-a-model.md)")

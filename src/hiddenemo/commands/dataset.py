@@ -82,17 +82,19 @@ def imigue(labels: Path, splits: Path, out: Path, protocol: str = "miga", videos
     _summary(table, out, written)
 
 
-def folder(videos: Path, labels: Path, out: Path, positive: str | None = None,
-           missing_videos: str = "error", positive_valence: Literal["pleasant", "unpleasant"] = "pleasant") -> None:
-    """Workspace from any folder of videos and a CSV `video_id,label[,split,subject_id]`.
+def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | None = None,
+           missing_videos: str = "error", positive_valence: Literal["pleasant", "unpleasant"] = "pleasant",
+           classes: list[str] | None = None) -> None:
+    """Workspace from any folder of videos and, optionally, a CSV `video_id,label[,split,subject_id]`.
 
     video_id is the file name without extension. Videos without a label row (or with a blank label)
     are unlabeled. Without a split column, labeled videos go to train and unlabeled ones to test.
+    Without labels the workspace is unlabeled: extract, teach and embed work on it; train needs labels.
 
     Args:
         videos: Folder of video files (.mp4, .avi, .mov, .mkv, .webm, ...), not searched recursively.
         labels: CSV with a header: video_id,label and optionally split (train/val/test/unused) and
-            subject_id (keeps one person's videos in one validation fold).
+            subject_id (keeps one person's videos in one validation fold). Optional.
         out: Workspace directory to create or update.
         positive: Name of the positive class for a two-class task; default: the rarer class (on a
             tie, the later name alphabetically).
@@ -101,12 +103,14 @@ def folder(videos: Path, labels: Path, out: Path, positive: str | None = None,
             iMiGUE's win) or unpleasant (e.g. stressed, lose). The rule-based `behaviour` teacher scores
             smiles and an open posture toward pleasant, so set this when your positive class is the
             unpleasant one.
+        classes: Without labels: the class names [negative, positive], which the teachers' texts use.
     """
     from hiddenemo.data.folder import find_videos, folder_table, read_labels
     from hiddenemo.data.manifest import write_manifest
 
     found = find_videos(videos)
-    table, info = folder_table(found, read_labels(labels), positive, missing_videos, positive_valence)
+    table, info = folder_table(found, read_labels(labels) if labels else None, positive, missing_videos,
+                               positive_valence, classes)
     for i, path in enumerate(table["path"]):
         fps, n_frames = probe_video(Path(path))
         table.loc[i, "fps"], table.loc[i, "n_frames"] = fps, n_frames
@@ -207,7 +211,9 @@ def _summary(table, out: Path, events_written: int | None, classes=("lose", "win
         by_class = ", ".join(f"{classes[int(i)]} {int(n)}" for i, n in sorted(counts.items()))
         lines.append(f"  {split}: {len(part)} videos, {int(part['label'].notna().sum())} labeled"
                      + (f" ({by_class})" if by_class else ""))
-    lines.append(f"  classes {list(classes)}, positive {positive!r}")
+    lines.append(f"  classes {list(classes)}, positive {positive!r}" if classes else
+                 "  no labels: extract, teach and embed work; `train` needs labels (or score the videos with an "
+                 "exported model: `hiddenemo apply`)")
     if events_written is not None:
         lines.append(f"  events: {events_written} written, {len(table) - events_written} already current")
     print("\n".join(lines))

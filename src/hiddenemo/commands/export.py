@@ -23,11 +23,11 @@ def export(work: Path, run: str, out: Path, model: Optional[str] = None) -> None
         out: The model directory to write (new or empty; an earlier export there is replaced).
         model: Another of the run's models than its final one, e.g. stage1/frames.
     """
-    from hiddenemo.export.bundle import export_run
+    from hiddenemo.export.bundle import ModelDir, apply_command, export_run
 
     path = export_run(Path(work), run, Path(out), model)
     print(f"exported to {path} (model card: {path / 'README.md'})")
-    print(f"use it: hiddenemo apply --model {path} --videos VIDEOS --out predictions.csv")
+    print(f"score new videos with it: {apply_command(path, ModelDir(path).description)}")
 
 
 def apply(model: Path, videos: Path, out: Path, cache: Optional[Path] = None, openpose: Optional[Path] = None,

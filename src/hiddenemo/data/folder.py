@@ -7,7 +7,10 @@ The CSV has a header and columns `video_id,label` and optionally `split` and `su
 - a label row without a video is an error naming it (`missing_videos="warn"` drops it instead);
 - labels may be any two or more names; for two, `positive` says which is the positive class and
   defaults to the rarer one (the one a detector looks for; ties: the later name alphabetically);
-- a missing or blank split is `train` for a labeled video and `test` for an unlabeled one.
+- a missing or blank split is `train` for a labeled video and `test` for an unlabeled one;
+- without labels at all (no CSV, or every label blank) the workspace is unlabeled: extract, teach,
+  embed and `apply` work on it, `train` says it needs labels. Its class names, if given, word the
+  teachers' texts.
 """
 from __future__ import annotations
 
@@ -74,6 +77,8 @@ def choose_classes(labels: pd.Series, positive: str | None) -> tuple[list[str], 
     sorted names, positive only when given."""
     counts = labels.dropna().value_counts()
     names = sorted(counts.index)
+    if not names:
+        return [], positive                   # an unlabeled workspace
     if len(names) < 2:
         raise UserError(f"the labels CSV has {len(names)} class name(s) {names}: a task needs two or more")
     spellings: dict[str, list[str]] = {}
@@ -95,9 +100,13 @@ def choose_classes(labels: pd.Series, positive: str | None) -> tuple[list[str], 
     return [negative, positive], positive
 
 
-def folder_table(videos: dict[str, Path], labels: pd.DataFrame, positive: str | None = None,
-                 missing_videos: str = "error", positive_valence: str = "pleasant") -> tuple[pd.DataFrame, DatasetInfo]:
-    """Manifest rows (fps and n_frames still unknown) and the dataset description."""
+def folder_table(videos: dict[str, Path], labels: pd.DataFrame | None, positive: str | None = None,
+                 missing_videos: str = "error", positive_valence: str = "pleasant",
+                 classes: list[str] | None = None) -> tuple[pd.DataFrame, DatasetInfo]:
+    """Manifest rows (fps and n_frames still unknown) and the dataset description. `labels` None (or
+    all blank): an unlabeled workspace, whose `classes` [negative, positive] may still be named."""
+    if labels is None:
+        labels = pd.DataFrame({"video_id": pd.Series(dtype="string"), "label": pd.Series(dtype="string")})
     if positive_valence not in VALENCES:
         raise UserError(f"positive_valence must be one of {VALENCES}, not {positive_valence!r}")
     if missing_videos not in ("error", "warn"):
@@ -112,7 +121,14 @@ def folder_table(videos: dict[str, Path], labels: pd.DataFrame, positive: str | 
         labels = labels[~labels["video_id"].isin(orphans)]
     if not videos:
         raise UserError("no video files found (extensions: " + ", ".join(VIDEO_EXTENSIONS) + ")")
-    classes, positive = choose_classes(labels["label"], positive)
+    named, positive = choose_classes(labels["label"], positive)
+    if classes and named and named != classes:
+        raise UserError(f"--classes {classes} and the labels' classes {named} differ; give one of them")
+    if not named and classes:
+        if len(classes) != 2 or (positive is not None and positive != classes[1]):
+            raise UserError(f"--classes takes two names, [negative, positive]; got {classes}")
+        named, positive = list(classes), classes[1]
+    classes = named
     df = pd.DataFrame({"video_id": sorted(videos)})
     df = df.merge(labels, on="video_id", how="left")
     df["path"] = df["video_id"].map(lambda v: str(videos[v].resolve()))

@@ -149,6 +149,11 @@ class _Plan:
             raise UserError("this model reads the `events` modality (timed gesture annotations), which a video "
                             "alone does not have: give --annotations FILE (iMiGUE labels CSV format), or predict "
                             "without it: --without '[events]'")
+        if self.substituted:
+            log.warning("%s", self.substituted)
+        if options.without:
+            log.warning("predicting without %s: the model sees them as missing, as for a training video without "
+                        "them (the cross-validated figures in its README.md do not cover this)", options.without)
         components = set(_components(self.extract, self.text))
         check_packages({d: p for d, p in recipe["packages"].items() if components & set(p["for"])})
 
@@ -207,7 +212,7 @@ class _Plan:
         ids = list(videos)
         teacher = self._teacher(work) if self.text else None     # before extraction: a missing key fails now
         failed: dict[str, str] = {}
-        if self.extract is not None:
+        if self.extract is not None and not self._all_cached(work, ids):
             from hiddenemo.extract.config import ExtractConfig
             from hiddenemo.extract.runner import extract_all
 
@@ -220,19 +225,29 @@ class _Plan:
             self._texts(work, teacher, [v for v in ids if v not in failed])
         return failed
 
+    def _extracted(self) -> dict[str, dict]:
+        """The extraction arrays to compare with the recipe: {name: (producer, version, params)}. With
+        substituted keypoints, box and pose are the substitute's, and frames sit on its boxes."""
+        out = {}
+        for name, recorded in self.arrays.items():
+            if name in ("box", "pose", "frames") and not (self.substituted and name != "frames"):
+                out[name] = _comparable(recorded, without_box=bool(self.substituted))
+        return out
+
+    def _all_cached(self, work: Path, ids: list[str]) -> bool:
+        """Every video already has the recipe's arrays: extraction (and loading its models) is skipped."""
+        if self.substituted:
+            return False                 # the substitute's settings are known only to its extractor
+        store, want = Store(work), self._extracted()
+        return all(store.has(v, name) and _comparable(store.meta(v, name)) == recorded
+                   for v in ids for name, recorded in want.items())
+
     def _check_made(self, work: Path, ids: list[str]) -> None:
         """The arrays this installation made must be the recipe's (same producer, version, settings)."""
         store = Store(work)
-        for name, recorded in self.arrays.items():
-            if name not in ("box", "pose", "frames") or (self.substituted and name in ("box", "pose")):
-                continue
+        for name, want in self._extracted().items():
             meta = next((store.meta(v, name) for v in ids if store.meta(v, name)), None)
-            if meta is None:
-                continue
-            made = {"producer": meta["producer"], "version": meta["version"], "params": drop_per_video(meta["params"])}
-            want = {k: recorded[k] for k in ("producer", "version", "params")}
-            if self.substituted:                     # frames sit on the substitute's boxes: compare the rest
-                made["params"].pop("box", None), want["params"].pop("box", None)
+            made = _comparable(meta, without_box=bool(self.substituted)) if meta else want
             if made != want:
                 raise UserError(f"the `{name}` features made here differ from the model's recipe: recorded "
                                 f"{json.dumps(want, sort_keys=True)}, made {json.dumps(made, sort_keys=True)}. An "
@@ -321,6 +336,15 @@ class _Plan:
             return {}
         from hiddenemo.teacher.store import read_verdicts
         return read_verdicts(work, self.text["teacher"]["teacher_id"])
+
+
+def _comparable(sidecar: dict, without_box: bool = False) -> dict:
+    """A sidecar's producer, version and settings, without what describes one video (and, for frames
+    on substituted keypoints, without the box they sit on)."""
+    params = drop_per_video(sidecar["params"])
+    if without_box:
+        params = {k: v for k, v in params.items() if k != "box"}
+    return {"producer": sidecar["producer"], "version": sidecar["version"], "params": params}
 
 
 def _components(extract: dict | None, text: dict | None) -> list[str]:

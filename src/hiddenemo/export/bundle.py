@@ -77,6 +77,18 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
     return out
 
 
+def apply_command(model_dir: Path, description: dict, videos: str = "NEW_VIDEOS") -> str:
+    """The `hiddenemo apply` command for plain new video files: with the stand-ins for what such files
+    lack (OpenPose JSON: MediaPipe keypoints; a dataset's annotations: no events)."""
+    recipe = description["recipe"]
+    flags = ""
+    if (recipe["extract"] or {}).get("keypoints") == "openpose-json":
+        flags += " --keypoints mediapipe"
+    if "events" in description["modalities"]:
+        flags += " --without '[events]'"
+    return f"hiddenemo apply --model {model_dir} --videos {videos} --out predictions.csv{flags}"
+
+
 def threshold_how(threshold: dict, config: TrainConfig) -> str:
     """The threshold's choice in words (selection.threshold of the training config)."""
     method = threshold["method"]

@@ -3,6 +3,22 @@ the order they ask it (what it predicts, from what data, how well, for what, nee
 Written from `model.json` alone, so the card never says more than the directory holds."""
 from __future__ import annotations
 
+from hiddenemo.export.recipe import needed_components
+
+# Licences of the weights themselves (a package's own licence can differ), as the project README's
+# "Models and their licences" table gives them.
+WEIGHTS = {
+    "ssd": ("SSD-MobileNet-v2 COCO", "Apache-2.0 (TensorFlow model zoo)"),
+    "yolo": ("Ultralytics YOLO", "AGPL-3.0"),
+    "mediapipe": ("MediaPipe Holistic", "Apache-2.0"),
+    "openpose": ("OpenPose JSON (made outside hiddenemo)", "if made by OpenPose: non-commercial (CMU academic licence)"),
+    "dinov2-s": ("DINOv2 ViT-S/14", "Apache-2.0"),
+    "dinov2": ("DINOv2 (transformers)", "Apache-2.0"),
+    "minilm": ("all-MiniLM-L6-v2", "Apache-2.0"),
+    "text-encoder": ("the text encoder named above", "its own (see its model card)"),
+    "gemini": ("Gemini (API)", "Google's API terms"),
+    "openai": ("an OpenAI-compatible server's model", "the served model's licence"),
+}
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy", "macro_f1": "macro-F1",
                 "auroc": "AUROC"}
 
@@ -38,8 +54,8 @@ def model_card(d: dict) -> str:
         f"- Predicting ensemble: {len(d['members'])} model(s), {d['how']}", "",
         "## Cross-validated figures", "",
         f"Out-of-fold on the {cv['n']} labeled training videos, with {int(cv['level'] * 100)} % bootstrap intervals"
-        + (" (resampling subjects)" if cv["grouped_by_subject"] else "") + f". {cv['note']}, so accuracy-type "
-        "figures are slightly optimistic; AUROC is not affected.", "",
+        + (" (resampling subjects)" if cv["grouped_by_subject"] else "") + ". The threshold was chosen on the same "
+        "predictions, so accuracy-type figures are slightly optimistic; AUROC is not affected.", "",
         "| metric | estimate | interval |", "| --- | --- | --- |",
         *(f"| {name} | {cv[k]['estimate']:.3f} | [{cv[k]['low']:.3f}, {cv[k]['high']:.3f}] |"
           for k, name in METRIC_NAMES.items()), "",
@@ -68,7 +84,11 @@ def model_card(d: dict) -> str:
     if "events" in r["arrays"]:
         lines += ["", "Events came from a dataset's timed gesture annotations: apply needs them (`--annotations "
                       "FILE`), or `--without '[events]'` to predict without them."]
+    components = needed_components(r) + (["openpose"] if (r["extract"] or {}).get("keypoints") == "openpose-json" else [])
     lines += ["", "## Models it needs, and their licences", "",
+              "| model | licence of its weights |", "| --- | --- |",
+              *(f"| {WEIGHTS[c][0]} | {WEIGHTS[c][1]} |" for c in components)]
+    lines += ["", "The packages that carry them, at the versions apply requires:", "",
               "| package | version | licence (as its metadata declares) | for |", "| --- | --- | --- | --- |",
               *(f"| {name} | {p['version']} | {p['licence']} | {', '.join(p['for'])} |" for name, p in r["packages"].items())]
     if not r["packages"]:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from hiddenemo.data.manifest import DatasetInfo, read_manifest, select_videos
+from hiddenemo.errors import UserError
 from hiddenemo.teacher.retry import TeacherFailure, redact
 from hiddenemo.teacher.schema import Verdict, failed
 from hiddenemo.teacher.store import append_status, append_verdict, cache_key, latest_by_key
@@ -61,6 +62,10 @@ class Teacher(ABC):
     def __init__(self, work: Path, info: DatasetInfo):
         self.work = Path(work)
         self.info = info
+        if not info.classes:
+            raise UserError(f"the {self.name} teacher words its verdicts with the class names, and {self.work} has "
+                            "none (no labels): re-create it with `hiddenemo dataset folder ... --classes "
+                            "'[NEGATIVE,POSITIVE]'`, or with --labels")
         self.positive = info.positive or info.classes[-1]
 
     def params(self) -> dict:

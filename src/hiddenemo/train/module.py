@@ -20,7 +20,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch.utils.data import Sampler
 
 from hiddenemo.data.store import atomic_write_text
@@ -185,10 +185,6 @@ def save_weights(model: torch.nn.Module, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     save_file({k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}, str(tmp))
     tmp.replace(path)
-
-
-def load_weights(model: torch.nn.Module, path: Path, strict: bool = True) -> None:
-    model.load_state_dict(load_file(str(path)), strict=strict)
 
 
 def load_optimizer_state(path: Path) -> dict:

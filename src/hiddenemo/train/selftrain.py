@@ -20,8 +20,7 @@ import pandas as pd
 import torch
 
 from hiddenemo.data.store import atomic_write_text
-from hiddenemo.train.build import build_model
-from hiddenemo.train.module import load_weights
+from hiddenemo.train.build import build_model, load_weights
 from hiddenemo.train.predict import vote
 from hiddenemo.train.stages import Context, cross_validate, stage1_encoders, write_metrics
 

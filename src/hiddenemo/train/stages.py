@@ -34,12 +34,11 @@ from hiddenemo.data.store import Store, atomic_write_text
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.train.config import StageConfig, TrainConfig
 from hiddenemo.models.registry import reads_pooled
-from hiddenemo.train.build import build_model, candidate_encoders, encoder_name, load_encoders
+from hiddenemo.train.build import build_model, candidate_encoders, encoder_name, load_encoders, load_weights
 from hiddenemo.errors import UserError
 from hiddenemo.train.data import VideoDataset, collate, input_dims
 from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
-from hiddenemo.train.module import (ClassifierModule, EpochCheckpoint, epoch_seed, load_optimizer_state,
-                                    load_weights, read_state)
+from hiddenemo.train.module import ClassifierModule, EpochCheckpoint, epoch_seed, load_optimizer_state, read_state
 from hiddenemo.train.selection import choose_epoch, choose_threshold
 
 log = logging.getLogger(__name__)
