@@ -140,6 +140,11 @@ class _Plan:
         self.modalities = [m for m in modalities if m not in options.without]
         if not self.modalities:
             raise UserError(f"--without leaves none of the model's modalities {modalities}")
+        transductive = [t for t in model["transductive"] if t.split(":")[0] in self.modalities]
+        if transductive:
+            raise UserError(f"this model measures {transductive[0]}: a new video has no such baseline. Train with "
+                            "pooled.person_baseline: none or video-start to make a model apply can use, or predict "
+                            f"without that modality: --without '[{transductive[0].split(':')[0]}]'")
         self.text = recipe["text"] if "text" in self.modalities else None
         names = [n for m in self.modalities for n in ARRAYS.get(m, [])]
         names += TEACHER_INPUTS.get(self.text["teacher"]["kind"], []) if self.text else []
@@ -299,8 +304,11 @@ class _Plan:
             torch.set_num_threads(config.threads)
         modalities = model["modalities"]
 
+        manifest = read_manifest(work)
+
         def run(leave_out: list[str]) -> pd.DataFrame:
-            return predict_videos(work, ids, config, modalities, model["dims"], model.weights, fused=model["fused"],
+            return predict_videos(work, manifest, ids, config, model.model_config, modalities, model["dims"],
+                                  model.weights, fused=model["fused"], event_groups=model.info.extra.get("event_groups"),
                                   leave_out=[*self.options.without, *leave_out]).set_index("video_id")
 
         votes = run([])

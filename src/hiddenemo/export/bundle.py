@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from importlib import metadata
 from pathlib import Path
@@ -22,7 +22,7 @@ from hiddenemo.data.manifest import DatasetInfo, read_manifest
 from hiddenemo.data.store import atomic_write_text
 from hiddenemo.errors import UserError
 from hiddenemo.rundir import Run
-from hiddenemo.train.config import TrainConfig, from_dict, to_dict
+from hiddenemo.train.config import ModelConfig, TrainConfig, from_dict, to_dict
 
 FORMAT = "hiddenemo-model"
 FORMAT_VERSION = 1     # bump when a reader of an older version could misread a newer directory
@@ -53,8 +53,10 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": {"work": str(work.resolve()), "run": run, "model": key},
         "classes": list(info.classes), "positive": info.classes[info.positive_index],
-        "positive_valence": info.positive_valence, "dataset": {"name": info.name, "protocol": info.protocol},
-        "modalities": source.modalities(key), "fused": key == "stage2", "dims": source.dims(),
+        "positive_valence": info.positive_valence,
+        "dataset": {"name": info.name, "protocol": info.protocol, "extra": info.extra},
+        "modalities": source.modalities(key), "fused": key == "stage2", "dims": source.dims(key),
+        "encoders": source.model_config(key).encoders, "transductive": selection.get("transductive", []),
         "members": [f"weights/member-{i}.safetensors" for i in range(len(source.weights(key)))],
         "final_model": config.selection.final_model, "how": selection["final"]["how"],
         "threshold": threshold | {"how": threshold_how(threshold, config)},
@@ -156,6 +158,11 @@ class ModelDir:
     def config(self) -> TrainConfig:
         return from_dict(TrainConfig, yaml.safe_load((self.path / "config.yaml").read_text()))
 
+    @cached_property
+    def model_config(self) -> ModelConfig:
+        """The config's model section with the encoders the run chose."""
+        return replace(self.config.model, encoders=self.description["encoders"])
+
     @property
     def weights(self) -> list[Path]:
         return [self.path / m for m in self.description["members"]]
@@ -165,7 +172,7 @@ class ModelDir:
         """The classes as the workspace had them (apply's workspace gets the same)."""
         d = self.description
         return DatasetInfo(name=f"apply:{d['dataset']['name']}", classes=d["classes"], positive=d["positive"],
-                           positive_valence=d["positive_valence"])
+                           positive_valence=d["positive_valence"], extra=d["dataset"]["extra"])
 
     def __getitem__(self, key: str):
         return self.description[key]

@@ -50,7 +50,9 @@ def model_card(d: dict) -> str:
     if t.get("n_pseudo") is not None:
         lines.append(f"- Stage 2 also learnt from {t['n_pseudo']} unlabeled videos pseudo-labeled by the teacher "
                      f"`{t['pseudo_teacher']}` (transductive when they are the target videos)")
+    encoders = ", ".join(f"{m}: {d['encoders'].get(m, 'default')}" for m in d["modalities"])
     lines += [
+        f"- Encoders: {encoders}" + (" (fused)" if d["fused"] else ""),
         f"- Predicting ensemble: {len(d['members'])} model(s), {d['how']}", "",
         "## Cross-validated figures", "",
         f"Out-of-fold on the {cv['n']} labeled training videos, with {int(cv['level'] * 100)} % bootstrap intervals"
