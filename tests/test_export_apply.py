@@ -164,3 +164,31 @@ def test_a_workspace_without_labels_extracts_and_says_train_needs_labels(tmp_pat
     assert "--classes" in _error(capsys, ["teach", "--work", str(work)])
     assert main(["dataset", "folder", "--videos", str(videos), "--out", str(work), "--classes", "[calm,stressed]"]) == 0
     assert json.loads((work / "dataset.json").read_text())["classes"] == ["calm", "stressed"]
+
+
+def test_export_carries_the_encoders_stage1_chose(tmp_path):
+    """A pooled encoder chosen among candidates: the exported directory rebuilds the very models that
+    predicted in the workspace (same probabilities through the model directory's config and weights)."""
+    from train_fixtures import make_workspace, tiny_config
+
+    from hiddenemo.data.manifest import read_manifest
+    from hiddenemo.export.bundle import ModelDir, export_run
+    from hiddenemo.train.predict import predict_videos
+    from hiddenemo.train.run import train_run
+
+    make_workspace(tmp_path)
+    args = tiny_config().model.encoder_args
+    config = tiny_config(model={**tiny_config().model.__dict__, "modalities": ["pose", "frames"],
+                                "encoders": {"pose": "pose-mlp", "frames": "frames-stats"},
+                                "candidates": {"frames": ["frames-transformer"]},
+                                "encoder_args": {"pose-mlp": args["pose"], "frames-transformer": args["frames"]}})
+    train_run(tmp_path, "pooled", config)
+    model = ModelDir(export_run(tmp_path, "pooled", tmp_path / "model"))
+    assert model["encoders"]["frames"] in ("frames-stats", "frames-transformer") and model["fused"]
+    assert model["modalities"] == ["pose", "frames"] and model["encoders"]["pose"] == "pose-mlp"
+    manifest = read_manifest(tmp_path)
+    ids = manifest.loc[manifest["split"] == "test", "video_id"].tolist()
+    votes = predict_videos(tmp_path, manifest, ids, model.config, model.model_config, model["modalities"],
+                           model["dims"], model.weights, fused=True)
+    inside = pd.read_csv(tmp_path / "runs" / "pooled" / "predictions.csv", dtype={"video_id": str})
+    np.testing.assert_allclose(votes["p_positive"], inside.set_index("video_id").loc[ids, "p_positive"], atol=1e-6)

@@ -90,7 +90,7 @@ class Model:
         if failed:
             rows.append(pd.DataFrame({"video_id": list(failed)}))
         table = pd.concat(rows, ignore_index=True).reindex(columns=self.dir.table_columns())
-        table = table.set_index("video_id").loc[list(videos)].reset_index()
+        table = table.set_index("video_id").loc[list(videos)].reset_index().astype({"n_votes": "Int64"})
         for video_id, reason in failed.items():
             explained[video_id] = {"video_id": video_id, "path": str(videos[video_id]), "failed": reason}
         table.attrs["failed"] = failed
@@ -165,6 +165,10 @@ class _Plan:
     def _extract_settings(self, recorded: dict | None) -> dict | None:
         if not ({"box", "pose", "frames"} & set(self.arrays)):
             return None
+        if recorded is None:
+            made_by = {n: a["producer"] for n, a in self.arrays.items()}
+            raise UserError(f"this model's arrays were made by {made_by}, which apply cannot run on a video; "
+                            "export a model whose features come from `hiddenemo extract`")
         settings = dict(recorded)
         if "frames" not in self.arrays:
             settings["frames"] = "none"

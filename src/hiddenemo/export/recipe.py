@@ -49,20 +49,24 @@ def make_recipe(work: Path, video_ids: list[str], modalities: list[str], text_en
     text = _text(work, store, video_ids, text_encoder) if "text" in modalities else None
     names = [n for m in modalities for n in ARRAYS.get(m, [])]
     names += TEACHER_INPUTS.get(text["teacher"]["kind"], []) if text else []
-    recipe = {"arrays": {name: _sidecar(store, video_ids, name) for name in dict.fromkeys(names)}, "text": text}
+    arrays = {name: _sidecar(store, video_ids, name, optional=name == "box") for name in dict.fromkeys(names)}
+    recipe = {"arrays": {name: a for name, a in arrays.items() if a is not None}, "text": text}
     recipe["extract"] = extract_settings(recipe["arrays"])
     recipe["packages"] = installed_packages(needed_components(recipe))
     return recipe
 
 
-def _sidecar(store: Store, video_ids: list[str], name: str) -> dict:
-    """The producer, version and parameters most training videos' `name` arrays share."""
+def _sidecar(store: Store, video_ids: list[str], name: str, optional: bool = False) -> dict | None:
+    """The producer, version and parameters most training videos' `name` arrays share (None for an
+    `optional` array no video has)."""
     seen = Counter()
     for vid in video_ids:
         meta = store.meta(vid, name)
         if meta is not None:
             seen[json.dumps({k: meta[k] for k in ("producer", "version")} | {"params": drop_per_video(meta["params"])},
                             sort_keys=True)] += 1
+    if not seen and optional:
+        return None
     if not seen:
         raise UserError(f"no training video in {store.work} has a `{name}` array: the workspace no longer holds "
                         "what the model was trained on; export from the workspace it was trained in")
