@@ -24,6 +24,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from hiddenemo.data.keypoints import OFFSETS, keypoint_features
 from hiddenemo.data.sampling import sample_indices
@@ -96,6 +97,13 @@ class VideoTiming:
     subject_id: str | None = None
 
 
+def video_timings(manifest: pd.DataFrame) -> dict[str, VideoTiming]:
+    """Each manifest video's fps and person (subject_id), as the pooled statistics need them."""
+    return {str(r.video_id): VideoTiming(fps=None if pd.isna(r.fps) else float(r.fps),
+                                         subject_id=None if pd.isna(r.subject_id) else str(r.subject_id))
+            for r in manifest[["video_id", "fps", "subject_id"]].itertuples()}
+
+
 class PooledFeatures:
     """The pooled vectors of one modality for the videos of a workspace, optionally person-relative.
 
@@ -137,7 +145,7 @@ class PooledFeatures:
         if raw is None:
             return None
         if self.baseline == "subject":
-            return raw - self._subject_baseline(video_id)
+            return raw - self.subject_baseline(video_id)
         if self.baseline == "video-start":
             start = self._first_minutes(video_id)
             return raw - start if start is not None else np.zeros_like(raw)
@@ -165,7 +173,8 @@ class PooledFeatures:
             return pose_vector(rows)
         return frames_vector(rows)
 
-    def _subject_baseline(self, video_id: str) -> np.ndarray:
+    def subject_baseline(self, video_id: str) -> np.ndarray:
+        """The mean full-video vector of the video's person over their videos here (its own when alone)."""
         if self._subject_mean is None:
             by_subject: dict[str, list[np.ndarray]] = {}
             for vid, timing in self.videos.items():

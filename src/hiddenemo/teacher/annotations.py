@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 
 from hiddenemo.data.manifest import read_manifest
-from hiddenemo.data.pooled import events_vector
+from hiddenemo.data.pooled import PooledFeatures, video_timings
 from hiddenemo.data.store import Store
+from hiddenemo.errors import UserError
 from hiddenemo.teacher.cues import episodes_of
 from hiddenemo.teacher.runner import MissingInput, Teacher, Video
 from hiddenemo.teacher.schema import Observation, Verdict
@@ -84,7 +85,6 @@ class AnnotationsTeacher(Teacher):
         self.store = Store(work)
         self.mode = mode
         if self.mode not in MODES:
-            from hiddenemo.errors import UserError
             raise UserError(f"unknown annotations teacher mode {self.mode!r}; choose one of {MODES}")
         self.groups = {str(k): v for k, v in (info.extra.get("event_groups") or {}).items()}
         self._table: pd.DataFrame | None = None
@@ -126,27 +126,19 @@ class AnnotationsTeacher(Teacher):
 def person_table(work, store: Store, groups: dict[str, str], info, mode: str) -> pd.DataFrame:
     """Index video_id; columns `rate:<group>` (log1p onsets/min), `usual:<group>` (the person's mean
     over their videos) and, in fitted mode, `p_fitted`. attrs['fingerprint'] changes with any input."""
-    manifest = read_manifest(work)
+    videos = video_timings(read_manifest(work))
+    pooled = PooledFeatures(work, "events", videos, events_features=("group_rates",), event_groups=groups)
     names = sorted(set(groups.values()))
     rows, digest = {}, hashlib.sha256()
-    for r in manifest.itertuples():
-        vid = str(r.video_id)
-        events = store.load_if(vid, "events")
-        if events is None or not names:
+    for vid, timing in videos.items():
+        rate = pooled.vector(vid) if names else None
+        if rate is None:
             continue
-        params = (store.meta(vid, "events") or {}).get("params", {})
-        column_groups = [groups.get(str(c), "other") for c in params.get("classes", [])]
-        vec = events_vector(np.asarray(events), float(params.get("rate_hz", 0) or 0), column_groups,
-                            ("group_rates",))
-        present = sorted(set(column_groups))
-        rows[vid] = {**{f"rate:{g}": vec[present.index(g)] if g in present else 0.0 for g in names},
-                     "subject": None if pd.isna(r.subject_id) else str(r.subject_id)}
-        digest.update(f"{vid}|{rows[vid]['subject']}|{file_hash(store.path(vid, 'events'))};".encode())
+        usual = pooled.subject_baseline(vid)
+        rows[vid] = {**{f"rate:{g}": rate[i] for i, g in enumerate(names)},
+                     **{f"usual:{g}": usual[i] for i, g in enumerate(names)}}
+        digest.update(f"{vid}|{timing.subject_id}|{file_hash(store.path(vid, 'events'))};".encode())
     table = pd.DataFrame.from_dict(rows, orient="index")
-    if len(table):
-        person = table["subject"].fillna(pd.Series(table.index, index=table.index).radd("video:"))
-        for g in names:
-            table[f"usual:{g}"] = table.groupby(person)[f"rate:{g}"].transform("mean")
     if mode == "fitted" and len(table):
         table["p_fitted"], fit_note = cross_fitted(work, table, names, info)
         digest.update(fit_note.encode())

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from hiddenemo.data.keypoints import anyone_seen, keypoint_features
-from hiddenemo.data.pooled import PooledFeatures, VideoTiming
+from hiddenemo.data.pooled import PooledFeatures, video_timings
 from hiddenemo.data.sampling import gap_in_rows, sample_indices, video_rng
 from hiddenemo.data.store import N_KEYPOINTS, Store, StoreError
 from hiddenemo.errors import UserError
@@ -79,9 +79,7 @@ def pooled_inputs(work: Path, manifest: pd.DataFrame, config: TrainConfig, event
     workspace's videos (a person's baseline is taken across all of theirs: label-free)."""
     from hiddenemo.models.registry import reads_pooled
 
-    videos = {str(r.video_id): VideoTiming(fps=None if pd.isna(r.fps) else float(r.fps),
-                                           subject_id=None if pd.isna(r.subject_id) else str(r.subject_id))
-              for r in manifest[["video_id", "fps", "subject_id"]].itertuples()}
+    videos = video_timings(manifest)
     return {m: PooledFeatures(work, m, videos, events_features=tuple(config.pooled.events),
                               baseline=config.pooled.person_baseline, baseline_minutes=config.pooled.baseline_minutes,
                               event_groups=event_groups)
