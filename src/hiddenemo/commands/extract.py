@@ -12,7 +12,7 @@ from hiddenemo.extract.config import ExtractConfig
 log = logging.getLogger(__name__)
 
 
-def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), workers: int = 1,
+def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), workers: int = 0,
             videos: list[str | int] | None = None, preview: Path | None = None, out: Path | None = None,
             engine: Engine = "local", address: str | None = None, ray: RayOptions = RayOptions()) -> None:
     """Turn every video of the manifest into box.npy, pose.npy, frames.npy and frames_idx.npy.
@@ -24,7 +24,9 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
     Args:
         work: The workspace directory made by `hiddenemo dataset`.
         extract: Which models and how often.
-        workers: Videos extracted at once, each in its own process (the cores are shared out).
+        workers: Videos extracted at once, each in its own process (the cores are shared out); 0:
+            from the core count (one per core, or per two cores with MediaPipe keypoints and
+            embeddings, which run side by side in a worker).
         videos: Only these video ids (default: the whole manifest).
         preview: A video file to draw; with --work and a stored video of the same id (file name
             without extension), the stored arrays are drawn, otherwise it is extracted first.
@@ -45,8 +47,8 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
         return
     if work is None:
         raise UserError("give --work WORK (a workspace made by `hiddenemo dataset`), or --preview VIDEO")
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}")
+    if workers < 0:
+        raise UserError(f"--workers must be 0 (from the core count) or more, got {workers}")
     from hiddenemo.extract.runner import STATUS_FILE, extract_all
 
     check_engine(engine, address)

@@ -53,9 +53,8 @@ class VideoJob:
         self.embedder = None
         if config.frames != "none":
             from hiddenemo.extract.embeddings import FrameEmbedder
-            embed_threads = config.frames_threads or (1 if config.frames == "dinov2-s" else threads)
             self.embedder = FrameEmbedder(config.frames, config.frames_model, config.frames_size,
-                                          config.frames_pool, embed_threads)
+                                          config.frames_pool, config.embed_threads(threads), config.frames_precision)
         self.keypoint_name = None
         if config.keypoints == "mediapipe":
             from hiddenemo.extract.keypoints import HolisticKeypoints

@@ -53,7 +53,7 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
         log.info("removed %d temporary file(s) an interrupted run left in %s", swept, work / "store")
     todo = [(r.video_id, None if pd.isna(r.path) else str(r.path),
              _expected_frames(r.path, r.n_frames)) for r in manifest.itertuples()]
-    workers = max(1, min(workers, len(todo) or 1))
+    workers = max(1, min(workers or config.default_workers(), len(todo) or 1))     # 0: from the cores
     threads = config.threads or max(1, (os.cpu_count() or 1) // workers)
     counts = {"ok": 0, "failed": 0, "skipped": 0}
     failures: dict[str, str] = {}
