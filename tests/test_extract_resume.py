@@ -40,7 +40,9 @@ def test_killed_run_resumes_without_recomputing(tmp_path, work):
     stamps = {f: f.stat().st_mtime_ns for vid in finished for f in (work / "store" / vid).glob("*")}
 
     summary = extract_all(work, ExtractConfig(frames="none"))
-    assert summary["skipped"] == len(finished) and summary["ok"] == 4 - len(finished)
+    # With several workers (the default on more than one core) a video may have its arrays written
+    # but not yet its status line when the kill lands: it is complete, so it is skipped too.
+    assert summary["skipped"] >= len(finished) and summary["ok"] + summary["skipped"] == 4
     assert {f: f.stat().st_mtime_ns for f in stamps} == stamps         # nothing finished was redone
     assert all(Store(work).load(v, "pose").shape == (40, 137, 3) for v in videos)
 
