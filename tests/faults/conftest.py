@@ -13,8 +13,9 @@ from faults.ledger import LEDGER
 
 # Small on purpose: the machine is shared, and a kill test runs its command several times.
 SYNTHETIC = {"seed": 3, "n_videos": 16, "n_frames": 30, "width": 96, "height": 72, "lose_share": 0.4}
+# One worker, in this process: the faults are injected with mock.patch, which spawned workers never see.
 EXTRACT = ["--extract.keypoints", "openpose-json", "--extract.frames", "dinov2-s", "--extract.frames_every", "10",
-           "--extract.threads", "1"]
+           "--extract.threads", "1", "--workers", "1"]
 TRAIN_YAML = """\
 seed: 0
 threads: 1
