@@ -52,6 +52,10 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
     from hiddenemo.extract.runner import STATUS_FILE, extract_all
 
     check_engine(engine, address)
+    if extract.frames == "dinov2-s":
+        from hiddenemo.extract.embeddings import prepare_dinov2s
+
+        prepare_dinov2s(extract.frames_precision)   # once, here, where its log line is seen (not in each worker)
     if engine == "ray":
         summary = load_ray_engine().extract_ray(Path(work), extract, ray, address, videos)
     else:
