@@ -75,17 +75,48 @@ def _fold(p):
     p[A:B, 116:137, :2], p[A:B, 95:116, :2] = hand_at((0.62, 0.75)), hand_at((0.38, 0.75))
 
 
+def face_depth() -> np.ndarray:
+    """Depth of the 70 face points (the synthetic figure's), for turning the head in 3-D."""
+    from hiddenemo.data.synthetic import FACE
+    return np.asarray(FACE[:, 2], dtype=np.float32)
+
+
+def move_head(p, frames, yaw=0.0, pitch=0.0, roll=0.0) -> None:
+    """Turn the head of `p` on `frames` by yaw / pitch / roll (radians, arrays over the frames): the
+    face points and the BODY_25 nose, eyes and ears move as points of a 3-D head (ears at depth 0)."""
+    n = len(range(*frames.indices(len(p))))
+    yaw, pitch, roll = (np.broadcast_to(np.asarray(a, np.float32), (n,))[:, None] for a in (yaw, pitch, roll))
+    depth = np.concatenate([face_depth(), [0.71, 0.3, 0.3, 0.0, 0.0]])         # face, nose, eyes, ears
+    idx = np.concatenate([np.arange(25, 95), [0, 15, 16, 17, 18]])
+    x, y = p[frames, idx, 0] - FACE_C[0], p[frames, idx, 1] - FACE_C[1]
+    x = x * np.cos(yaw) + depth * HW * np.sin(yaw)
+    y = y + depth * HH * 0.5 * np.sin(pitch)
+    x, y = x * np.cos(roll) - y * np.sin(roll), x * np.sin(roll) + y * np.cos(roll)
+    p[frames, idx, 0], p[frames, idx, 1] = x + FACE_C[0], y + FACE_C[1]
+
+
+def wave(n: int, hz: float, fps: float = FPS) -> np.ndarray:
+    return np.sin(2 * np.pi * hz * np.arange(n) / fps)
+
+
 @inject("head turn")
 def _turn(p):
-    p[A:B, [face(i) for i in range(27, 36)], 0] += 0.6 * HW
+    move_head(p, slice(A, B), yaw=0.7)
 
 
 @inject("head nod")
 def _nod(p):
-    t = np.arange(B - A) / FPS
-    bob = 0.15 * 2 * HH * np.sin(2 * np.pi * 2.0 * t)
-    p[A:B, 25:95, 1] += bob[:, None]
-    p[A:B, 0, 1] += bob
+    move_head(p, slice(A, B), pitch=0.3 * wave(B - A, 2.0))
+
+
+@inject("head shake")
+def _shake(p):
+    move_head(p, slice(A, B), yaw=0.3 * wave(B - A, 2.5))
+
+
+@inject("head tilt")
+def _tilt(p):
+    move_head(p, slice(A, B), roll=0.3)
 
 
 @inject("shoulder rise (shrug)")
@@ -293,3 +324,48 @@ def test_behaviour_on_real_openpose_keypoints(imigue_dir, tmp_path):
     # A real face blinks (typically 10-30 a minute) and a press conference is mostly talk.
     assert 2 <= found["blink"].count() / (len(pose) / FPS / 60) <= 60, blinks
     assert found["mouth opening"].count() > 0
+
+
+@pytest.mark.parametrize("n_frames", [1, 2, 9, 14])
+def test_clips_shorter_than_the_smoothing_windows_get_a_verdict(n_frames):
+    """Issue 21: 9- and 14-frame clips at 16 fps crashed the nod detector (`operands could not be
+    broadcast together with shapes (9,) (16,)`): a window longer than the clip is cut to the clip."""
+    v = judge("short", neutral(seed=2)[:n_frames], 16.0, ["lose", "win"], "win")
+    assert v.ok and 0.0 < v.p_positive < 1.0 and "Video of" in v.text_verdict_free
+
+
+SHORT_FPS, SHORT_T = 16.0, 32                  # 2 s at 16 fps, the motion from 0.4 s to 1.8 s
+MOTION = slice(6, 29)
+
+
+def head_clip(kind: str, body_only: bool) -> np.ndarray:
+    """A 2-s clip of a seated person making one head movement; `body_only` drops the face mesh, as
+    MediaPipe does on a face turned away (the BODY_25 nose, eyes and ears remain)."""
+    p = neutral(seed=3)[:SHORT_T]
+    n = MOTION.stop - MOTION.start
+    ramp = np.clip(np.arange(n) / 4, 0, 1)           # a turn or tilt takes a quarter of a second, then holds
+    motion = {"head nod": {"pitch": 0.3 * wave(n, 2.0, SHORT_FPS)},
+              "head shake": {"yaw": 0.3 * wave(n, 2.5, SHORT_FPS)},
+              "head turn": {"yaw": 0.8 * ramp},
+              "head tilt": {"roll": 0.3 * ramp}}[kind]
+    move_head(p, MOTION, **motion)
+    if body_only:
+        p[:, 25:95] = np.nan
+    return p
+
+
+@pytest.mark.parametrize("body_only", [False, True], ids=["face-mesh", "body-points-only"])
+@pytest.mark.parametrize("kind", ["head nod", "head shake", "head turn", "head tilt"])
+def test_head_movements_in_2s_clips_are_named_with_their_times(kind, body_only):
+    pose = head_clip(kind, body_only)
+    found = C.detect_all(pose, SHORT_FPS)
+    head = {n: c.count() for n, c in found.items() if n.startswith("head") and c.count()}
+    assert head == {kind: 1}, head
+    v = judge("clip", pose, SHORT_FPS, ["lose", "win"], "win")
+    [obs] = [o for o in v.observations if o.description.startswith(kind)]
+    assert obs.start_s == pytest.approx(MOTION.start / SHORT_FPS, abs=0.3)
+    assert obs.end_s == pytest.approx(MOTION.stop / SHORT_FPS, abs=0.3)
+    assert ("from the body points" in obs.description) == body_only
+    assert ("face mesh" in obs.description) != body_only
+    line = next(x for x in v.text_verdict_free.splitlines() if x.startswith(f"- {kind}"))
+    assert "1 times" in line and "0:00." in line

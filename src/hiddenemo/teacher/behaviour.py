@@ -21,7 +21,7 @@ from hiddenemo.teacher.schema import Observation, Verdict
 from hiddenemo.teacher.store import file_hash
 from hiddenemo.teacher.texts import fmt_time
 
-VERSION = "behaviour_v1"
+VERSION = "behaviour_v2"   # v2: head nods, shakes, turns and tilts from the face mesh or the body points
 MAX_OBSERVATIONS_PER_CUE = 50      # the text gives full counts; the list keeps the first ones
 EXAMPLES_IN_TEXT = 3
 CO_OCCURRENCE_S = 2.0
@@ -49,8 +49,8 @@ RULES = (
          "for nothing (the paper's rule: after a match sweat and dust make the skin itch)"),
     Rule("fidget_log2", -0.3, 0.0, f"restlessness: log2 of the median fidgeting energy over {FIDGET_REFERENCE}"),
 )
-NOT_WEIGHTED = ("head nods are conversational; blink and mouth-opening rates follow speech and light; head "
-                "turns and shoulder rises occur in both outcomes: described, not weighted")
+NOT_WEIGHTED = ("head nods and shakes are conversational; blink and mouth-opening rates follow speech and light; "
+                "head turns, tilts and shoulder rises occur in both outcomes: described, not weighted")
 
 
 def features(cues: dict[str, Cue], duration_s: float) -> dict[str, float]:

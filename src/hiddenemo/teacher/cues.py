@@ -10,9 +10,12 @@ shorter than `MERGE_S` inside an episode are bridged.
 Cues (code: what it measures):
 - `hand-to-face`: a hand (or wrist) inside the face box grown by 25 %.
 - `arms crossed`: each wrist on the other side of the body midline, below the shoulders.
-- `AU51/AU52 head turn`: the nose tip's position between the jaw ends moves more than 20 % of the
-  jaw width off its median.
-- `AU53/AU54 head nod`: the nose bobs vertically (relative to the neck) at 1-4 Hz.
+- head motion (`head.py`: from the face mesh, and from the BODY_25 nose, eyes and ears where the
+  mesh is lost; each episode says which): `AU53/AU54 head nod`, two or more down-up swings of the
+  nose of at least 5 % of the head height, each under 0.7 s; `head shake`, three or more side to
+  side swings of the yaw of at least 0.08 (about 9 degrees); `AU51/AU52 head turn`, the yaw held
+  more than 0.2 (about 23 degrees) off the head's usual direction for 0.5 s or more; `AU55/AU56 head
+  tilt`, the eye line's slope held more than 0.2 off its usual level for 0.5 s or more.
 - `shoulder rise`: the shoulders come up towards the nose by 20 % for at most 4 s (shrug; looking
   down looks alike, a known confound).
 - `AU45 blink`: the eye aspect ratio drops below 65 % of its median for at most 0.5 s.
@@ -29,10 +32,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hiddenemo.teacher.head import head_signals, oscillations, reference
+from hiddenemo.teacher.head import smooth as _smooth
+
 # OpenPose 137 indices.
 NOSE, NECK, R_SHOULDER, R_WRIST, L_SHOULDER, L_WRIST = 0, 1, 2, 4, 5, 7
 FACE = 25
-JAW_RIGHT, JAW_LEFT, NOSE_TIP = FACE + 0, FACE + 16, FACE + 30
 RIGHT_EYE = np.arange(FACE + 36, FACE + 42)       # corner, upper, upper, corner, lower, lower
 LEFT_EYE = np.arange(FACE + 42, FACE + 48)
 MOUTH_RIGHT, MOUTH_LEFT = FACE + 48, FACE + 54
@@ -45,6 +50,11 @@ MERGE_S = 0.2
 # Real interviewees turn their heads to each reporter: only a turn beyond the usual spread (about the
 # 80th percentile on iMiGUE video 298) counts.
 TURN = 0.2
+TILT = 0.2               # slope of the eye line, about 11 degrees
+NOD_SWING = 0.05         # head heights
+SHAKE_SWING = 0.08       # yaw units (about half the angle in radians)
+SWING_MAX_S = 0.7        # a slower movement is a change of posture, not a nod or a shake
+HOLD_MIN_S = 0.5
 FIDGET_FLOOR = 0.05      # box units per second: below this, hands are still whatever the ratio
 
 
@@ -86,19 +96,6 @@ def _nanmean(x: np.ndarray, axis) -> np.ndarray:
 def _nanmedian(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     return float(np.median(x)) if len(x) else float("nan")
-
-
-def _smooth(x: np.ndarray, k: int) -> np.ndarray:
-    """NaN-aware centred moving average over k frames along axis 0."""
-    if k <= 1:
-        return x
-    ok = np.isfinite(x)
-    v = np.where(ok, x, 0.0).astype(np.float64)
-    kernel = np.ones(k)
-    conv = lambda a: np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="same"), 0, a)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = conv(v) / conv(ok.astype(np.float64))
-    return np.where(conv(ok.astype(np.float64)) > 0, out, np.nan)
 
 
 def _rolling_median(x: np.ndarray, k: int) -> np.ndarray:
@@ -190,39 +187,61 @@ def arms_crossed(pose: np.ndarray, fps: float) -> Cue:
     return cue
 
 
-def head_turns(pose: np.ndarray, fps: float) -> Cue:
-    jr, jl, nose = _xy(pose, JAW_RIGHT), _xy(pose, JAW_LEFT), _xy(pose, NOSE_TIP)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        yaw = (nose[:, 0] - jr[:, 0]) / (jl[:, 0] - jr[:, 0]) - 0.5    # 0 = frontal
-    yaw = _smooth(yaw, max(1, int(fps * 0.2)))
-    off = yaw - _nanmedian(yaw)
-    cue = Cue("AU51/AU52", "head turn", "the head turns away from its usual direction")
-    with np.errstate(invalid="ignore"):
-        eps = [*episodes_of(off > TURN, np.abs(off) * 3, fps, min_s=0.3),
-               *episodes_of(off < -TURN, np.abs(off) * 3, fps, min_s=0.3)]
-    for e in eps:
-        side = off[int(e.start_s * fps):max(int(e.end_s * fps), int(e.start_s * fps) + 1)]
-        e.detail = "towards the image right" if np.nanmean(side) > 0 else "towards the image left"
-    cue.episodes = sorted(eps, key=lambda e: e.start_s)
-    return cue
+def head_motion(pose: np.ndarray, fps: float) -> list[Cue]:
+    """Nods, shakes, turns and tilts from every source of head signals (`head.py`); an episode seen by
+    both sources is one episode."""
+    nod = Cue("AU53/AU54", "head nod", "the head moves down and up (conversational, agreement)")
+    shake = Cue("head shake", "head shake", "the head turns from side to side and back (negation, doubt)")
+    turn = Cue("AU51/AU52", "head turn", "the head turns away from its usual direction and stays turned")
+    tilt = Cue("AU55/AU56", "head tilt", "the head tilts towards one shoulder")
+    for signals in head_signals(pose):
+        source = f"from the {signals.source}"
+        for cue, x, amplitude, min_swings in ((nod, signals.pitch, NOD_SWING, 2), (shake, signals.yaw, SHAKE_SWING, 3)):
+            for a, b, moves in oscillations(x, fps, amplitude, min_swings, SWING_MAX_S):
+                size = max(abs(m.size) for m in moves)
+                cue.episodes.append(Episode(a / fps, (b + 1) / fps, float(np.clip(size / (4 * amplitude), 0, 1)),
+                                            f"{len(moves)} swings, {source}"))
+        turn.episodes += _holds(signals.yaw, fps, TURN, source)
+        tilt.episodes += _holds(signals.roll, fps, TILT, source)
+    for cue in (nod, shake, turn, tilt):
+        cue.episodes = _merge_sources(cue.episodes)
+    return [nod, shake, turn, tilt]
 
 
-def nods(pose: np.ndarray, fps: float) -> Cue:
-    """Vertical nose motion relative to the neck, band-passed to 1-4 Hz; a nod is a stretch where its
-    local amplitude exceeds 2 % of the face height and 2.2 times the video's median amplitude."""
-    nose, neck = _xy(pose, NOSE_TIP), _xy(pose, NECK)
-    box = face_box(pose, grow=0.0)
-    face_h = _nanmedian(box[:, 3] - box[:, 1])
-    pitch = (nose[:, 1] - neck[:, 1]) / face_h
-    fast = _smooth(pitch, max(1, int(fps / 8)))
-    band = fast - _smooth(pitch, max(3, int(fps / 1.0)))
-    amp = np.sqrt(_smooth(band ** 2, max(3, int(fps * 0.4))))
-    ref = _nanmedian(amp)
-    with np.errstate(invalid="ignore"):
-        mask = (amp > 0.02) & (amp > 2.2 * ref)
-    cue = Cue("AU53/AU54", "head nod", "up-down head movement (conversational, agreement)")
-    cue.episodes = episodes_of(mask, amp * 10, fps, min_s=0.25, max_s=3.0)
-    return cue
+def _holds(x: np.ndarray, fps: float, threshold: float, source: str) -> list[Episode]:
+    """Stretches where `x`, smoothed over 0.4 s (a shake averages out), lies more than `threshold` off
+    the head's usual level for at least HOLD_MIN_S, with the side they lie on. An episode runs from
+    the head passing half the threshold on its way out to passing it on its way back."""
+    x = _smooth(x, max(1, round(fps * 0.4)))
+    off = x - reference(x, fps)
+    out = []
+    for sign, side in ((-1, "towards the image left"), (1, "towards the image right")):
+        with np.errstate(invalid="ignore"):
+            held, away = sign * off > threshold, sign * off > threshold / 2
+        for e in episodes_of(away, np.abs(off) / (3 * threshold), fps, min_s=HOLD_MIN_S):
+            if held[round(e.start_s * fps):round(e.end_s * fps)].sum() >= HOLD_MIN_S * fps:
+                e.detail = f"{side}, {source}"
+                out.append(e)
+    return out
+
+
+def _merge_sources(episodes: list[Episode]) -> list[Episode]:
+    """Overlapping episodes of the same kind (same side) from the two sources become one, naming both
+    (the face mesh first)."""
+    def split(e: Episode) -> tuple[str, str]:
+        what, _, source = e.detail.rpartition(", from the ")
+        return ("" if what.endswith(" swings") else what), source
+
+    out: list[Episode] = []
+    for e in sorted(episodes, key=lambda e: e.start_s):
+        if out and e.start_s <= out[-1].end_s + MERGE_S and split(out[-1])[0] == split(e)[0]:
+            last = out[-1]
+            last.end_s, last.intensity = max(last.end_s, e.end_s), max(last.intensity, e.intensity)
+            if split(e)[1] not in last.detail:
+                last.detail = last.detail.rpartition(", from the ")[0] + ", from the face mesh and body points"
+            continue
+        out.append(e)
+    return out
 
 
 def shoulder_rises(pose: np.ndarray, fps: float) -> Cue:
@@ -307,7 +326,7 @@ def fidgeting(pose: np.ndarray, fps: float) -> Cue:
     """Speed of the hand centres (the wrist where a hand is missing), lightly smoothed against keypoint
     noise, in box units per second; `value` is its median over the video. The per-frame level is a
     rolling median over 1 s: sustained restlessness stays, the few fast frames of one large movement
-    (reaching for the face, folding the arms) drop out. Head movement is left to the nod and turn cues."""
+    (reaching for the face, folding the arms) drop out. Head movement is left to `head_motion`."""
     speeds = []
     for hand, wrist in ((LEFT_HAND, L_WRIST), (RIGHT_HAND, R_WRIST)):
         centre = _nanmean(_xy(pose, hand), 1)
@@ -322,8 +341,8 @@ def fidgeting(pose: np.ndarray, fps: float) -> Cue:
     return cue
 
 
-DETECTORS = (hand_to_face, arms_crossed, head_turns, nods, shoulder_rises, blinks, mouth_openings, smiles,
-             gaze_aversion, fidgeting)
+DETECTORS = (hand_to_face, arms_crossed, head_motion, shoulder_rises, blinks, mouth_openings, smiles, gaze_aversion,
+             fidgeting)
 
 
 def detect_all(pose: np.ndarray, fps: float) -> dict[str, Cue]:
@@ -331,4 +350,5 @@ def detect_all(pose: np.ndarray, fps: float) -> dict[str, Cue]:
     pose = np.asarray(pose, dtype=np.float32)
     if pose.ndim != 3 or pose.shape[1:] != (137, 3):
         raise ValueError(f"pose must be (T, 137, 3), got {pose.shape}")
-    return {c.name: c for c in (detect(pose, fps) for detect in DETECTORS)}
+    found = [detect(pose, fps) for detect in DETECTORS]
+    return {c.name: c for cue in found for c in (cue if isinstance(cue, list) else [cue])}
