@@ -70,7 +70,9 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
           f"{summary.cached_ok} already answered, {summary.cached_failed} failed before"
           f"{' (use --retry_failed to ask again)' if summary.cached_failed else ''}, "
           f"{len(summary.missing)} without input")
-    if summary.ok == 0 and summary.cached_ok == 0:
+    if summary.elsewhere:
+        print(f"{summary.elsewhere} video(s) answered meanwhile by another `teach` process on this workspace")
+    if summary.ok == 0 and summary.cached_ok == 0 and not summary.elsewhere:
         # Some videos without an answer are normal (the others are taught: exit 0); none answered is not.
         hint = (f" ({len(summary.missing)} without input: run `hiddenemo extract` first, or pick the teacher "
                 "that reads what this workspace has)" if summary.missing else "")

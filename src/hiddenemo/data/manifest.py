@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hiddenemo.data.claims import exclusive
 from hiddenemo.data.store import atomic_write_bytes, atomic_write_text, check_video_id
 from hiddenemo.errors import UserError
 
@@ -114,7 +115,14 @@ def select_videos(manifest: pd.DataFrame, only: list | None, work: str | Path) -
 
 
 def update_manifest(work: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
-    """Overwrite the given columns for the given video ids (e.g. fps and n_frames after probing)."""
+    """Overwrite the given columns for the given video ids (e.g. fps and n_frames after probing).
+    Read, change and write happen under the manifest's lock, so two processes updating different
+    videos at once both keep their change."""
+    with exclusive(Path(work) / "manifest.parquet"):
+        return _update(work, rows)
+
+
+def _update(work: str | Path, rows: pd.DataFrame) -> pd.DataFrame:
     df = read_manifest(work).set_index("video_id")
     rows = rows.set_index("video_id")
     unknown = rows.index.difference(df.index)

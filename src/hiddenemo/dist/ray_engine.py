@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections import Counter, deque
+from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,6 +27,7 @@ import pandas as pd
 import ray
 from ray.exceptions import RayActorError, RayTaskError
 
+from hiddenemo.data.claims import Claims, LogTail, SharedQueue
 from hiddenemo.dist.config import RayOptions
 from hiddenemo.errors import UserError
 
@@ -67,25 +68,30 @@ def _actor_options(options: RayOptions, concurrency: int = 1) -> dict:
             "max_task_retries": 0, "max_concurrency": max(1, concurrency)}
 
 
-def run_pool(make_actor: Callable[[], Any], tasks: list[tuple[str, tuple]], n_actors: int, retries: int,
+def run_pool(make_actor: Callable[[], Any], tasks: list[tuple[str, tuple]] | SharedQueue, n_actors: int, retries: int,
              done: Callable[[str, Any], None], lost: Callable[[str, str], None], in_flight: int = 1) -> None:
     """Run `actor.run.remote(*args)` for every (key, args) on a pool of `n_actors` actors.
 
     `done(key, result)` is called on the driver as each task finishes; a task whose actor died is
     queued again on a fresh actor up to `retries` times, then `lost(key, reason)` is called.
-    `in_flight` is how many tasks an actor holds at once (its `max_concurrency`)."""
+    `in_flight` is how many tasks an actor holds at once (its `max_concurrency`). `tasks` may be a
+    `SharedQueue`, whose claims split the tasks with other drivers on the same workspace."""
+    queue = tasks if isinstance(tasks, SharedQueue) else SharedQueue(tasks)
     actors = [make_actor() for _ in range(n_actors)]
     try:
         _wait_ready(actors)
-        queue, attempts, load = deque(tasks), Counter(), [0] * n_actors
+        attempts, load = Counter(), [0] * n_actors
         running: dict[Any, tuple[int, str, tuple]] = {}
         while queue or running:
             for i in range(n_actors):
-                while queue and load[i] < in_flight:
-                    key, args = queue.popleft()
+                while load[i] < in_flight and (got := queue.take()) is not None:
+                    key, args = got
                     running[actors[i].run.remote(*args)] = (i, key, args)
                     load[i] += 1
-            ready, _ = ray.wait(list(running), num_returns=1)
+            if not running:
+                queue.wait()                                  # the rest is in other drivers' hands
+                continue
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
             for ref in ready:
                 i, key, args = running.pop(ref)
                 load[i] -= 1
@@ -98,15 +104,15 @@ def run_pool(make_actor: Callable[[], Any], tasks: list[tuple[str, tuple]], n_ac
                         actors[i] = make_actor()              # a fresh process for what is queued next
                     if attempts[key] <= retries:
                         log.warning("%s: worker process died (%s); retry %d of %d", key, reason, attempts[key], retries)
-                        queue.append((key, args))
-                    else:
-                        lost(key, f"the worker process died {attempts[key]} times ({reason}); "
-                                  "see the Ray logs (/tmp/ray/session_latest/logs) for the crash")
-                    continue
+                        queue.put_back(key, args)
+                        continue
+                    lost(key, f"the worker process died {attempts[key]} times ({reason}); "
+                              "see the Ray logs (/tmp/ray/session_latest/logs) for the crash")
                 except RayTaskError as e:                     # the job raised, which it should not
                     lost(key, _first_line(e.cause if e.cause is not None else e))
-                    continue
-                done(key, result)
+                else:
+                    done(key, result)
+                queue.done(key)
     finally:
         for actor in actors:
             ray.kill(actor)
@@ -154,7 +160,7 @@ def extract_ray(work: str | Path, config, options: RayOptions, address: str | No
     from tqdm import tqdm
 
     from hiddenemo.data.manifest import read_manifest, select_videos
-    from hiddenemo.extract.runner import _record_video, append_status
+    from hiddenemo.extract.runner import STATUS_FILE, _record_video, append_status
 
     options.check()
     config.check()
@@ -165,7 +171,7 @@ def extract_ray(work: str | Path, config, options: RayOptions, address: str | No
                          0 if pd.isna(r.n_frames) else int(r.n_frames)) for r in manifest.itertuples()}
     counts, failures, frames_done = {"ok": 0, "failed": 0, "skipped": 0}, {}, 0
     if not todo:
-        return {"videos": 0, **counts, "failures": failures, "frames": 0, "seconds": 0.0,
+        return {"videos": 0, **counts, "elsewhere": 0, "failures": failures, "frames": 0, "seconds": 0.0,
                 "frames_per_second": 0.0, "engine": "ray", "actors": 0}
     started_here = connect(address)
     start = time.perf_counter()
@@ -193,18 +199,21 @@ def extract_ray(work: str | Path, config, options: RayOptions, address: str | No
             done(video_id, {"video_id": video_id, "status": "failed", "reason": reason, "seconds": None})
 
         make = lambda: ExtractActor.options(**_actor_options(options)).remote(str(work), config, threads)  # noqa: E731
+        recorded_elsewhere = LogTail(work / STATUS_FILE)   # a status line another driver wrote
         try:
-            run_pool(make, [(vid, (vid, path)) for vid, (path, _) in todo.items()], n_actors, options.retries,
-                     done, lost)
+            with Claims.of_stage(work, "extract") as claims:
+                queue = SharedQueue([(vid, (vid, path)) for vid, (path, _) in todo.items()], claims,
+                                    recorded_elsewhere.__contains__)
+                run_pool(make, queue, n_actors, options.retries, done, lost)
         finally:
             bar.close()
     finally:
         if started_here:
             ray.shutdown()
     seconds = time.perf_counter() - start
-    return {"videos": len(todo), **counts, "failures": failures, "frames": frames_done,
-            "seconds": round(seconds, 1), "frames_per_second": round(frames_done / seconds, 1) if seconds else 0.0,
-            "engine": "ray", "actors": n_actors}
+    return {"videos": len(todo), **counts, "elsewhere": len(queue.elsewhere), "failures": failures,
+            "frames": frames_done, "seconds": round(seconds, 1),
+            "frames_per_second": round(frames_done / seconds, 1) if seconds else 0.0, "engine": "ray", "actors": n_actors}
 
 
 # ---- teach ---------------------------------------------------------------------------------------
@@ -279,7 +288,7 @@ def teach_ray(work: str | Path, teacher, teacher_id: str, videos: list, *, name:
     `teacher`, actors build their own teacher `name` and ask; the driver records every verdict."""
     from tqdm import tqdm
 
-    from hiddenemo.teacher.runner import prepare, record, tally
+    from hiddenemo.teacher.runner import claims_of, prepare, record, shared, tally
     from hiddenemo.teacher.schema import failed
 
     options.check()
@@ -310,8 +319,10 @@ def teach_ray(work: str | Path, teacher, teacher_id: str, videos: list, *, name:
         make = lambda: TeachActor.options(**_actor_options(options, concurrency)).remote(  # noqa: E731
             str(work), name, vlm, annotation_rules, teacher_id, bucket, limit)
         try:
-            run_pool(make, [(v.video_id, (v, key)) for v, key in todo], n_actors, options.retries, done, lost,
-                     in_flight=concurrency)
+            with claims_of(work, teacher_id) as claims:
+                queue = shared(todo, claims, summary)
+                run_pool(make, queue, n_actors, options.retries, done, lost, in_flight=concurrency)
+                summary.elsewhere = len(queue.elsewhere)
         finally:
             bar.close()
             ray.kill(bucket)

@@ -2,7 +2,9 @@
 
 The parent process is the only writer of `WORK/status/extract.jsonl` and of the manifest's fps and
 n_frames, so workers never race on a shared file. A video's arrays are complete once its status
-line is written; killing the run loses at most the videos in flight.
+line is written; killing the run loses at most the videos in flight. Several `extract` processes on
+one workspace split the videos through claims (`data/claims.py`): each video is computed by one of
+them, and the others count it under `elsewhere`.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hiddenemo.data.claims import Claims, LogTail, SharedQueue
 from hiddenemo.data.manifest import read_manifest, select_videos, update_manifest
 from hiddenemo.data.store import Store, append_line
 from hiddenemo.errors import UserError
@@ -76,43 +79,57 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
         _record_video(work, status)
         bar.set_postfix(ok=counts["ok"], failed=counts["failed"], skipped=counts["skipped"])
 
+    claims = Claims.of_stage(work, "extract")
+    recorded_elsewhere = LogTail(work / STATUS_FILE)       # a status line this process did not write
+    queue = SharedQueue([(video_id, (path, n)) for video_id, path, n in todo], claims,
+                        recorded_elsewhere.__contains__)
     try:
-        if workers == 1:
-            job = VideoJob(work, config, threads, progress=bar.update)
-            for video_id, path, expected in todo:
-                before = bar.n
-                status = job.run(video_id, path)
-                if status["status"] == "ok" and bar.n == before:
-                    bar.update(status.get("n_frames") or 0)
-                finish(status, expected)
-        else:
-            _run_pool(work, config, workers, threads, todo, bar, finish)
+        with claims:
+            if workers == 1:
+                job = VideoJob(work, config, threads, progress=bar.update)
+                while queue:
+                    if (got := queue.take()) is None:
+                        queue.wait()                           # the rest is in other processes' hands
+                        continue
+                    video_id, (path, expected) = got
+                    before = bar.n
+                    status = job.run(video_id, path)
+                    if status["status"] == "ok" and bar.n == before:
+                        bar.update(status.get("n_frames") or 0)
+                    finish(status, expected)
+                    queue.done(video_id)
+            else:
+                _run_pool(work, config, workers, threads, queue, bar, finish)
     finally:
         bar.close()
     seconds = time.perf_counter() - start
-    return {"videos": len(todo), **counts, "failures": failures, "frames": frames_done,
-            "seconds": round(seconds, 1), "frames_per_second": round(frames_done / seconds, 1) if seconds else 0.0}
+    return {"videos": len(todo), **counts, "elsewhere": len(queue.elsewhere), "failures": failures,
+            "frames": frames_done, "seconds": round(seconds, 1),
+            "frames_per_second": round(frames_done / seconds, 1) if seconds else 0.0}
 
 
-def _run_pool(work, config, workers, threads, todo, bar, finish) -> None:
+def _run_pool(work, config, workers, threads, queue: SharedQueue, bar, finish) -> None:
     # spawn: MediaPipe, onnxruntime and torch are not fork-safe once initialised.
-    expected = {video_id: n for video_id, _, n in todo}
-    queue = list(todo)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(str(work), config, threads)) as pool:
         running = {}
         try:
             while queue or running:
-                while queue and len(running) < 2 * workers:   # a short queue: Ctrl-C drops little
-                    video_id, path, _ = queue.pop(0)
-                    running[pool.submit(_run_in_worker, video_id, path)] = video_id
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                # A short queue: Ctrl-C drops little, and claims are taken only just before the work.
+                while len(running) < 2 * workers and (got := queue.take()) is not None:
+                    video_id, (path, expected) = got
+                    running[pool.submit(_run_in_worker, video_id, path)] = (video_id, expected)
+                if not running:
+                    queue.wait()                               # the rest is in other processes' hands
+                    continue
+                done, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
                 for future in done:
-                    video_id = running.pop(future)
+                    video_id, expected = running.pop(future)
                     status = future.result()
                     if status["status"] == "ok":
                         bar.update(status.get("n_frames") or 0)
-                    finish(status, expected[video_id])
+                    finish(status, expected)
+                    queue.done(video_id)
         except BaseException as e:
             for future in running:
                 future.cancel()

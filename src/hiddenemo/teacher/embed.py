@@ -92,6 +92,7 @@ def embed_verdicts(work: Path, encoder: str = DEFAULT_ENCODER, teacher_id: str =
 
     from tqdm import tqdm
 
+    from hiddenemo.data.claims import Claims, SharedQueue
     from hiddenemo.data.store import Store
     from hiddenemo.teacher.store import read_verdicts
 
@@ -114,12 +115,27 @@ def embed_verdicts(work: Path, encoder: str = DEFAULT_ENCODER, teacher_id: str =
     if not todo:
         return 0, len(verdicts)
     enc = TextEncoder(encoder, device=device)
-    for i in tqdm(range(0, len(todo), batch_size), desc=f"embed {name}", unit="batch"):
-        chunk = todo[i:i + batch_size]
-        vectors = enc.encode([t for _, t, _ in chunk], batch_size=batch_size)
-        for (vid, _, params), vec in zip(chunk, vectors):
-            store.save(vid, name, np.asarray(vec, dtype=np.float32), PRODUCER, VERSION, params)
-    return len(todo), len(verdicts)
+    wanted, encoded = {vid: params for vid, _, params in todo}, 0
+    # Another `embed` on this workspace takes other videos; one it finished meanwhile is current.
+    with Claims.of_stage(work, f"embed-{name}") as claims:
+        queue = SharedQueue([(vid, text) for vid, text, _ in todo], claims,
+                            lambda vid: store.is_current(vid, name, PRODUCER, VERSION, wanted[vid]))
+        bar = tqdm(total=len(todo), desc=f"embed {name}", unit="text")
+        while queue:
+            batch = []
+            while len(batch) < batch_size and (got := queue.take()) is not None:
+                batch.append(got)
+            if not batch:
+                queue.wait()
+                continue
+            vectors = enc.encode([text for _, text in batch], batch_size=batch_size)
+            for (vid, _), vec in zip(batch, vectors):
+                store.save(vid, name, np.asarray(vec, dtype=np.float32), PRODUCER, VERSION, wanted[vid])
+                queue.done(vid)
+            encoded += len(batch)
+            bar.update(len(batch))
+        bar.close()
+    return encoded, len(verdicts)
 
 
 def text_array(encoder: str) -> str:

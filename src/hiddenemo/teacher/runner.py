@@ -3,24 +3,27 @@
 Each video is hashed, looked up by cache key, asked if needed (in `teacher.concurrency` worker
 threads) and its verdict appended at once, so an interrupted run keeps every finished answer. A
 video whose input is missing (no video file, no pose.npy) gets a `failed` status line, not a
-verdict: it is a problem with the workspace, not the teacher's answer.
+verdict: it is a problem with the workspace, not the teacher's answer. Several `teach` processes of
+one teacher id on one workspace split the videos through claims (`data/claims.py`): a video is
+asked once, and the others count it under `elsewhere`.
 """
 from __future__ import annotations
 
 import logging
 import time
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from hiddenemo.data.claims import Claims, LogTail, SharedQueue
 from hiddenemo.data.manifest import DatasetInfo, read_manifest, select_videos
 from hiddenemo.errors import UserError
 from hiddenemo.teacher.retry import TeacherFailure, redact
 from hiddenemo.teacher.schema import Verdict, failed
-from hiddenemo.teacher.store import append_status, append_verdict, cache_key, latest_by_key
+from hiddenemo.teacher.store import append_status, append_verdict, cache_key, latest_by_key, verdict_path
 
 log = logging.getLogger(__name__)
 DEFAULT_FPS = 25.0
@@ -100,6 +103,8 @@ class RunSummary:
     cached_ok: int = 0
     cached_failed: int = 0
     missing: list[str] = field(default_factory=list)
+    elsewhere: int = 0                 # answered by another process meanwhile
+    answered: LogTail | None = field(default=None, repr=False)   # verdicts appended since the cache was read
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
@@ -132,11 +137,25 @@ def plan(work: Path, teacher: Teacher, teacher_id: str, videos: list[Video], ret
 
 def prepare(work: Path, teacher: Teacher, teacher_id: str, videos: list[Video], retry_failed: bool):
     """`plan`, plus the estimated tokens and cost of the videos to ask (shared with the Ray engine)."""
+    answered = LogTail(verdict_path(work, teacher_id), field="cache_key")    # before the cache is read
     todo, summary = plan(work, teacher, teacher_id, videos, retry_failed)
+    summary.answered = answered
     for key in ("input_tokens", "output_tokens", "cost_usd"):
         summary.estimate[key] = sum(teacher.estimate(v)[key] for v, _ in todo)
     summary.estimate["videos"] = len(todo)
     return todo, summary
+
+
+def claims_of(work: Path, teacher_id: str) -> Claims:
+    return Claims.of_stage(work, f"teach-{teacher_id}")
+
+
+def shared(todo: list[tuple[Video, str]], claims: Claims, summary: RunSummary) -> SharedQueue:
+    """The videos to ask, split with other processes through `claims`: a video whose verdict another
+    process appended since `prepare` read the cache is not asked again."""
+    keys = {v.video_id: key for v, key in todo}
+    return SharedQueue([(v.video_id, (v, key)) for v, key in todo], claims,
+                       lambda video_id: keys[video_id] in summary.answered)
 
 
 def ask_one(teacher: Teacher, teacher_id: str, video: Video, key: str) -> Verdict:
@@ -189,8 +208,21 @@ def run(work: Path, teacher: Teacher, teacher_id: str, videos: list[Video], retr
         record(work, verdict)
         return verdict
 
-    with ThreadPoolExecutor(max_workers=max(1, teacher.concurrency)) as pool:
-        futures = [pool.submit(one, v, k) for v, k in todo]
-        for fut in tqdm(as_completed(futures), total=len(futures), desc=f"teach {teacher_id}", unit="video"):
-            tally(summary, fut.result())
+    with claims_of(work, teacher_id) as claims, ThreadPoolExecutor(max_workers=max(1, teacher.concurrency)) as pool:
+        queue, running = shared(todo, claims, summary), {}
+        bar = tqdm(total=len(todo), desc=f"teach {teacher_id}", unit="video")
+        while queue or running:
+            while len(running) < max(1, teacher.concurrency) and (got := queue.take()) is not None:
+                video_id, (video, key) = got
+                running[pool.submit(one, video, key)] = video_id
+            if not running:
+                queue.wait()                                   # the rest is in other processes' hands
+                continue
+            finished, _ = wait(running, timeout=1.0, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                queue.done(running.pop(fut))
+                tally(summary, fut.result())
+                bar.update(1)
+        bar.close()
+        summary.elsewhere = len(queue.elsewhere)
     return summary
