@@ -1,4 +1,8 @@
 """One exception type for problems the user can fix: the CLI prints its message, not a traceback."""
+import errno
+
+# A full, over-quota, read-only or forbidden output: the fix is on that disk, not in the input.
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
 class UserError(Exception):

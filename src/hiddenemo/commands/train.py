@@ -51,12 +51,13 @@ def train(work: Path, run: str = "default", seed: int = 0,
     import json
 
     from hiddenemo.data.claims import hold_run
-    from hiddenemo.train.run import train_run
 
     config = TrainConfig(seed=seed, sampling=sampling, pooled=pooled, model=model, stage1=stage1, stage2=stage2,
                          selection=selection, pseudo=pseudo, self_training=self_training, stage1_enabled=stage1_enabled, stage2_enabled=stage2_enabled,
                          threads=threads, trainer=trainer)
     with hold_run(work, run):               # a second `train` of this run refuses while this one lives
+        from hiddenemo.train.run import train_run
+
         metrics = train_run(work, run, config)
     print(json.dumps(summary(metrics), indent=2))
 

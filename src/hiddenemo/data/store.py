@@ -103,11 +103,14 @@ def atomic_save_npy(path: Path, array: np.ndarray) -> None:
 
 def append_line(path: Path, line: str) -> None:
     """Append one line to a log (jsonl), flushed and fsynced. A torn last line (a crash or a full disk
-    in mid-write) is closed with a newline first, so that it cannot swallow this line as well."""
+    in mid-write) is closed with a newline first, so that it cannot swallow this line as well. Under
+    the log's lock: several processes may append to one log, and NFS does not make appends atomic."""
+    from hiddenemo.data.claims import exclusive     # here: claims itself builds on this module
+
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a+b") as f:
+        with exclusive(path), open(path, "a+b") as f:
             if f.seek(0, os.SEEK_END) > 0:
                 f.seek(-1, os.SEEK_END)
                 if f.read(1) != b"\n":

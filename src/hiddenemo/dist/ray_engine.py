@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import time
 from collections import Counter
 from pathlib import Path
@@ -151,7 +152,15 @@ class ExtractActor:
         return os.getpid()
 
     def run(self, video_id: str, path: str | None) -> dict:
-        return self.job.run(video_id, path)
+        return on_node(self.job.run(video_id, path))
+
+
+def on_node(status: dict) -> dict:
+    """A failed video's reason names the node it failed on: a full disk or a missing codec is that
+    node's, and the fix is there."""
+    if status["status"] == "failed":
+        status["reason"] = f"{status['reason']} (on node {socket.gethostname()})"
+    return status
 
 
 def extract_ray(work: str | Path, config, options: RayOptions, address: str | None = None,
@@ -213,7 +222,8 @@ def extract_ray(work: str | Path, config, options: RayOptions, address: str | No
     seconds = time.perf_counter() - start
     return {"videos": len(todo), **counts, "elsewhere": len(queue.elsewhere), "failures": failures,
             "frames": frames_done, "seconds": round(seconds, 1),
-            "frames_per_second": round(frames_done / seconds, 1) if seconds else 0.0, "engine": "ray", "actors": n_actors}
+            "frames_per_second": round(frames_done / seconds, 1) if seconds else 0.0,
+            "engine": "ray", "actors": n_actors}
 
 
 # ---- teach ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ import numpy as np
 from hiddenemo.data.keypoints import box_from_keypoints, normalise_to_box
 from hiddenemo.data.openpose import ingest_openpose, is_ingested
 from hiddenemo.data.store import Store
-from hiddenemo.errors import UserError
+from hiddenemo.errors import DISK_ERRORS, UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.boxes import crop_window, make_detector, subject_boxes
 from hiddenemo.extract.config import EXTRACT_VERSION, ExtractConfig
@@ -114,7 +114,12 @@ class VideoJob:
             else:
                 self._extract(video_id, path, status)
                 self._note_if_nobody(video_id, status)
-        except (UserError, ValueError, OSError, RuntimeError) as e:
+        except OSError as e:
+            reason = (f"cannot write {e.filename}: {e.strerror}; free space (or fix the permissions) there and run "
+                      "the same command again" if e.errno in DISK_ERRORS else str(e))
+            status.update(status="failed", reason=reason)
+            log.warning("video %s failed: %s", video_id, reason)
+        except (UserError, ValueError, RuntimeError) as e:
             status.update(status="failed", reason=str(e))
             log.warning("video %s failed: %s", video_id, e)
         except Exception as e:  # noqa: BLE001 - one broken video must not stop the others

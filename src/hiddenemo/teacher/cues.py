@@ -27,12 +27,12 @@ Cues (code: what it measures):
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from hiddenemo.teacher.head import head_signals, oscillations, reference
+from hiddenemo.teacher.head import rolling_median as _rolling_median
 from hiddenemo.teacher.head import smooth as _smooth
 
 # OpenPose 137 indices.
@@ -96,15 +96,6 @@ def _nanmean(x: np.ndarray, axis) -> np.ndarray:
 def _nanmedian(x: np.ndarray) -> float:
     x = x[np.isfinite(x)]
     return float(np.median(x)) if len(x) else float("nan")
-
-
-def _rolling_median(x: np.ndarray, k: int) -> np.ndarray:
-    """NaN-aware centred rolling median over k frames of a (T,) signal."""
-    pad = np.concatenate([np.full(k // 2, np.nan), x, np.full(k - 1 - k // 2, np.nan)])
-    windows = np.lib.stride_tricks.sliding_window_view(pad, k)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)        # all-NaN windows give NaN, as wanted
-        return np.nanmedian(windows, axis=1)
 
 
 def _dist(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -194,7 +185,7 @@ def head_motion(pose: np.ndarray, fps: float) -> list[Cue]:
     shake = Cue("head shake", "head shake", "the head turns from side to side and back (negation, doubt)")
     turn = Cue("AU51/AU52", "head turn", "the head turns away from its usual direction and stays turned")
     tilt = Cue("AU55/AU56", "head tilt", "the head tilts towards one shoulder")
-    for signals in head_signals(pose):
+    for signals in head_signals(pose, fps):
         source = f"from the {signals.source}"
         for cue, x, amplitude, min_swings in ((nod, signals.pitch, NOD_SWING, 2), (shake, signals.yaw, SHAKE_SWING, 3)):
             for a, b, moves in oscillations(x, fps, amplitude, min_swings, SWING_MAX_S):

