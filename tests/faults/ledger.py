@@ -24,6 +24,9 @@ DEFECTS_FIXED: list[str] = [
     "moments (predictions differed): train/module.py + train/stages.py, optimizer-<e>.pt per epoch (50cc869)",
     "an oversized teacher answer was stored whole in every verdict: teacher/vlm.py refuses it (254c466)",
     "three requirements had no upper version bound: pyproject.toml (b728f0d)",
+    "two extract/teach processes on one workspace computed every video twice and concurrent manifest updates lost "
+    "writes: data/claims.py (per-video claims, locks around update_manifest and append_line)",
+    "a second train of a running run wrote into the same run directory: commands/train.py holds the run (hold_run)",
 ]
 
 

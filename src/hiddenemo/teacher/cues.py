@@ -13,7 +13,8 @@ Cues (code: what it measures):
 - head motion (`head.py`: from the face mesh, and from the BODY_25 nose, eyes and ears where the
   mesh is lost; each episode says which): `AU53/AU54 head nod`, two or more down-up swings of the
   nose of at least 5 % of the head height, each under 0.7 s; `head shake`, three or more side to
-  side swings of the yaw of at least 0.08 (about 9 degrees); `AU51/AU52 head turn`, the yaw held
+  side swings of the yaw of at least 0.08 (about 9 degrees); swings mostly inside a turn of the same
+  source are the turn's, not a nod or shake; `AU51/AU52 head turn`, the yaw held
   more than 0.2 (about 23 degrees) off the head's usual direction for 0.5 s or more; `AU55/AU56 head
   tilt`, the eye line's slope held more than 0.2 off its usual level for 0.5 s or more.
 - `shoulder rise`: the shoulders come up towards the nose by 20 % for at most 4 s (shrug; looking
@@ -52,7 +53,7 @@ MERGE_S = 0.2
 TURN = 0.2
 TILT = 0.2               # slope of the eye line, about 11 degrees
 NOD_SWING = 0.05         # head heights
-SHAKE_SWING = 0.08       # yaw units (about half the angle in radians)
+SHAKE_SWING = 0.08       # yaw units (about half the angle in radians): a swing of about 9 degrees
 SWING_MAX_S = 0.7        # a slower movement is a change of posture, not a nod or a shake
 HOLD_MIN_S = 0.5
 FIDGET_FLOOR = 0.05      # box units per second: below this, hands are still whatever the ratio
@@ -187,12 +188,17 @@ def head_motion(pose: np.ndarray, fps: float) -> list[Cue]:
     tilt = Cue("AU55/AU56", "head tilt", "the head tilts towards one shoulder")
     for signals in head_signals(pose, fps):
         source = f"from the {signals.source}"
+        turns = _holds(signals.yaw, fps, TURN, source)
         for cue, x, amplitude, min_swings in ((nod, signals.pitch, NOD_SWING, 2), (shake, signals.yaw, SHAKE_SWING, 3)):
             for a, b, moves in oscillations(x, fps, amplitude, min_swings, SWING_MAX_S):
                 size = max(abs(m.size) for m in moves)
-                cue.episodes.append(Episode(a / fps, (b + 1) / fps, float(np.clip(size / (4 * amplitude), 0, 1)),
-                                            f"{len(moves)} swings, {source}"))
-        turn.episodes += _holds(signals.yaw, fps, TURN, source)
+                e = Episode(a / fps, (b + 1) / fps, float(np.clip(size / (4 * amplitude), 0, 1)),
+                            f"{len(moves)} swings, {source}")
+                # Turning away and back moves the nose too: swings mostly inside a turn are the turn's.
+                inside = sum(max(0.0, min(e.end_s, t.end_s) - max(e.start_s, t.start_s)) for t in turns)
+                if inside <= 0.5 * (e.end_s - e.start_s):
+                    cue.episodes.append(e)
+        turn.episodes += turns
         tilt.episodes += _holds(signals.roll, fps, TILT, source)
     for cue in (nod, shake, turn, tilt):
         cue.episodes = _merge_sources(cue.episodes)

@@ -104,13 +104,15 @@ def from_body(pose: np.ndarray) -> HeadSignals:
 
 def head_signals(pose: np.ndarray, fps: float) -> list[HeadSignals]:
     """The sources with enough steady frames to read motion from: the face mesh first."""
-    def steady(x: np.ndarray) -> np.ndarray:
+    sources = []
+    for s in (from_face(pose), from_body(pose)):
         with np.errstate(invalid="ignore"):
-            return np.where((jitter(x, fps) > MAX_JITTER) | (np.abs(x) > MAX_LEVEL), np.nan, x)
-
-    sources = [HeadSignals(s.source, steady(s.yaw), steady(s.pitch), steady(s.roll))
-               for s in (from_face(pose), from_body(pose))]
-    return [s for s in sources if s.seen() >= MIN_FRAMES]
+            wild = (jitter(s.yaw, fps) > MAX_JITTER) | (jitter(s.pitch, fps) > MAX_JITTER) | \
+                (np.abs(s.yaw) > MAX_LEVEL) | (np.abs(s.pitch) > MAX_LEVEL)
+        steady = HeadSignals(s.source, *(np.where(wild, np.nan, x) for x in (s.yaw, s.pitch, s.roll)))
+        if steady.seen() >= MIN_FRAMES:
+            sources.append(steady)
+    return sources
 
 
 # A pose estimator shown no person (a title card, a cartoon) may still draw one, with confidence, that
