@@ -14,7 +14,7 @@ Cues (code: what it measures):
   mesh is lost; each episode says which): `AU53/AU54 head nod`, two or more down-up swings of the
   nose of at least 5 % of the head height, each under 0.7 s; `head shake`, three or more side to
   side swings of the yaw of at least 0.08 (about 9 degrees); swings mostly inside a turn of the same
-  source are the turn's, not a nod or shake; `AU51/AU52 head turn`, the yaw held
+  source are the turn's, and of a nod and a shake at once the stronger one is kept; `AU51/AU52 head turn`, the yaw held
   more than 0.2 (about 23 degrees) off the head's usual direction for 0.5 s or more; `AU55/AU56 head
   tilt`, the eye line's slope held more than 0.2 off its usual level for 0.5 s or more.
 - `shoulder rise`: the shoulders come up towards the nose by 20 % for at most 4 s (shrug; looking
@@ -180,29 +180,50 @@ def arms_crossed(pose: np.ndarray, fps: float) -> Cue:
 
 
 def head_motion(pose: np.ndarray, fps: float) -> list[Cue]:
-    """Nods, shakes, turns and tilts from every source of head signals (`head.py`); an episode seen by
-    both sources is one episode."""
-    nod = Cue("AU53/AU54", "head nod", "the head moves down and up (conversational, agreement)")
-    shake = Cue("head shake", "head shake", "the head turns from side to side and back (negation, doubt)")
-    turn = Cue("AU51/AU52", "head turn", "the head turns away from its usual direction and stays turned")
-    tilt = Cue("AU55/AU56", "head tilt", "the head tilts towards one shoulder")
-    for signals in head_signals(pose, fps):
-        source = f"from the {signals.source}"
-        turns = _holds(signals.yaw, fps, TURN, source)
-        for cue, x, amplitude, min_swings in ((nod, signals.pitch, NOD_SWING, 2), (shake, signals.yaw, SHAKE_SWING, 3)):
-            for a, b, moves in oscillations(x, fps, amplitude, min_swings, SWING_MAX_S):
-                size = max(abs(m.size) for m in moves)
-                e = Episode(a / fps, (b + 1) / fps, float(np.clip(size / (4 * amplitude), 0, 1)),
-                            f"{len(moves)} swings, {source}")
-                # Turning away and back moves the nose too: swings mostly inside a turn are the turn's.
-                inside = sum(max(0.0, min(e.end_s, t.end_s) - max(e.start_s, t.start_s)) for t in turns)
-                if inside <= 0.5 * (e.end_s - e.start_s):
-                    cue.episodes.append(e)
-        turn.episodes += turns
-        tilt.episodes += _holds(signals.roll, fps, TILT, source)
-    for cue in (nod, shake, turn, tilt):
+    """Nods, shakes, turns and tilts from the face mesh where it was found, and from the body points
+    where it was not (`head.py`); an episode both read is one episode naming both."""
+    cues = {"nod": Cue("AU53/AU54", "head nod", "the head moves down and up (conversational, agreement)"),
+            "shake": Cue("head shake", "head shake", "the head turns from side to side and back (negation, doubt)"),
+            "turn": Cue("AU51/AU52", "head turn", "the head turns away from its usual direction and stays turned"),
+            "tilt": Cue("AU55/AU56", "head tilt", "the head tilts towards one shoulder")}
+    mesh_seen = np.zeros(len(pose), dtype=bool)
+    for signals in head_signals(pose, fps):                    # the face mesh first
+        found = _head_episodes(signals, fps)
+        for name, episodes in found.items():
+            # The body points count where the mesh was lost, or where they agree with it.
+            cues[name].episodes += [e for e in episodes if signals.source == "face mesh"
+                                    or mesh_seen[round(e.start_s * fps):round(e.end_s * fps)].mean() <= 0.5
+                                    or _mostly_inside(e, cues[name].episodes)]
+        if signals.source == "face mesh":
+            mesh_seen = np.isfinite(signals.yaw)
+    for cue in cues.values():
         cue.episodes = _merge_sources(cue.episodes)
-    return [nod, shake, turn, tilt]
+    return list(cues.values())
+
+
+def _head_episodes(signals, fps: float) -> dict[str, list[Episode]]:
+    """Each head cue's episodes from one source's signals."""
+    source = f"from the {signals.source}"
+    found = {"turn": _holds(signals.yaw, fps, TURN, source), "tilt": _holds(signals.roll, fps, TILT, source)}
+    for name, x, amplitude, min_swings in (("nod", signals.pitch, NOD_SWING, 2),
+                                           ("shake", signals.yaw, SHAKE_SWING, 3)):
+        found[name] = []
+        for a, b, moves in oscillations(x, fps, amplitude, min_swings, SWING_MAX_S):
+            size = max(abs(m.size) for m in moves)
+            found[name].append(Episode(a / fps, (b + 1) / fps, float(np.clip(size / (4 * amplitude), 0, 1)),
+                                       f"{len(moves)} swings, {source}"))
+    # Turning away and back moves the nose too: swings mostly inside a turn are the turn's. A shaking
+    # head also bobs a little and a nodding one sways: of a nod and a shake at once, the stronger
+    # (against its own threshold) is the movement.
+    nods, shakes, turns = found["nod"], found["shake"], found["turn"]
+    found["nod"] = [e for e in nods if not _mostly_inside(e, turns + [s for s in shakes if s.intensity > e.intensity])]
+    found["shake"] = [e for e in shakes if not _mostly_inside(e, turns + [n for n in nods if n.intensity >= e.intensity])]
+    return found
+
+
+def _mostly_inside(e: Episode, others: list[Episode]) -> bool:
+    inside = sum(max(0.0, min(e.end_s, o.end_s) - max(e.start_s, o.start_s)) for o in others)
+    return inside > 0.5 * (e.end_s - e.start_s)
 
 
 def _holds(x: np.ndarray, fps: float, threshold: float, source: str) -> list[Episode]:
