@@ -240,6 +240,7 @@ def exclusive(path: Path, timeout_s: float = 120.0):
 def hold_run(work: str | Path, run: str):
     """Hold the run `run` of `work` for the whole of a training; a second holder is refused with who
     holds it. A run whose trainer was killed is taken over (and resumes)."""
+    check_video_id(run, "run name")
     with Claims.of_stage(work, "runs") as claims:
         if not claims.claim(run):
             holder = claims.holder(run) or {}
