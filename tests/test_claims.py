@@ -164,3 +164,18 @@ def test_a_second_train_of_the_same_run_is_refused_while_the_first_lives(work):
         holder.wait()
     with hold_run(work, "r"):                                  # its trainer died: taken over at once
         pass
+
+
+@pytest.mark.parametrize("env, first", [({}, True), ({"LOCAL_RANK": "1", "NODE_RANK": "0"}, False),
+                                        ({"RANK": "0", "LOCAL_RANK": "0"}, True), ({"SLURM_PROCID": "3"}, False),
+                                        ({"RANK": "2"}, False)])
+def test_only_the_first_rank_of_a_ddp_launch_holds_the_run(monkeypatch, env, first):
+    """torchrun, srun and Lightning's own DDP processes run the same `train` command in every rank:
+    the later ranks must not be refused by the first one's hold."""
+    from hiddenemo.commands.train import _first_rank
+
+    for var in ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "LOCAL_RANK", "NODE_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert _first_rank() is first

@@ -5,6 +5,8 @@ Heavy imports (torch, Lightning) happen inside the functions so `hiddenemo --hel
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -55,11 +57,20 @@ def train(work: Path, run: str = "default", seed: int = 0,
     config = TrainConfig(seed=seed, sampling=sampling, pooled=pooled, model=model, stage1=stage1, stage2=stage2,
                          selection=selection, pseudo=pseudo, self_training=self_training, stage1_enabled=stage1_enabled, stage2_enabled=stage2_enabled,
                          threads=threads, trainer=trainer)
-    with hold_run(work, run):               # a second `train` of this run refuses while this one lives
+    # A second `train` of this run refuses while this one lives; the later ranks of a DDP launch run
+    # this same command and share the first rank's hold.
+    with hold_run(work, run) if _first_rank() else contextlib.nullcontext():
         from hiddenemo.train.run import train_run
 
         metrics = train_run(work, run, config)
     print(json.dumps(summary(metrics), indent=2))
+
+
+def _first_rank() -> bool:
+    """False in a later rank of a multi-process launch: torchrun, srun, MPI, or the processes
+    Lightning starts itself for `--trainer.devices 2` (it sets LOCAL_RANK and NODE_RANK in them)."""
+    ranks = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "LOCAL_RANK", "NODE_RANK")
+    return all(os.environ.get(var, "0") in ("", "0") for var in ranks)
 
 
 def predict(work: Path, run: str = "default", split: str = "test", submission: bool = False,
