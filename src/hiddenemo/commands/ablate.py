@@ -1,12 +1,16 @@
-"""`hiddenemo ablate`: the paper's ablation tables as seeded studies."""
+"""`hiddenemo ablate`: the paper's ablation tables as seeded studies, and the teacher-noise study."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal, Optional
 
 
-def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strategy", "stages"] = "pose-encoders",
-           seeds: int = 3, base: Optional[Path] = None) -> None:
+def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strategy", "stages",
+                                      "teacher-noise"] = "pose-encoders",
+           seeds: int = 3, base: Optional[Path] = None,
+           noise_rates: list[float] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+           splits: int = 3, noise_kind: Literal["uniform", "positives", "negatives"] = "uniform",
+           real: bool = True, weights: list[float] = [], cutoffs: list[float] = []) -> None:
     """Run one of the paper's ablation studies on a workspace and print mean ± std over seeds.
 
     The table is markdown, also written to WORK/ablations/<study>.md, .csv, .json. Each variant x seed
@@ -18,14 +22,31 @@ def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strate
     so the clip row is the same encoder on 16 frames, named so), strategy (Table 3: fused without
     pretraining, + weak supervision, + offsets, + per-modality pretraining, + contrastive), stages (the
     base config as it is, one run per seed: each modality's stage-1 model against the stage-2 model,
-    with a paired bootstrap and a paired t-test over seeds — does stage 2 earn its place?).
+    with a paired bootstrap and a paired t-test over seeds — does stage 2 earn its place?),
+    teacher-noise (labeled training videos only: whole subjects held out as a simulated target, given
+    pseudo-labels from a teacher of controlled noise, from the real teacher and from self-training;
+    stage 1 shared per seed x split, stage 2 per arm; the student's gain over stage 1 on the held-out
+    subjects per noise rate, the rate where it crosses zero, a plot WORK/ablations/teacher-noise.png;
+    `train` then prints guidance from it; see docs/training.md).
 
     Args:
         work: The workspace directory (features and teacher verdicts already there).
         study: Which study to run.
         seeds: Seeds per variant (0 .. seeds-1).
         base: Base training config every variant overlays (e.g. configs/demo.yaml, configs/imigue_events.yaml).
+        noise_rates: teacher-noise: the simulated teacher's share of flipped labels, each a stage 2 per cell.
+        splits: teacher-noise: subject-grouped splits of the labeled videos; each in turn is the simulated target.
+        noise_kind: teacher-noise: flips from every video (uniform) or all from the positives / negatives.
+        real: teacher-noise: also the real teacher (the base config's pseudo.teacher) and its self-training rounds.
+        weights: teacher-noise: pseudo-label weights tried with the real teacher (default: the base policy's).
+        cutoffs: teacher-noise: teacher confidence cut-offs (min_confidence) tried with the real teacher.
     """
+    if study == "teacher-noise":
+        from hiddenemo.noise_study import NoiseStudy, run_noise_study
+
+        run_noise_study(work, seeds, base, NoiseStudy(rates=tuple(noise_rates), splits=splits, noise_kind=noise_kind,
+                                                      real=real, weights=tuple(weights), cutoffs=tuple(cutoffs)))
+        return
     from hiddenemo.ablate import run_study
 
     run_study(work, study, seeds, base)

@@ -41,12 +41,24 @@ def pseudo_labels(work: str | Path, teacher_id: str, policy: PseudoLabelPolicy) 
     manifest = read_manifest(work)
     unlabeled = set(manifest.loc[manifest["label"].isna(), "video_id"])
     verdicts = read_verdicts(work, teacher_id)
-    rows = [(vid, v.p_positive) for vid, v in sorted(verdicts.items())
-            if vid in unlabeled and v.p_positive is not None
-            and max(v.p_positive, 1 - v.p_positive) >= policy.min_confidence]
+    answers = {vid: v.p_positive for vid, v in sorted(verdicts.items()) if vid in unlabeled and v.p_positive is not None}
+    calibration = training_answers(manifest, verdicts, work) if policy.calibrate else None
+    return apply_policy(answers, policy, calibration)
+
+
+def apply_policy(answers: dict[str, float], policy: PseudoLabelPolicy,
+                 calibration: tuple[np.ndarray, np.ndarray] | None = None) -> pd.DataFrame:
+    """`[video_id, target, weight]` from a teacher's p_positive per video. `calibration`: (p, y) of the
+    teacher's answers on labeled videos, fitted when `policy.calibrate` (the caller decides which
+    labeled videos may be used: the training ones, or in the teacher-noise study only its source part)."""
+    rows = [(vid, p) for vid, p in answers.items() if max(p, 1 - p) >= policy.min_confidence]
     df = pd.DataFrame(rows, columns=["video_id", "p"])
     if policy.calibrate and len(df):
-        df["p"] = calibrated(manifest, verdicts, work, df["p"].to_numpy())
+        from hiddenemo.eval.labelshift import platt_calibrate
+        p_fit, y_fit = calibration
+        if len(np.unique(y_fit)) < 2:
+            raise ValueError("pseudo-label calibration needs teacher answers on labeled training videos of both classes")
+        df["p"] = platt_calibrate(p_fit, y_fit, df["p"].to_numpy())
     positive = (df["p"] >= policy.threshold).to_numpy()
     df["target"] = positive.astype(float) if policy.mode == "hard" else df["p"].astype(float)
     weight = np.full(len(df), float(policy.weight))
@@ -58,20 +70,18 @@ def pseudo_labels(work: str | Path, teacher_id: str, policy: PseudoLabelPolicy) 
     return df[["video_id", "target", "weight"]].reset_index(drop=True)
 
 
-def calibrated(manifest: pd.DataFrame, verdicts: dict, work: str | Path, p: np.ndarray) -> np.ndarray:
-    """`p` re-mapped by a logistic fit of the training labels on the teacher's answers for the labeled
-    training videos (split == "train" only, so a labeled test split can never leak in)."""
-    from hiddenemo.eval.labelshift import platt_calibrate
+def training_answers(manifest: pd.DataFrame, verdicts: dict, work: str | Path,
+                     exclude: set[str] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+    """(p, y): the teacher's answers and the labels (1 = positive) of the labeled training videos
+    (split == "train" only, so a labeled test split can never leak in), minus `exclude`."""
     from hiddenemo.train.selection import split_for_training
 
     positive_index = DatasetInfo.load(work).positive_index
     train, _ = split_for_training(manifest)          # the one place that hands out training labels
-    train = train[train["video_id"].map(lambda v: v in verdicts and verdicts[v].p_positive is not None)]
+    train = train[train["video_id"].map(lambda v: v not in exclude and v in verdicts
+                                        and verdicts[v].p_positive is not None).astype(bool)]
     y = (train["label"].astype(int) == positive_index).astype(int).to_numpy()
-    if len(np.unique(y)) < 2:
-        raise ValueError("pseudo-label calibration needs teacher answers on labeled training videos of both classes")
-    fit = np.array([verdicts[v].p_positive for v in train["video_id"]], dtype=float)
-    return platt_calibrate(fit, y, p)
+    return np.array([verdicts[v].p_positive for v in train["video_id"]], dtype=float), y
 
 
 def teacher_report(work: str | Path, teacher_id: str, threshold: float = 0.5) -> dict:
