@@ -374,6 +374,19 @@ def write_outputs(out: Path, per_arm: pd.DataFrame, table: pd.DataFrame, seeds: 
     print("\n" + markdown)
 
 
+def print_recommendation(work: Path, run: str) -> None:
+    """`recommendation` on stderr (stdout stays train's JSON); guidance never fails a finished run."""
+    import sys
+
+    try:
+        advice = recommendation(work, run)
+    except (UserError, ValueError, KeyError, OSError) as e:
+        log.warning("no pseudo-label guidance for this run: %s", e)
+        return
+    if advice:
+        print(advice, file=sys.stderr)
+
+
 def recommendation(work: Path, run: str) -> str | None:
     """Guidance printed by `train` (never applied): the run's teacher, its out-of-fold accuracy on the
     labeled training videos (calibrated on the other folds when the policy calibrates), and what the
@@ -390,16 +403,14 @@ def recommendation(work: Path, run: str) -> str | None:
     manifest = read_manifest(work)
     verdicts = read_verdicts(work, config.pseudo.teacher)
     policy = PseudoLabelPolicy(**config.pseudo.policy)
-    folds = oof.drop_duplicates("video_id").set_index("video_id")["fold"]
-    p_all, y_all = training_answers(manifest, verdicts, work)
-    ids = [v for v in training_ids(manifest) if v in verdicts and verdicts[v].p_positive is not None]
-    truth, wrong = dict(zip(ids, y_all)), []
-    for fold in sorted(folds.unique()):
-        held = set(folds.index[folds == fold])
-        calibration = training_answers(manifest, verdicts, work, exclude=held) if policy.calibrate else None
-        answers = {v: verdicts[v].p_positive for v in ids if v in held}
+    videos = oof.drop_duplicates("video_id").set_index("video_id")           # fold and label (1 = positive)
+    wrong = []
+    for fold in sorted(videos["fold"].unique()):
+        held = videos.index[videos["fold"] == fold]
+        calibration = training_answers(manifest, verdicts, work, exclude=set(held)) if policy.calibrate else None
+        answers = {v: verdicts[v].p_positive for v in held if v in verdicts and verdicts[v].p_positive is not None}
         labels = apply_policy(answers, replace(policy, min_confidence=0.0), calibration)
-        wrong += [(t >= 0.5) != bool(truth[v]) for v, t in zip(labels["video_id"], labels["target"])]
+        wrong += list((labels["target"].to_numpy() >= 0.5) != videos.loc[labels["video_id"], "label"].to_numpy().astype(bool))
     if not wrong:
         return None
     noise = float(np.mean(wrong))
@@ -424,9 +435,3 @@ def recommendation(work: Path, run: str) -> str | None:
         lines.append(f"  Best policy the study found for this teacher: pseudo.policy weight {best['weight']:g}, "
                      f"min_confidence {best['cutoff']:g} (gain {best['gain_auroc']:+.3f} AUROC on held-out subjects).")
     return "\n".join(lines)
-
-
-def training_ids(manifest: pd.DataFrame) -> list[str]:
-    from hiddenemo.train.selection import split_for_training
-
-    return split_for_training(manifest)[0]["video_id"].tolist()

@@ -31,7 +31,8 @@ def train(work: Path, run: str = "default", seed: int = 0,
 
     k-fold cross-validation on the labeled training videos picks the epochs and the threshold. Writes
     WORK/runs/RUN/ and predictions for the test split. Re-running the same command resumes an
-    interrupted run.
+    interrupted run. Then prints guidance to stderr (never applied): the teacher's out-of-fold
+    accuracy and, after `ablate --study teacher-noise`, whether stage 2 is expected to help at that noise.
 
     Args:
         work: The workspace directory.
@@ -64,6 +65,8 @@ def train(work: Path, run: str = "default", seed: int = 0,
 
         metrics = train_run(work, run, config)
     print(json.dumps(summary(metrics), indent=2))
+    from hiddenemo.noise_study import print_recommendation
+    print_recommendation(work, run)
 
 
 def _first_rank() -> bool:
