@@ -76,9 +76,9 @@ def test_held_out_subjects_never_reach_training(workspace, monkeypatch, capsys):
     run_noise_study(work, 1, base, NoiseStudy(rates=(0.0, 0.5), splits=2))
     cells = work / "ablations" / "teacher-noise" / "cells"
     for split in (0, 1):
-        target = set(pd.read_csv(cells / f"s0-t{split}" / "target.csv", dtype={"video_id": str})["video_id"])
+        target = set(pd.read_csv(cells / f"s0-t{split}of2" / "target.csv", dtype={"video_id": str})["video_id"])
         assert target
-        mine = [(what, ids) for what, out, ids in seen if out is None or f"s0-t{split}" in str(out)]
+        mine = [(what, ids) for what, out, ids in seen if out is None or f"s0-t{split}of2" in str(out)]
         assert any(what == "calibration" and ids == target for what, ids in mine)
         assert all(not (ids & target) for what, ids in mine if what == "labeled")
     cells_csv = pd.read_csv(work / "ablations" / "teacher-noise_cells.csv")

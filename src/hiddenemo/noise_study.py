@@ -99,16 +99,30 @@ def run_noise_study(work: Path, seeds: int, base_config: Path | None, study: Noi
         raise UserError("the real-teacher arms need pseudo.teacher in the base config (or --real false)")
     # The study scores fold ensembles (each fold's model never saw its fold).
     config = replace(config, selection=replace(config.selection, final_model="fold-ensemble"))
+    _claim_study(work / "ablations" / STUDY, config)
     results = []
     for seed in range(seeds):
         for split in range(study.splits):
-            cell = work / "ablations" / STUDY / "cells" / f"s{seed}-t{split}"
+            cell = work / "ablations" / STUDY / "cells" / f"s{seed}-t{split}of{study.splits}"
             print(f"\n== ablate {STUDY}: seed {seed}, simulated target = subject split {split} -> {cell}", flush=True)
             results += run_cell(work, replace(config, seed=seed), split, study, cell)
     per_arm = pd.DataFrame(results)
     table = summarise(per_arm)
     write_outputs(work / "ablations", per_arm, table, seeds, study, base_config, config.pseudo.teacher)
     return table
+
+
+def _claim_study(out: Path, config) -> None:
+    """The cells of WORK/ablations/teacher-noise belong to one base config: refuse to mix another in."""
+    from hiddenemo.train.config import to_dict
+
+    settings = json.dumps({k: v for k, v in to_dict(config).items() if k != "seed"}, sort_keys=True, default=str)
+    path = out / "config.json"
+    if path.exists() and path.read_text() != settings:
+        raise UserError(f"{out} holds a teacher-noise study of another base config ({path}); delete that "
+                        "directory to start over with this one")
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, settings)
 
 
 def run_cell(work: Path, config, split: int, study: NoiseStudy, cell: Path) -> list[dict]:
@@ -170,7 +184,8 @@ def arms(work: Path, manifest: pd.DataFrame, config, study: NoiseStudy, target: 
         rng = np.random.default_rng([config.seed, int(round(rate * 1000)), len(y)])
         labels = simulated_teacher(y, rate, study.noise_kind, rng)
         pseudo = pd.DataFrame({"video_id": target["video_id"], "target": labels.astype(np.float32), "weight": weight})
-        yield f"noise-{rate:.2f}", pseudo, {"kind": "simulated", "rate": rate, "noise_kind": study.noise_kind,
+        kind = "" if study.noise_kind == "uniform" else f"-{study.noise_kind}"
+        yield f"noise-{rate:.2f}{kind}", pseudo, {"kind": "simulated", "rate": rate, "noise_kind": study.noise_kind,
                                            "teacher_noise": float(np.mean(labels != y)), "weight": weight}
     if study.real:
         yield from _real_arms(work, manifest, config, study, target)

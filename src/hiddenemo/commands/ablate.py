@@ -36,7 +36,8 @@ def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strate
         base: Base training config every variant overlays (e.g. configs/demo.yaml, configs/imigue_events.yaml).
         noise_rates: teacher-noise: the simulated teacher's share of flipped labels, each a stage 2 per cell.
         splits: teacher-noise: subject-grouped splits of the labeled videos; each in turn is the simulated target.
-        noise_kind: teacher-noise: flips from every video (uniform) or all from the positives / negatives.
+        noise_kind: teacher-noise: flips drawn from every video (uniform), or that share of one class flipped
+            (positives: the teacher misses positives; negatives: it calls negatives positive).
         real: teacher-noise: also the real teacher (the base config's pseudo.teacher) and its self-training rounds.
         weights: teacher-noise: pseudo-label weights tried with the real teacher (default: the base policy's).
         cutoffs: teacher-noise: teacher confidence cut-offs (min_confidence) tried with the real teacher.

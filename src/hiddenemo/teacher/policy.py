@@ -54,11 +54,7 @@ def apply_policy(answers: dict[str, float], policy: PseudoLabelPolicy,
     rows = [(vid, p) for vid, p in answers.items() if max(p, 1 - p) >= policy.min_confidence]
     df = pd.DataFrame(rows, columns=["video_id", "p"])
     if policy.calibrate and len(df):
-        from hiddenemo.eval.labelshift import platt_calibrate
-        p_fit, y_fit = calibration
-        if len(np.unique(y_fit)) < 2:
-            raise ValueError("pseudo-label calibration needs teacher answers on labeled training videos of both classes")
-        df["p"] = platt_calibrate(p_fit, y_fit, df["p"].to_numpy())
+        df["p"] = platt(calibration, df["p"].to_numpy())
     positive = (df["p"] >= policy.threshold).to_numpy()
     df["target"] = positive.astype(float) if policy.mode == "hard" else df["p"].astype(float)
     weight = np.full(len(df), float(policy.weight))
@@ -68,6 +64,22 @@ def apply_policy(answers: dict[str, float], policy: PseudoLabelPolicy,
             weight = np.where(positive, len(df) / (2 * n_pos), len(df) / (2 * n_neg)) * policy.weight
     df["weight"] = weight
     return df[["video_id", "target", "weight"]].reset_index(drop=True)
+
+
+def calibrated(manifest: pd.DataFrame, verdicts: dict, work: str | Path, p: np.ndarray) -> np.ndarray:
+    """`p` re-mapped by a logistic fit of the training labels on the teacher's answers for the labeled
+    training videos (split == "train" only, so a labeled test split can never leak in)."""
+    return platt(training_answers(manifest, verdicts, work), p)
+
+
+def platt(calibration: tuple[np.ndarray, np.ndarray], p: np.ndarray) -> np.ndarray:
+    """`p` Platt-scaled on `calibration` = (the teacher's answers, labels) of labeled videos."""
+    from hiddenemo.eval.labelshift import platt_calibrate
+
+    p_fit, y_fit = calibration
+    if len(np.unique(y_fit)) < 2:
+        raise ValueError("pseudo-label calibration needs teacher answers on labeled training videos of both classes")
+    return platt_calibrate(p_fit, y_fit, p)
 
 
 def training_answers(manifest: pd.DataFrame, verdicts: dict, work: str | Path,
