@@ -164,14 +164,15 @@ def run_cell(work: Path, config, split: int, study: NoiseStudy, cell: Path) -> l
         def score(arm=arm, pseudo=pseudo, facts=facts):
             arm_ctx, sel, _ = _stage2(ctx, cell / arm, source, folds, pseudo, stage1)
             return {**facts, "n_pseudo": len(pseudo), **_on_target(arm_ctx, sel, target)}
-        results.append(_row(common, arm, _cached(cell / arm / "result.json", score)))
+        results.append(_row(common, arm, {**_cached(cell / arm / "result.json", score), **facts}))
     real = [a for a in results if a["arm"].startswith("real")]
     if real and config.self_training.rounds:
         first = real[0]["arm"]
         pseudo = next(p for a, p, _ in arms(work, manifest, config, study, target) if a == first)
         result = _cached(cell / "self-training" / "result.json",
                          lambda: _self_training(ctx, cell / first, source, folds, pseudo, stage1, target))
-        results.append(_row(common, "self-training", result))
+        kept = _kept_noise(cell / first / "stage2" / f"round{config.self_training.rounds}", target)
+        results.append(_row(common, "self-training", {**result, **kept}))
     return results
 
 
@@ -186,7 +187,7 @@ def arms(work: Path, manifest: pd.DataFrame, config, study: NoiseStudy, target: 
         pseudo = pd.DataFrame({"video_id": target["video_id"], "target": labels.astype(np.float32), "weight": weight})
         kind = "" if study.noise_kind == "uniform" else f"-{study.noise_kind}"
         yield f"noise-{rate:.2f}{kind}", pseudo, {"kind": "simulated", "rate": rate, "noise_kind": study.noise_kind,
-                                           "teacher_noise": float(np.mean(labels != y)), "weight": weight}
+                                                  "weight": weight, **label_noise(labels, y)}
     if study.real:
         yield from _real_arms(work, manifest, config, study, target)
 
@@ -207,11 +208,19 @@ def _real_arms(work: Path, manifest: pd.DataFrame, config, study: NoiseStudy, ta
         for cutoff in study.cutoffs or (base.min_confidence,):
             policy = replace(base, weight=float(weight), min_confidence=float(cutoff))
             pseudo = apply_policy(answers, policy, calibration)
-            wrong = (pseudo["target"].to_numpy() >= 0.5) != truth.loc[pseudo["video_id"]].to_numpy().astype(bool)
+            noise = label_noise(pseudo["target"].to_numpy() >= 0.5, truth.loc[pseudo["video_id"]].to_numpy())
             yield f"real-w{weight:g}-c{cutoff:g}", pseudo, {
                 "kind": "real", "teacher": config.pseudo.teacher, "weight": float(weight), "cutoff": float(cutoff),
-                "teacher_noise": float(wrong.mean()) if len(wrong) else float("nan"),
-                "teacher_coverage": len(pseudo) / len(target)}
+                "teacher_coverage": len(pseudo) / len(target), **noise}
+
+
+def label_noise(labels: np.ndarray, y: np.ndarray) -> dict:
+    """The share of wrong pseudo-labels, overall and per true class (a teacher calibrated to an
+    imbalanced prior errs mostly on the rarer class: its overall noise hides that)."""
+    wrong, y = np.asarray(labels).astype(int) != np.asarray(y).astype(int), np.asarray(y).astype(int)
+    share = lambda mask: float(wrong[mask].mean()) if mask.any() else float("nan")   # noqa: E731
+    return {"teacher_noise": share(np.ones(len(y), bool)), "noise_on_positives": share(y == 1),
+            "noise_on_negatives": share(y == 0)}
 
 
 def _stage2(ctx, arm_dir: Path, source: pd.DataFrame, folds: np.ndarray, pseudo: pd.DataFrame, stage1: dict):
@@ -231,13 +240,16 @@ def _self_training(ctx, arm_dir: Path, source, folds, pseudo, stage1, target: pd
 
     arm_ctx, first, shared = _stage2(ctx, arm_dir, source, folds, pseudo, stage1)
     sel = self_train(arm_ctx, source, folds, target["video_id"].tolist(), first, shared)
-    last = arm_dir / sel["dir"]
+    return {"kind": "self-training", "rounds": len(sel["rounds"]) - 1, "weight": ctx.config.self_training.weight,
+            **_kept_noise(arm_dir / sel["dir"], target), **_on_target(arm_ctx, sel, target)}
+
+
+def _kept_noise(round_dir: Path, target: pd.DataFrame) -> dict:
+    """The noise of a self-training round's kept pseudo-labels, averaged over the folds' chains."""
     truth = target.set_index("video_id")["label"]
-    kept = [pd.read_csv(p, dtype={"video_id": str}) for p in sorted(last.glob("pseudo_fold*.csv"))]
-    noise = [float(np.mean(k["target"].to_numpy().astype(int) != truth.loc[k["video_id"]].to_numpy())) for k in kept]
-    return {"kind": "self-training", "rounds": len(sel["rounds"]) - 1, "teacher_noise": float(np.mean(noise)),
-            "n_pseudo": int(np.mean([len(k) for k in kept])), "weight": ctx.config.self_training.weight,
-            **_on_target(arm_ctx, sel, target)}
+    kept = [pd.read_csv(p, dtype={"video_id": str}) for p in sorted(round_dir.glob("pseudo_fold*.csv"))]
+    noise = pd.DataFrame([label_noise(k["target"].to_numpy(), truth.loc[k["video_id"]].to_numpy()) for k in kept])
+    return {**noise.mean().to_dict(), "n_pseudo": float(np.mean([len(k) for k in kept]))}
 
 
 def _stage1_on_target(ctx, stage1: dict, target: pd.DataFrame) -> dict:
@@ -298,6 +310,9 @@ def summarise(per_arm: pd.DataFrame) -> pd.DataFrame:
         half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
         return float(x.mean() - half), float(x.mean() + half), float(stats.ttest_1samp(x, 0.0).pvalue)
 
+    none = per_arm[per_arm["arm"] == "none"].set_index(["seed", "split"])["auroc"]
+    per_arm = per_arm.assign(gain_vs_none=per_arm["auroc"].to_numpy()
+                             - none.reindex(pd.MultiIndex.from_frame(per_arm[["seed", "split"]])).to_numpy())
     first = per_arm.drop_duplicates(["seed", "split"])
     rows = [{"arm": "stage 1", "kind": "stage1", "cells": len(first), "auroc": first["stage1_auroc"].mean(),
              "auroc_std": first["stage1_auroc"].std(ddof=1),
@@ -305,35 +320,42 @@ def summarise(per_arm: pd.DataFrame) -> pd.DataFrame:
     for arm, g in per_arm.groupby("arm", sort=False):
         lo, hi, p = interval(g["gain_auroc"])
         b_lo, b_hi, _ = interval(g["gain_balanced_accuracy"])
+        n_lo, n_hi, n_p = interval(g["gain_vs_none"]) if arm != "none" else (np.nan, np.nan, np.nan)
         rows.append({"arm": arm, "kind": g["kind"].iloc[0], "rate": g["rate"].iloc[0] if "rate" in g else np.nan,
                      "weight": g["weight"].iloc[0] if "weight" in g else np.nan,
                      "cutoff": g["cutoff"].iloc[0] if "cutoff" in g else np.nan, "cells": len(g),
-                     "teacher_noise": g["teacher_noise"].mean() if "teacher_noise" in g else np.nan,
+                     **{c: g[c].mean() if c in g else np.nan
+                        for c in ("teacher_noise", "noise_on_positives", "noise_on_negatives")},
                      "n_pseudo": g["n_pseudo"].mean(), "auroc": g["auroc"].mean(), "auroc_std": g["auroc"].std(ddof=1),
                      "balanced_accuracy": g["balanced_accuracy"].mean(),
                      "gain_auroc": g["gain_auroc"].mean(), "gain_auroc_lo": lo, "gain_auroc_hi": hi, "gain_p": p,
                      "gain_balanced_accuracy": g["gain_balanced_accuracy"].mean(),
-                     "gain_balanced_accuracy_lo": b_lo, "gain_balanced_accuracy_hi": b_hi})
+                     "gain_balanced_accuracy_lo": b_lo, "gain_balanced_accuracy_hi": b_hi,
+                     "gain_vs_none": g["gain_vs_none"].mean(), "gain_vs_none_lo": n_lo, "gain_vs_none_hi": n_hi,
+                     "gain_vs_none_p": n_p})
     return pd.DataFrame(rows)
 
 
-def crossing_point(table: pd.DataFrame) -> dict:
-    """The simulated noise rate at which the mean AUROC gain over stage 1 falls through zero (linear
-    between grid points), or why there is none within the grid."""
+def crossing_point(table: pd.DataFrame, column: str = "gain_auroc") -> dict:
+    """The simulated noise rate at which the mean AUROC gain (`column`: over stage 1, or `gain_vs_none`:
+    over stage 2 without pseudo-labels) falls through zero, linear between grid points; or why there
+    is none within the grid."""
+    over = "stage 1" if column == "gain_auroc" else "stage 2 without pseudo-labels"
     curve = table[table["kind"] == "simulated"].sort_values("rate")
-    rates, gains = curve["rate"].to_numpy(float), curve["gain_auroc"].to_numpy(float)
+    rates, gains = curve["rate"].to_numpy(float), curve[column].to_numpy(float)
     if not len(rates):
         return {"rate": None, "text": "no simulated arms"}
     for i in range(len(rates) - 1):
         if gains[i] > 0 >= gains[i + 1]:
             rate = rates[i] + (rates[i + 1] - rates[i]) * gains[i] / (gains[i] - gains[i + 1])
-            return {"rate": float(rate), "text": f"the mean AUROC gain crosses zero at {rate:.0%} teacher noise"}
+            return {"rate": float(rate), "text": f"the mean AUROC gain over {over} crosses zero at {rate:.0%} "
+                                                 "teacher noise"}
     if (gains > 0).all():
-        return {"rate": None, "text": f"the mean AUROC gain stays above zero up to {rates[-1]:.0%} noise"}
+        return {"rate": None, "text": f"the mean AUROC gain over {over} stays above zero up to {rates[-1]:.0%} noise"}
     if (gains <= 0).all():
-        return {"rate": None, "text": "the mean AUROC gain is never above zero: these pseudo-labels did not help "
-                                      "at any noise rate of the grid"}
-    return {"rate": None, "text": "the mean AUROC gain changes sign more than once (noisy curve): " +
+        return {"rate": None, "text": f"the mean AUROC gain over {over} is never above zero at any noise rate "
+                                      "of the grid"}
+    return {"rate": None, "text": f"the mean AUROC gain over {over} changes sign more than once (noisy curve): " +
             ", ".join(f"{r:.0%}: {g:+.3f}" for r, g in zip(rates, gains))}
 
 
@@ -352,22 +374,28 @@ def render_markdown(table: pd.DataFrame, crossing: dict, seeds: int, study: Nois
              "Scored on the simulated target (held-out subjects of the labeled training videos, labels hidden "
              "from training). Gain = student minus the stage-1 model of the same cell on the same videos; 95 % "
              "t-interval over cells and one-sample t-test p.", "",
-             "| arm | teacher noise (accuracy) | pseudo-labeled | student AUROC | student bal. acc. "
-             "| AUROC gain [95 % CI] (p) | bal. acc. gain [95 % CI] |", "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| arm | teacher noise (on positives, negatives) | pseudo-labeled | student AUROC | student bal. acc. "
+             "| AUROC gain [95 % CI] (p) | bal. acc. gain [95 % CI] | AUROC vs `none` [95 % CI] (p) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in table.to_dict(orient="records"):
         if r["kind"] == "stage1":
             lines.append(f"| stage 1 (reference) | | | {r['auroc']:.3f} ± {r['auroc_std']:.3f} "
-                         f"| {r['balanced_accuracy']:.3f} | | |")
+                         f"| {r['balanced_accuracy']:.3f} | | | |")
             continue
-        noise = (f"{r['teacher_noise']:.1%} ({1 - r['teacher_noise']:.3f})" if pd.notna(r["teacher_noise"]) else "—")
+        noise = (f"{r['teacher_noise']:.1%} (pos. {r['noise_on_positives']:.0%}, neg. {r['noise_on_negatives']:.0%})"
+                 if pd.notna(r["teacher_noise"]) else "—")
         lines.append(f"| {r['arm']} | {noise} | {r['n_pseudo']:.0f} | {r['auroc']:.3f} ± {r['auroc_std']:.3f} "
                      f"| {r['balanced_accuracy']:.3f} | {r['gain_auroc']:+.3f} [{r['gain_auroc_lo']:+.3f}, "
                      f"{r['gain_auroc_hi']:+.3f}] (p={r['gain_p']:.2f}) | {r['gain_balanced_accuracy']:+.3f} "
-                     f"[{r['gain_balanced_accuracy_lo']:+.3f}, {r['gain_balanced_accuracy_hi']:+.3f}] |")
-    lines += ["", f"Crossing point: {crossing['text']}."]
+                     f"[{r['gain_balanced_accuracy_lo']:+.3f}, {r['gain_balanced_accuracy_hi']:+.3f}] | "
+                     + ("" if r["arm"] == "none" else f"{r['gain_vs_none']:+.3f} [{r['gain_vs_none_lo']:+.3f}, "
+                        f"{r['gain_vs_none_hi']:+.3f}] (p={r['gain_vs_none_p']:.2f})") + " |")
+    lines += ["", f"Crossing point: {crossing['text']}; "
+              f"{crossing_point(table, 'gain_vs_none')['text']} (where the pseudo-labels themselves stop helping)."]
     for r in table[table["kind"].isin(["real", "self-training"])].to_dict(orient="records"):
         lines.append(f"On the curve: `{r['arm']}` at {r['teacher_noise']:.1%} noise, gain {r['gain_auroc']:+.3f} "
-                     f"(the simulated curve there: {gain_at(table, r['teacher_noise'])[0]:+.3f}).")
+                     f"(the simulated curve there: {gain_at(table, r['teacher_noise'])[0]:+.3f}; `none`: "
+                     f"{r['gain_auroc'] - r['gain_vs_none']:+.3f}).")
     lines += ["", f"![gain vs teacher noise]({STUDY}.png)"]
     return "\n".join(lines)
 
@@ -384,6 +412,7 @@ def write_outputs(out: Path, per_arm: pd.DataFrame, table: pd.DataFrame, seeds: 
     atomic_write_text(out / f"{STUDY}.json", json.dumps(
         {"study": STUDY, "seeds": seeds, "splits": study.splits, "noise_kind": study.noise_kind,
          "base_config": str(base), "teacher": teacher, "crossing": crossing,
+         "crossing_vs_none": crossing_point(table, "gain_vs_none"),
          "rows": table.to_dict(orient="records")}, indent=2, default=float))
     (out / f"{STUDY}.png").write_bytes(noise_curve(table, crossing.get("rate")))
     print("\n" + markdown)
