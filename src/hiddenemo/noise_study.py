@@ -359,12 +359,11 @@ def crossing_point(table: pd.DataFrame, column: str = "gain_auroc") -> dict:
             ", ".join(f"{r:.0%}: {g:+.3f}" for r, g in zip(rates, gains))}
 
 
-def gain_at(table: pd.DataFrame, noise: float) -> tuple[float, float, float]:
-    """The simulated curve's mean AUROC gain (and interval) at a teacher noise, interpolated."""
+def gain_at(table: pd.DataFrame, noise: float, column: str = "gain_auroc") -> tuple[float, float, float]:
+    """The simulated curve's mean gain `column` (and its interval) at a teacher noise, interpolated."""
     curve = table[table["kind"] == "simulated"].sort_values("teacher_noise")
     x = curve["teacher_noise"].to_numpy(float)
-    return tuple(float(np.interp(noise, x, curve[c].to_numpy(float))) for c in ("gain_auroc", "gain_auroc_lo",
-                                                                                   "gain_auroc_hi"))
+    return tuple(float(np.interp(noise, x, curve[c].to_numpy(float))) for c in (column, f"{column}_lo", f"{column}_hi"))
 
 
 def render_markdown(table: pd.DataFrame, crossing: dict, seeds: int, study: NoiseStudy, base: Path | None) -> str:
@@ -468,14 +467,19 @@ def recommendation(work: Path, run: str) -> str | None:
     study = json.loads(path.read_text())
     table = pd.DataFrame(study["rows"])
     gain, lo, hi = gain_at(table, noise)
-    verdict = ("expected to help" if lo > 0 else "expected to hurt" if hi < 0 else
-               "leaning to help, not clearly" if gain > 0 else "not expected to help")
-    lines.append(f"  The teacher-noise study ({path}; base {study['base_config']}) puts stage 2's AUROC gain over "
-                 f"stage 1 at that noise at {gain:+.3f} [{lo:+.3f}, {hi:+.3f}]: {verdict}; "
-                 f"{study['crossing']['text']}.")
+    own, own_lo, own_hi = gain_at(table, noise, "gain_vs_none")
+    verdict = ("expected to help" if own_lo > 0 else "expected to hurt" if own_hi < 0 else
+               "leaning to help, not clearly" if own > 0 else "not expected to help")
+    lines.append(f"  The teacher-noise study ({path}; base {study['base_config']}) at that noise: stage 2's AUROC "
+                 f"gain over stage 1 {gain:+.3f} [{lo:+.3f}, {hi:+.3f}], of which the pseudo-labels' own (over stage 2 "
+                 f"without them) {own:+.3f} [{own_lo:+.3f}, {own_hi:+.3f}]: pseudo-labels {verdict}; "
+                 f"{study['crossing_vs_none']['text']}. A teacher that errs mostly on one class may do worse "
+                 "than this uniform-noise curve (see the study's real-teacher rows).")
     real = table[table["kind"] == "real"]
     if len(real):
         best = real.loc[real["gain_auroc"].idxmax()]
         lines.append(f"  Best policy the study found for this teacher: pseudo.policy weight {best['weight']:g}, "
-                     f"min_confidence {best['cutoff']:g} (gain {best['gain_auroc']:+.3f} AUROC on held-out subjects).")
+                     f"min_confidence {best['cutoff']:g} (on held-out subjects: {best['teacher_noise']:.1%} noise, AUROC "
+                     f"{best['gain_auroc']:+.3f} over stage 1, {best['gain_vs_none']:+.3f} over stage 2 without "
+                     "pseudo-labels).")
     return "\n".join(lines)
