@@ -395,25 +395,30 @@ def render_markdown(table: pd.DataFrame, crossing: dict, seeds: int, study: Nois
         lines.append(f"On the curve: `{r['arm']}` at {r['teacher_noise']:.1%} noise, gain {r['gain_auroc']:+.3f} "
                      f"(the simulated curve there: {gain_at(table, r['teacher_noise'])[0]:+.3f}; `none`: "
                      f"{r['gain_auroc'] - r['gain_vs_none']:+.3f}).")
-    lines += ["", f"![gain vs teacher noise]({STUDY}.png)"]
+    lines += ["", f"![gain vs teacher noise]({output_name(study)}.png)"]
     return "\n".join(lines)
+
+
+def output_name(study: NoiseStudy) -> str:
+    """teacher-noise (uniform noise: the curve `train`'s guidance reads), teacher-noise-<kind> otherwise."""
+    return STUDY if study.noise_kind == "uniform" else f"{STUDY}-{study.noise_kind}"
 
 
 def write_outputs(out: Path, per_arm: pd.DataFrame, table: pd.DataFrame, seeds: int, study: NoiseStudy,
                   base: Path | None, teacher: str | None) -> None:
     from hiddenemo.report.plots import noise_curve
 
-    crossing = crossing_point(table)
+    crossing, name = crossing_point(table), output_name(study)
     markdown = render_markdown(table, crossing, seeds, study, base)
-    atomic_write_text(out / f"{STUDY}.md", markdown + "\n")
-    atomic_write_text(out / f"{STUDY}.csv", table.to_csv(index=False))
-    atomic_write_text(out / f"{STUDY}_cells.csv", per_arm.to_csv(index=False))
-    atomic_write_text(out / f"{STUDY}.json", json.dumps(
+    atomic_write_text(out / f"{name}.md", markdown + "\n")
+    atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
+    atomic_write_text(out / f"{name}_cells.csv", per_arm.to_csv(index=False))
+    atomic_write_text(out / f"{name}.json", json.dumps(
         {"study": STUDY, "seeds": seeds, "splits": study.splits, "noise_kind": study.noise_kind,
          "base_config": str(base), "teacher": teacher, "crossing": crossing,
          "crossing_vs_none": crossing_point(table, "gain_vs_none"),
          "rows": table.to_dict(orient="records")}, indent=2, default=float))
-    (out / f"{STUDY}.png").write_bytes(noise_curve(table, crossing.get("rate")))
+    (out / f"{name}.png").write_bytes(noise_curve(table, crossing.get("rate")))
     print("\n" + markdown)
 
 
