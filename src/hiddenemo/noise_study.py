@@ -390,7 +390,7 @@ def render_markdown(table: pd.DataFrame, crossing: dict, seeds: int, study: Nois
                      + ("" if r["arm"] == "none" else f"{r['gain_vs_none']:+.3f} [{r['gain_vs_none_lo']:+.3f}, "
                         f"{r['gain_vs_none_hi']:+.3f}] (p={r['gain_vs_none_p']:.2f})") + " |")
     lines += ["", f"Crossing point: {crossing['text']}; "
-              f"{crossing_point(table, 'gain_vs_none')['text']} (where the pseudo-labels themselves stop helping)."]
+              f"{crossing_point(table, 'gain_vs_none')['text']}."]
     for r in table[table["kind"].isin(["real", "self-training"])].to_dict(orient="records"):
         lines.append(f"On the curve: `{r['arm']}` at {r['teacher_noise']:.1%} noise, gain {r['gain_auroc']:+.3f} "
                      f"(the simulated curve there: {gain_at(table, r['teacher_noise'])[0]:+.3f}; `none`: "
