@@ -35,7 +35,7 @@ def test_simulated_teacher_flips_exactly_the_asked_share(rate, kind):
 
 
 def test_crossing_point_interpolates_between_grid_points():
-    table = pd.DataFrame({"kind": "simulated", "rate": [0.0, 0.2, 0.4], "gain_auroc": [0.1, 0.02, -0.02]})
+    table = pd.DataFrame({"kind": "simulated", "teacher_noise": [0.0, 0.2, 0.4], "gain_auroc": [0.1, 0.02, -0.02]})
     assert crossing_point(table)["rate"] == pytest.approx(0.3)
     assert crossing_point(table.assign(gain_auroc=[0.1, 0.1, 0.1]))["rate"] is None
 

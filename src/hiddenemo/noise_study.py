@@ -337,12 +337,14 @@ def summarise(per_arm: pd.DataFrame) -> pd.DataFrame:
 
 
 def crossing_point(table: pd.DataFrame, column: str = "gain_auroc") -> dict:
-    """The simulated noise rate at which the mean AUROC gain (`column`: over stage 1, or `gain_vs_none`:
+    """The pseudo-label noise at which the simulated arms' mean AUROC gain (`column`: over stage 1, or `gain_vs_none`:
     over stage 2 without pseudo-labels) falls through zero, linear between grid points; or why there
     is none within the grid."""
     over = "stage 1" if column == "gain_auroc" else "stage 2 without pseudo-labels"
-    curve = table[table["kind"] == "simulated"].sort_values("rate")
-    rates, gains = curve["rate"].to_numpy(float), curve[column].to_numpy(float)
+    # On the measured share of wrong pseudo-labels (the plot's axis, where the real teacher is placed);
+    # for uniform noise that is the asked rate.
+    curve = table[table["kind"] == "simulated"].sort_values("teacher_noise")
+    rates, gains = curve["teacher_noise"].to_numpy(float), curve[column].to_numpy(float)
     if not len(rates):
         return {"rate": None, "text": "no simulated arms"}
     for i in range(len(rates) - 1):
@@ -418,7 +420,7 @@ def write_outputs(out: Path, per_arm: pd.DataFrame, table: pd.DataFrame, seeds: 
          "base_config": str(base), "teacher": teacher, "crossing": crossing,
          "crossing_vs_none": crossing_point(table, "gain_vs_none"),
          "rows": table.to_dict(orient="records")}, indent=2, default=float))
-    (out / f"{name}.png").write_bytes(noise_curve(table, crossing.get("rate")))
+    (out / f"{name}.png").write_bytes(noise_curve(table, crossing.get("rate"), crossing_point(table, "gain_vs_none")["rate"]))
     print("\n" + markdown)
 
 

@@ -165,29 +165,35 @@ def image(rgb: np.ndarray, title: str) -> bytes:
     return to_png(fig)
 
 
-def noise_curve(table: pd.DataFrame, crossing: float | None) -> bytes:
-    """The teacher-noise study: the student's AUROC gain over stage 1 against the pseudo-labels' noise
-    (simulated teacher: line with 95 % intervals; real teacher and self-training: marked points)."""
-    fig, ax = plt.subplots(figsize=(7, 4.4))
+def noise_curve(table: pd.DataFrame, crossing: float | None, crossing_vs_none: float | None = None) -> bytes:
+    """The teacher-noise study: the student's AUROC gain against the pseudo-labels' noise, over stage 1
+    (left) and over stage 2 without pseudo-labels (right: the pseudo-labels' own effect). Simulated
+    teacher: line with 95 % intervals; real teacher and self-training: marked points."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), sharex=True)
     sim = table[table["kind"] == "simulated"].sort_values("teacher_noise")
-    err = [sim["gain_auroc"] - sim["gain_auroc_lo"], sim["gain_auroc_hi"] - sim["gain_auroc"]]
-    ax.errorbar(sim["teacher_noise"], sim["gain_auroc"], yerr=np.nan_to_num(np.array(err, float)), marker="o",
-                capsize=3, lw=1.8, color="#1f77b4", label="simulated teacher (label flips)")
-    ax.axhline(0, color="black", lw=0.8)
-    none = table[table["kind"] == "none"]
-    if len(none):
-        ax.axhline(float(none["gain_auroc"].iloc[0]), color="grey", ls="--", lw=1, label="stage 2 without pseudo-labels")
-    for kind, marker, colour in (("real", "*", "#d62728"), ("self-training", "D", "#2ca02c")):
-        for r in table[table["kind"] == kind].to_dict(orient="records"):
-            ax.errorbar([r["teacher_noise"]], [r["gain_auroc"]], capsize=3, marker=marker, ms=12 if marker == "*" else 7,
-                        color=colour, ls="none", label=r["arm"],
-                        yerr=np.nan_to_num([[r["gain_auroc"] - r["gain_auroc_lo"]], [r["gain_auroc_hi"] - r["gain_auroc"]]]))
-    if crossing is not None:
-        ax.axvline(crossing, color="#1f77b4", ls=":", lw=1)
-        ax.annotate(f"crossing {crossing:.0%}", (crossing, 0), textcoords="offset points", xytext=(4, 6), fontsize=8)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("pseudo-label noise on the simulated target (share wrong)")
-    ax.set_ylabel("student AUROC − stage-1 AUROC")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
+    panels = (("gain_auroc", "student AUROC − stage-1 AUROC", crossing),
+              ("gain_vs_none", "student AUROC − AUROC without pseudo-labels", crossing_vs_none))
+    for ax, (column, label, cross) in zip(axes, panels):
+        def bars(rows):
+            return np.nan_to_num(np.array([rows[column] - rows[f"{column}_lo"], rows[f"{column}_hi"] - rows[column]],
+                                          float).reshape(2, -1))
+        ax.errorbar(sim["teacher_noise"], sim[column], yerr=bars(sim), marker="o", capsize=3, lw=1.8,
+                    color="#1f77b4", label="simulated teacher (label flips)")
+        ax.axhline(0, color="black", lw=0.8)
+        none = table[table["kind"] == "none"]
+        if column == "gain_auroc" and len(none):
+            ax.axhline(float(none["gain_auroc"].iloc[0]), color="grey", ls="--", lw=1,
+                       label="stage 2 without pseudo-labels")
+        for kind, marker, colour in (("real", "*", "#d62728"), ("self-training", "D", "#2ca02c")):
+            for r in table[table["kind"] == kind].to_dict(orient="records"):
+                ax.errorbar([r["teacher_noise"]], [r[column]], yerr=bars(pd.Series(r)), capsize=3, marker=marker,
+                            ms=12 if marker == "*" else 7, color=colour, ls="none", label=r["arm"])
+        if cross is not None:
+            ax.axvline(cross, color="#1f77b4", ls=":", lw=1)
+            ax.annotate(f"crossing {cross:.0%}", (cross, 0), textcoords="offset points", xytext=(4, 6), fontsize=8)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+        ax.set_xlabel("pseudo-label noise on the simulated target (share wrong)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
     return to_png(fig)
