@@ -92,8 +92,9 @@ def test_held_out_subjects_never_reach_training(workspace, monkeypatch, capsys):
     assert main(["train", "--config", str(base), "--work", str(work), "--run", "r"]) == 0
     printed = capsys.readouterr()
     json.loads(printed.out)                                  # stdout stays train's JSON
-    assert "guidance (not applied): teacher rules is right on" in printed.err
-    assert "teacher-noise study" in printed.err and "Best policy the study found" in printed.err
+    assert "guidance (not applied): teacher rules's pseudo-labels are wrong on" in printed.err
+    assert "teacher-noise study" in printed.err and "Measured with this teacher on held-out subjects" in printed.err
+    assert "=> stage 2 with these pseudo-labels:" in printed.err
 
 
 def test_study_resumes_after_a_kill(workspace, capsys):

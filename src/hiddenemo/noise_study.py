@@ -454,18 +454,20 @@ def recommendation(work: Path, run: str) -> str | None:
     verdicts = read_verdicts(work, config.pseudo.teacher)
     policy = PseudoLabelPolicy(**config.pseudo.policy)
     videos = oof.drop_duplicates("video_id").set_index("video_id")           # fold and label (1 = positive)
-    wrong = []
+    said, truth = [], []
     for fold in sorted(videos["fold"].unique()):
         held = videos.index[videos["fold"] == fold]
         calibration = training_answers(manifest, verdicts, work, exclude=set(held)) if policy.calibrate else None
         answers = {v: verdicts[v].p_positive for v in held if v in verdicts and verdicts[v].p_positive is not None}
         labels = apply_policy(answers, replace(policy, min_confidence=0.0), calibration)
-        wrong += list((labels["target"].to_numpy() >= 0.5) != videos.loc[labels["video_id"], "label"].to_numpy().astype(bool))
-    if not wrong:
+        said += list(labels["target"].to_numpy() >= 0.5)
+        truth += list(videos.loc[labels["video_id"], "label"].to_numpy())
+    if not said:
         return None
-    noise = float(np.mean(wrong))
-    lines = [f"guidance (not applied): teacher {config.pseudo.teacher} is right on {1 - noise:.1%} of {len(wrong)} "
-             f"labeled training videos out-of-fold (pseudo-label noise {noise:.1%})."]
+    noise = label_noise(np.array(said), np.array(truth))
+    lines = [f"guidance (not applied): teacher {config.pseudo.teacher}'s pseudo-labels are wrong on "
+             f"{noise['teacher_noise']:.1%} of {len(said)} labeled training videos out-of-fold "
+             f"({noise['noise_on_positives']:.0%} of positives, {noise['noise_on_negatives']:.0%} of negatives)."]
     path = Path(work) / "ablations" / f"{STUDY}.json"
     if not path.exists():
         lines.append(f"  Run `hiddenemo ablate --work {work} --study {STUDY} --base <this config>` to learn at which "
@@ -473,20 +475,27 @@ def recommendation(work: Path, run: str) -> str | None:
         return "\n".join(lines)
     study = json.loads(path.read_text())
     table = pd.DataFrame(study["rows"])
-    gain, lo, hi = gain_at(table, noise)
-    own, own_lo, own_hi = gain_at(table, noise, "gain_vs_none")
-    verdict = ("expected to help" if own_lo > 0 else "expected to hurt" if own_hi < 0 else
-               "leaning to help, not clearly" if own > 0 else "not expected to help")
-    lines.append(f"  The teacher-noise study ({path}; base {study['base_config']}) at that noise: stage 2's AUROC "
-                 f"gain over stage 1 {gain:+.3f} [{lo:+.3f}, {hi:+.3f}], of which the pseudo-labels' own (over stage 2 "
-                 f"without them) {own:+.3f} [{own_lo:+.3f}, {own_hi:+.3f}]: pseudo-labels {verdict}; "
-                 f"{study['crossing_vs_none']['text']}. A teacher that errs mostly on one class may do worse "
-                 "than this uniform-noise curve (see the study's real-teacher rows).")
-    real = table[table["kind"] == "real"]
+    own, own_lo, own_hi = gain_at(table, noise["teacher_noise"], "gain_vs_none")
+    lines.append(f"  The teacher-noise study ({path}; base {study['base_config']}): with errors spread evenly over both "
+                 f"classes, pseudo-labels at that noise add {own:+.3f} [{own_lo:+.3f}, {own_hi:+.3f}] AUROC over stage 2 "
+                 f"without them; {study['crossing_vs_none']['text']}.")
+    real = table[table["kind"] == "real"] if study.get("teacher") == config.pseudo.teacher else table.iloc[:0]
     if len(real):
-        best = real.loc[real["gain_auroc"].idxmax()]
-        lines.append(f"  Best policy the study found for this teacher: pseudo.policy weight {best['weight']:g}, "
-                     f"min_confidence {best['cutoff']:g} (on held-out subjects: {best['teacher_noise']:.1%} noise, AUROC "
-                     f"{best['gain_auroc']:+.3f} over stage 1, {best['gain_vs_none']:+.3f} over stage 2 without "
-                     "pseudo-labels).")
+        same = real[(real["weight"] == policy.weight) & (real["cutoff"] == policy.min_confidence)]
+        measured = (same if len(same) else real).iloc[0]
+        own, own_lo, own_hi = measured["gain_vs_none"], measured["gain_vs_none_lo"], measured["gain_vs_none_hi"]
+        lines.append(f"  Measured with this teacher on held-out subjects (weight {measured['weight']:g}, min_confidence "
+                     f"{measured['cutoff']:g}): {measured['teacher_noise']:.1%} noise ({measured['noise_on_positives']:.0%}"
+                     f" of positives, {measured['noise_on_negatives']:.0%} of negatives), {own:+.3f} [{own_lo:+.3f}, "
+                     f"{own_hi:+.3f}] over stage 2 without pseudo-labels.")
+        best = real.loc[real["gain_vs_none"].idxmax()]
+        if len(real) > 1:
+            lines.append(f"  Best policy the study found for this teacher: pseudo.policy weight {best['weight']:g}, "
+                         f"min_confidence {best['cutoff']:g} ({best['gain_vs_none']:+.3f} over stage 2 without "
+                         "pseudo-labels).")
+    verdict = ("expected to help" if own_lo > 0 else "expected to hurt" if own_hi < 0 else
+               "leaning to help, not clearly" if own > 0.005 else "not expected to help")
+    lines.append(f"  => stage 2 with these pseudo-labels: {verdict}"
+                 + ("" if len(real) else " (from the even-error curve: a teacher whose errors pile on one class "
+                                         "does worse)") + ".")
     return "\n".join(lines)
