@@ -7,10 +7,12 @@ libraries (torch, mediapipe, onnxruntime) load inside the command that needs the
 """
 from __future__ import annotations
 
+import difflib
 import errno
 import inspect
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from jsonargparse import CLI, ArgumentParser, set_parsing_settings
 
 from hiddenemo.commands import ablate, dataset, demo, evaluate, export, extract, report, synthetic, teach, train
 from hiddenemo.errors import UserError
+from hiddenemo.native_log import quiet_native_logs
 
 log = logging.getLogger("hiddenemo.cli")
 
@@ -64,7 +67,62 @@ class _Parser(ArgumentParser):
     full = _descriptions(COMMANDS)
 
     def __init__(self, *args, description: str | None = None, **kwargs):
-        super().__init__(*args, description=self.full.get(description, description), **kwargs)
+        # No abbreviations: `--selection.fold` must not quietly become `--selection.folds`.
+        super().__init__(*args, description=self.full.get(description, description), allow_abbrev=False,
+                         **kwargs)
+
+    def error(self, message: str, ex: Exception | None = None):
+        """Two errors a newcomer makes get one clear answer instead of the whole usage: a wrong option
+        name (the nearest real ones are suggested) and a missing subcommand (all are listed)."""
+        if self.exit_on_error:
+            answer = _misspelt_options(self, message) or _missing_command(self, message)
+            if answer:
+                sys.stderr.write(answer + "\n")
+                sys.exit(2)
+        super().error(message, ex)
+
+
+def _prog(parser: ArgumentParser) -> str:
+    return parser.prog.replace(" [options]", "")
+
+
+def nearest_options(wrong: str, known: list[str], n: int = 3) -> list[str]:
+    """The options a mistyped `wrong` most likely meant: the same name inside a section first
+    (`--epochs` -> `--stage1.epochs`, `--stage2.epochs`), then close spellings."""
+    name = wrong.split("=", 1)[0].lstrip("-")
+    leaf = {k: k.lstrip("-").rsplit(".", 1)[-1] for k in known}
+    same = [k for k in known if leaf[k] == name]
+    close_leaves = set(difflib.get_close_matches(name, set(leaf.values()), n, 0.7))
+    close = difflib.get_close_matches("--" + name, known, n, 0.7) + [k for k in known if leaf[k] in close_leaves]
+    return list(dict.fromkeys(same + close))[:n]
+
+
+def _misspelt_options(parser: ArgumentParser, message: str) -> str | None:
+    if not message.startswith("unrecognized arguments:"):
+        return None
+    wrong = [a for a in message.removeprefix("unrecognized arguments:").split() if a.startswith("--")]
+    if not wrong:
+        return None
+    known = [s for a in parser._actions for s in a.option_strings if s.startswith("--")]
+    parts = []
+    for option in wrong:
+        near = nearest_options(option, known)
+        parts.append(f"unknown option {option.split('=', 1)[0]}"
+                     + (f" (did you mean {' or '.join(near)}?)" if near else ""))
+    return f"{_prog(parser)}: error: {'; '.join(parts)}. All options: {_prog(parser)} --help"
+
+
+def _missing_command(parser: ArgumentParser, message: str) -> str | None:
+    missing = re.match(r'expected "([\w.]*?)\.?subcommand" .* not provided', message)
+    if missing is None or parser._subcommands_action is None:
+        return None
+    for name in filter(None, missing.group(1).split(".")):      # "dataset.subcommand": dataset's own list
+        parser = parser._subcommands_action._name_parser_map[name]
+    action = parser._subcommands_action
+    width = max(len(c.dest) for c in action._choices_actions)
+    lines = [f"usage: {_prog(parser)} COMMAND [options]   ({_prog(parser)} COMMAND --help explains one)", "commands:"]
+    lines += [f"  {c.dest:<{width}}  {c.help}" for c in action._choices_actions]
+    return "\n".join(lines + [f"{_prog(parser)}: error: give one of the commands above"])
 
 
 PACKAGED_CONFIGS = Path(__file__).parent / "configs"
@@ -94,12 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         # In a log file every redraw of a progress bar is kept: one every 30 s is enough there.
         # (tqdm reads TQDM_* at import, which is after this; worker processes inherit it.)
         os.environ.setdefault("TQDM_MININTERVAL", "30")
-    logging.basicConfig(level=os.environ.get("HIDDENEMO_LOG", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    level = os.environ.get("HIDDENEMO_LOG", "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        CLI(COMMANDS, args=_packaged_configs(sys.argv[1:] if argv is None else argv), as_positional=False,
-            parser_class=_Parser,
-            description="hiddenemo: hidden emotion understanding from interview videos.")
+        with quiet_native_logs(enabled=level.upper() != "DEBUG"):
+            CLI(COMMANDS, args=_packaged_configs(sys.argv[1:] if argv is None else argv), as_positional=False,
+                parser_class=_Parser,
+                description="hiddenemo: hidden emotion understanding from interview videos.")
     except UserError as e:
         # A problem with the user's input or environment: say what and what to do, no traceback.
         print(f"hiddenemo: error: {e}", file=sys.stderr)

@@ -42,6 +42,8 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
 
         if out is None:
             raise UserError("--preview needs --out preview.png or preview.mp4")
+        if not Path(preview).is_file():
+            raise UserError(f"--preview {preview}: no such video file; give the path of the video to draw")
         path = draw_preview(Path(preview), Path(out), extract, work=work, video_id=Path(preview).stem)
         print(f"preview written to {path}")
         return
