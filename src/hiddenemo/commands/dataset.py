@@ -10,7 +10,6 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Literal
 
 from hiddenemo.errors import UserError
 
@@ -83,8 +82,7 @@ def imigue(labels: Path, splits: Path, out: Path, protocol: str = "miga", videos
 
 
 def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | None = None,
-           missing_videos: str = "error", positive_valence: Literal["pleasant", "unpleasant"] = "pleasant",
-           classes: list[str] | None = None) -> None:
+           missing_videos: str = "error", pleasant: str | None = None, classes: list[str] | None = None) -> None:
     """Workspace from any folder of videos and, optionally, a CSV `video_id,label[,split,subject_id]`.
 
     video_id is the file name without extension. Videos without a label row (or with a blank label)
@@ -99,10 +97,9 @@ def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | 
         positive: Name of the positive class for a two-class task; default: the rarer class (on a
             tie, the later name alphabetically).
         missing_videos: What to do with label rows whose video is absent: error, or warn and drop.
-        positive_valence: What the positive class stands for: pleasant (composed, nothing to hide, as
-            iMiGUE's win) or unpleasant (e.g. stressed, lose). The rule-based `behaviour` teacher scores
-            smiles and an open posture toward pleasant, so set this when your positive class is the
-            unpleasant one.
+        pleasant: Which class is the pleasant one (composed, nothing to hide, as iMiGUE's win), e.g.
+            calm in calm/stressed. The rule-based `behaviour` teacher scores smiles and an open posture
+            toward it, and refuses to guess when this is not given.
         classes: Without labels: the class names [negative, positive], which the teachers' texts use.
     """
     from hiddenemo.data.folder import find_videos, folder_table, read_labels
@@ -110,7 +107,7 @@ def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | 
 
     found = find_videos(videos)
     table, info = folder_table(found, read_labels(labels) if labels else None, positive, missing_videos,
-                               positive_valence, classes)
+                               pleasant, classes)
     for i, path in enumerate(table["path"]):
         fps, n_frames = probe_video(Path(path))
         table.loc[i, "fps"], table.loc[i, "n_frames"] = fps, n_frames
@@ -119,6 +116,8 @@ def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | 
     info.save(out)
     write_manifest(out, table)
     _summary(table, out, None, info.classes, info.positive)
+    print(f"  pleasant class {info.pleasant!r} (the behaviour teacher's cues point to it)" if info.pleasant else
+          "  pleasant class not given: the behaviour teacher needs it (--pleasant CLASS); other teachers do not")
 
 
 def ingest_openpose_folders(store, work: Path, folders: dict[str, Path], workers: int | None = None) -> dict[str, int]:

@@ -6,7 +6,8 @@ The CSV has a header and columns `video_id,label` and optionally `split` and `su
 - a video without a label row, or with a blank label, is unlabeled (the teacher's target set);
 - a label row without a video is an error naming it (`missing_videos="warn"` drops it instead);
 - labels may be any two or more names; for two, `positive` says which is the positive class and
-  defaults to the rarer one (the one a detector looks for; ties: the later name alphabetically);
+  defaults to the rarer one (the one a detector looks for; ties: the later name alphabetically), and
+  `pleasant` names the class the rule-based teacher's cues point to (unknown when not given);
 - a missing or blank split is `train` for a labeled video and `test` for an unlabeled one;
 - without labels at all (no CSV, or every label blank) the workspace is unlabeled: extract, teach,
   embed and `apply` work on it, `train` says it needs labels. Its class names, if given, word the
@@ -100,15 +101,23 @@ def choose_classes(labels: pd.Series, positive: str | None) -> tuple[list[str], 
     return [negative, positive], positive
 
 
+def valence(classes: list[str], positive: str | None, pleasant: str | None) -> str | None:
+    """`DatasetInfo.positive_valence` from the name of the pleasant class: it follows the class name,
+    so a relabeling that makes the other class positive cannot invert the rule-based teacher."""
+    if pleasant is None:
+        return None
+    if len(classes) != 2 or pleasant not in classes:
+        raise UserError(f"--pleasant {pleasant!r} must name one of the two classes, and the labels have {classes}")
+    return VALENCES[0] if pleasant == positive else VALENCES[1]
+
+
 def folder_table(videos: dict[str, Path], labels: pd.DataFrame | None, positive: str | None = None,
-                 missing_videos: str = "error", positive_valence: str = "pleasant",
+                 missing_videos: str = "error", pleasant: str | None = None,
                  classes: list[str] | None = None) -> tuple[pd.DataFrame, DatasetInfo]:
     """Manifest rows (fps and n_frames still unknown) and the dataset description. `labels` None (or
     all blank): an unlabeled workspace, whose `classes` [negative, positive] may still be named."""
     if labels is None:
         labels = pd.DataFrame({"video_id": pd.Series(dtype="string"), "label": pd.Series(dtype="string")})
-    if positive_valence not in VALENCES:
-        raise UserError(f"positive_valence must be one of {VALENCES}, not {positive_valence!r}")
     if missing_videos not in ("error", "warn"):
         raise UserError(f"missing_videos must be 'error' or 'warn', not {missing_videos!r}")
     orphans = sorted(set(labels["video_id"]) - set(videos))
@@ -138,5 +147,6 @@ def folder_table(videos: dict[str, Path], labels: pd.DataFrame | None, positive:
     if "subject_id" not in df.columns:
         df["subject_id"] = pd.NA
     df["fps"], df["n_frames"], df["source"] = float("nan"), pd.NA, "folder"
-    info = DatasetInfo(name="folder", classes=classes, positive=positive, positive_valence=positive_valence)
+    info = DatasetInfo(name="folder", classes=classes, positive=positive,
+                       positive_valence=valence(classes, positive, pleasant))
     return df, info

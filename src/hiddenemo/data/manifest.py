@@ -44,13 +44,22 @@ class DatasetInfo:
     positive: str | None = None
     protocol: str | None = None
     extra: dict = field(default_factory=dict)
-    positive_valence: str = "pleasant"
+    positive_valence: str | None = "pleasant"
     """What the positive class stands for, to the rule-based `behaviour` teacher: `pleasant` (composed,
-    nothing to hide: iMiGUE's win) or `unpleasant` (lose, stressed, ...); its rules point that way."""
+    nothing to hide: iMiGUE's win) or `unpleasant` (lose, stressed, ...); its rules point that way.
+    None: not known (a folder workspace made without `--pleasant CLASS`)."""
 
     @property
     def positive_index(self) -> int:
         return self.classes.index(self.positive) if self.positive is not None else len(self.classes) - 1
+
+    @property
+    def pleasant(self) -> str | None:
+        """The name of the pleasant class of a two-class task, when the workspace says which it is."""
+        if self.positive_valence is None or len(self.classes) != 2:
+            return None
+        positive = self.classes[self.positive_index]
+        return positive if self.positive_valence == "pleasant" else next(c for c in self.classes if c != positive)
 
     def save(self, work: Path) -> None:
         atomic_write_text(Path(work) / "dataset.json", json.dumps(asdict(self), indent=2))

@@ -15,6 +15,7 @@ import numpy as np
 
 from hiddenemo.data.keypoints import anyone_seen
 from hiddenemo.data.store import Store
+from hiddenemo.errors import UserError
 from hiddenemo.teacher.cues import Cue, detect_all
 from hiddenemo.teacher.runner import MissingInput, Teacher, Video
 from hiddenemo.teacher.schema import Observation, Verdict
@@ -104,6 +105,11 @@ class BehaviourTeacher(Teacher):
 
     def __init__(self, work, info):
         super().__init__(work, info)
+        if info.positive_valence is None:
+            # Guessing would invert every verdict half the time, silently: ask instead.
+            raise UserError(f"the behaviour teacher's cues point to the pleasant class, and {work} does not say which "
+                            f"of {info.classes} that is: re-run `hiddenemo dataset folder ... --pleasant CLASS` "
+                            "(extracted arrays are kept), then teach again")
         self.store = Store(work)
 
     def params(self) -> dict:

