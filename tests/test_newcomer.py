@@ -96,3 +96,27 @@ def test_a_backwards_teacher_gets_a_loud_warning_with_the_fix(work, capsys):
     assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
     out = capsys.readouterr().out
     assert "AUROC 1.000" in out and "WARNING" not in out
+
+
+# ---- 3. re-running `dataset` leaves finished work as it is ---------------------------------------
+
+def test_rerunning_dataset_folder_keeps_measured_lengths_byte_identical(tmp_path, work):
+    videos = folder_of_clips(tmp_path, ["a.mp4", "b.mp4", "c.mp4"])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,label\na,calm\nb,stressed\n")
+    args = [str(a) for a in ["dataset", "folder", "--videos", videos, "--labels", labels, "--out", work,
+                             "--pleasant", "calm"]]
+    assert main(args) == 0
+    assert read_manifest(work).set_index("video_id").loc["b", "n_frames"] == 11      # the header's count
+    # What extraction writes after decoding (extract/runner.py): the exact count and the measured rate.
+    update_manifest(work, pd.DataFrame([{"video_id": "b", "n_frames": 9, "fps": 9.5}]))
+    finished = {name: (work / name).read_bytes() for name in ("manifest.parquet", "dataset.json")}
+    assert main(args) == 0
+    assert {name: (work / name).read_bytes() for name in finished} == finished
+    row = read_manifest(work).set_index("video_id").loc["b"]
+    assert (row["n_frames"], row["fps"]) == (9, 9.5)
+    # A video whose file changed place is probed afresh.
+    (videos / "b.mp4").rename(videos / "b.mov")
+    assert main(args) == 0
+    row = read_manifest(work).set_index("video_id").loc["b"]
+    assert (row["n_frames"], row["fps"]) == (11, 10.0)

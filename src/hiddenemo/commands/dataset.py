@@ -61,7 +61,7 @@ def imigue(labels: Path, splits: Path, out: Path, protocol: str = "miga", videos
                 table.loc[video_id, "fps"] = fps
             if n_frames:
                 table.loc[video_id, "n_frames"] = n_frames
-    write_manifest(out, table)
+    write_manifest(out, keep_measured(out, table))
 
     if openpose is not None:
         folders = _match_by_id(_subfolders(openpose), table.index, "OpenPose folder")
@@ -114,7 +114,7 @@ def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     info.save(out)
-    write_manifest(out, table)
+    write_manifest(out, keep_measured(out, table))
     _summary(table, out, None, info.classes, info.positive)
     print(f"  pleasant class {info.pleasant!r} (the behaviour teacher's cues point to it)" if info.pleasant else
           "  pleasant class not given: the behaviour teacher needs it (--pleasant CLASS); other teachers do not")
@@ -155,6 +155,29 @@ def ingest_openpose_folders(store, work: Path, folders: dict[str, Path], workers
     if failed:
         log.error("OpenPose failed for %d video(s): %s (reasons in %s)", len(failed), failed[:10], status_path)
     return frames
+
+
+def keep_measured(work: Path, table):
+    """`table` with the fps and n_frames the workspace's manifest already holds for the same video file:
+    extraction wrote the decoded count and rate there, and putting the header's estimate back would
+    change finished work (a verdict, a prediction). A re-run with the same inputs changes nothing."""
+    from hiddenemo.data.manifest import ManifestError, read_manifest
+
+    try:
+        old = read_manifest(work) if (Path(work) / "manifest.parquet").exists() else None
+    except ManifestError:
+        return table                          # unreadable: this run re-creates it
+    if old is None:
+        return table
+    key = lambda df: df["video_id"].astype(str) + "\0" + df["path"].astype(str)
+    old = old[old["path"].notna()]
+    if old.empty:
+        return table
+    old, at = old.set_index(key(old)), key(table)
+    for column in ("fps", "n_frames"):
+        before = at.map(old[column])
+        table[column] = table[column].astype(old[column].dtype).mask(before.notna(), before)
+    return table
 
 
 def probe_video(path: Path) -> tuple[float | None, int | None]:
