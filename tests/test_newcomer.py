@@ -120,3 +120,33 @@ def test_rerunning_dataset_folder_keeps_measured_lengths_byte_identical(tmp_path
     assert main(args) == 0
     row = read_manifest(work).set_index("video_id").loc["b"]
     assert (row["n_frames"], row["fps"]) == (11, 10.0)
+
+
+# ---- 4. tiny data: figures with intervals, small folds named, a class too small named --------------
+
+def test_train_on_tiny_data_prints_intervals_and_names_small_folds(tmp_path, capsys, caplog):
+    import yaml
+    from train_fixtures import TINY, make_workspace
+
+    work = tmp_path / "w"
+    make_workspace(work, n_train=11, n_test=3)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "model": {**TINY["model"], "modalities": ["pose"]},
+                                      "stage1": {**TINY["stage1"], "epochs": 2}, "selection": {"folds": 5}}))
+    base = ["train", "--work", str(work), "--config", str(config), "--stage2_enabled", "false"]
+    assert main(base + ["--run", "r"]) == 0
+    out = capsys.readouterr().out
+    assert "95% bootstrap intervals over subjects; the stage rows are out-of-fold on the 11 labeled" in out
+    line = next(x for x in out.splitlines() if x.strip().startswith("stage1/pose"))
+    assert line.count("[") == 4 and "AUROC" in line and "(n=11)" in line   # every figure with its interval
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "11 labeled videos in" in warning and "are noise" in warning and "--selection.folds 2" in warning
+    # A class with one labeled video cannot be cross-validated: say which, and what to do.
+    manifest = read_manifest(work)
+    train = manifest["split"].eq("train")
+    positives = manifest.index[train & manifest["label"].eq(1)]
+    manifest.loc[positives[1:], "label"] = 0
+    write_manifest(work, manifest)
+    assert main(base + ["--run", "r2"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 2 labeled training videos of each class, and 'win' has 1 (of 11 labeled)" in err

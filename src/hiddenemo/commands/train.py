@@ -6,6 +6,7 @@ Heavy imports (torch, Lightning) happen inside the functions so `hiddenemo --hel
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Optional
@@ -51,8 +52,6 @@ def train(work: Path, run: str = "default", seed: int = 0,
         threads: torch CPU threads (default: torch's choice); 1 is fastest on a shared machine.
         trainer: Devices, nodes and strategy (ddp) of every fit; see docs/scale.md.
     """
-    import json
-
     from hiddenemo.data.claims import hold_run
 
     config = TrainConfig(seed=seed, sampling=sampling, pooled=pooled, model=model, stage1=stage1, stage2=stage2,
@@ -64,7 +63,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
         from hiddenemo.train.run import train_run
 
         metrics = train_run(work, run, config)
-    print(json.dumps(summary(metrics), indent=2))
+    print(with_intervals(metrics))
     from hiddenemo.noise_study import print_recommendation
     print_recommendation(work, run)
 
@@ -115,8 +114,6 @@ def ensemble(work: Path, runs: list[str], run: str = "ensemble", submission: boo
         run: Name of the ensemble's run directory under WORK/runs.
         submission: Also write WORK/runs/RUN/submission.csv in the challenge layout.
     """
-    import json
-
     from hiddenemo.train.ensemble import ensemble_runs
 
     metrics = ensemble_runs(work, run, runs, submission=submission)
@@ -124,6 +121,27 @@ def ensemble(work: Path, runs: list[str], run: str = "ensemble", submission: boo
     out["members"] = metrics["members"]
     out["predicted_positive_fraction"] = metrics["predicted_positive_fraction"]
     print(json.dumps(out, indent=2))
+
+
+def with_intervals(metrics: dict) -> str:
+    """The figures as `estimate [low, high]`: with a dozen videos the interval is the news."""
+    models = {name: m for name, m in metrics["cross_validated"].items() if "ci" in m}
+    if metrics.get("test") and "ci" in metrics["test"]:
+        models["test split (labels in the manifest)"] = metrics["test"]
+    if not models:
+        return json.dumps(summary(metrics), indent=2)
+    first = next(iter(models.values()))
+    lines = [f"{first['level']:.0%} bootstrap intervals over {first['resampled']}; the stage rows are out-of-fold on "
+             f"the {first['n']} labeled training videos (metrics.json has every figure):"]
+    width = max(map(len, models))
+    for name, m in models.items():
+        cells = [f"{label} {m['ci'][k]['estimate']:.3f} [{m['ci'][k]['low']:.3f}, {m['ci'][k]['high']:.3f}]"
+                 for k, label in FIGURES.items()]
+        lines.append(f"  {name:<{width}}  " + "   ".join(cells) + f"   (n={m['n']})")
+    return "\n".join(lines)
+
+
+FIGURES = {"auroc": "AUROC", "balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "macro_f1": "macro-F1"}
 
 
 def summary(metrics: dict) -> dict:

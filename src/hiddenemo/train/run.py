@@ -18,8 +18,8 @@ import pandas as pd
 from hiddenemo.data.manifest import DatasetInfo, read_manifest
 from hiddenemo.data.store import Store, atomic_write_text
 from hiddenemo.errors import UserError
+from hiddenemo.eval.bootstrap import bootstrap_metrics
 from hiddenemo.eval.labelshift import class_weights
-from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.eval.oof import key_parts
 from hiddenemo.models.registry import reads_pooled
 from hiddenemo.rundir import Run
@@ -60,7 +60,9 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     configured = {m: encoder_name(config.model, m) for m in config.model.modalities}
     dims = input_dims(store, labeled["video_id"].tolist() + others["video_id"].tolist(), configured, config, pooled)
     ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"]), pooled)
+    _check_class_sizes(labeled, info)
     folds = make_folds(labeled, config.selection, config.seed)
+    _warn_small_folds(folds, config.selection.folds)
     empty = videos_without_input(store, labeled["video_id"].tolist(), config.model.modalities,
                                  config.model.text_encoder)
     if empty:
@@ -106,7 +108,8 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
         config.selection.group_by_subject and labeled["subject_id"].notna().all()), "n_labeled": len(labeled)}
     handle.write_json("selection.json", selection)
 
-    metrics = {"cross_validated": {key: sel["cv_metrics"] for key, sel in selections.items()},
+    metrics = {"cross_validated": {key: _with_intervals(sel["cv_metrics"], labeled, sel["oof"])
+                                   for key, sel in selections.items()},
                **({"transductive": selection["transductive"]} if selection["transductive"] else {}),
                "note": "out-of-fold on the labeled training videos; the threshold was chosen on the same "
                        "out-of-fold predictions, so accuracy-type figures are slightly optimistic (AUROC is not affected)"}
@@ -174,7 +177,7 @@ def test_metrics(work: Path, run: str) -> dict | None:
         return None
     y = (preds["label_y"].astype(int) == info.positive_index).astype(int).to_numpy()
     threshold = json.loads(path.with_suffix(".json").read_text())["threshold"]
-    return binary_metrics(y, preds["p_positive"].to_numpy(), threshold)
+    return bootstrap_metrics(y, preds["p_positive"].to_numpy(), threshold)
 
 
 def transductive_inputs(ctx: Context, n_pseudo: int = 0) -> list[str]:
@@ -226,6 +229,41 @@ def _set_threads(threads: int | None) -> None:
     if threads:
         import torch
         torch.set_num_threads(threads)
+
+
+def _check_class_sizes(labeled: pd.DataFrame, info: DatasetInfo) -> None:
+    """Cross-validation needs two labeled training videos of each class (one to train on while the
+    other validates); name the class that falls short and what to do."""
+    counts = labeled["label"].value_counts()
+    short = {info.classes[info.positive_index if c == 1 else 1 - info.positive_index]: int(n)
+             for c, n in counts.items() if n < 2}
+    if short:
+        raise UserError(f"cross-validation needs at least 2 labeled training videos of each class, and "
+                        f"{', '.join(f'{name!r} has {n}' for name, n in short.items())} (of {len(labeled)} "
+                        "labeled): label more videos of that class (rows in the labels CSV, split train)")
+
+
+def _warn_small_folds(folds: np.ndarray, requested: int) -> None:
+    """Tiny folds make every per-fold figure noise, and a class smaller than the folds cuts their
+    number: say so, and which `--selection.folds` fits the data."""
+    sizes = np.bincount(folds)
+    k = len(sizes)
+    if sizes.min() > 3 and k == requested:
+        return
+    fewer = max(2, min(k, len(folds) // 4))
+    advice = (f"pass --selection.folds {fewer} to choose that yourself" if fewer < requested else
+              "more labeled videos are what would help")
+    small = (f"; folds of {sizes.min()}-{sizes.max()} videos give per-fold figures (val AUROC 0.000 or 1.000) "
+             "that are noise: judge the run by the pooled out-of-fold figures and their intervals") if sizes.min() <= 3 else ""
+    log.warning("%d labeled videos in %d folds (selection.folds = %d)%s; %s", len(folds), k, requested, small, advice)
+
+
+def _with_intervals(cv_metrics: dict, labeled: pd.DataFrame, oof: np.ndarray) -> dict:
+    """The out-of-fold metrics with bootstrap intervals (over subjects when every video has one), so
+    that small data shows how little it can tell."""
+    subjects = labeled["subject_id"]
+    groups = subjects.astype(str).to_numpy() if subjects.notna().all() else None
+    return bootstrap_metrics(labeled["label"].to_numpy(), oof, cv_metrics["threshold"], groups)
 
 
 def _gain(selections: dict, metric: str) -> dict:
