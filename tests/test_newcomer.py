@@ -150,3 +150,77 @@ def test_train_on_tiny_data_prints_intervals_and_names_small_folds(tmp_path, cap
     assert main(base + ["--run", "r2"]) == 2
     err = capsys.readouterr().err
     assert "at least 2 labeled training videos of each class, and 'win' has 1 (of 11 labeled)" in err
+
+
+# ---- 5. bad file names: all at once, or derived ids ----------------------------------------------
+
+def test_every_bad_file_name_is_listed_and_safe_ids_derive_usable_ones(tmp_path, work, capsys):
+    videos = folder_of_clips(tmp_path, ["Interview (2).mp4", "café.mov", "ok_1.mp4", "[draft] take 3.mp4"])
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video_id,label\nInterview (2),calm\nok_1,stressed\ncafe,calm\n")
+    args = [str(a) for a in ["dataset", "folder", "--videos", videos, "--labels", labels, "--out", work]]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "3 file name(s) cannot be video ids" in err              # all of them, in one message
+    for name, derived in [("Interview (2).mp4", "Interview_2"), ("café.mov", "cafe"),
+                          ("[draft] take 3.mp4", "draft_take_3")]:
+        assert f"{name!r} -> {derived}" in err
+    assert "--safe_ids true" in err and "Traceback" not in err
+    assert main(args + ["--safe_ids", "true", "--pleasant", "calm"]) == 0
+    df = read_manifest(work).set_index("video_id")
+    assert sorted(df.index) == ["Interview_2", "cafe", "draft_take_3", "ok_1"]
+    assert Path(df.loc["Interview_2", "path"]).name == "Interview (2).mp4"    # the file keeps its name
+    assert df.loc["Interview_2", "label"] == 0 and df.loc["cafe", "label"] == 0   # labeled by either name
+    assert pd.isna(df.loc["draft_take_3", "label"])                            # not in the CSV: unlabeled
+
+
+def test_derived_ids_that_clash_are_named(tmp_path):
+    from hiddenemo.data.folder import find_videos
+
+    videos = folder_of_clips(tmp_path, ["a b.mp4", "a_b.mp4"])
+    with pytest.raises(UserError, match="several files share a video id"):
+        find_videos(videos, safe_ids=True)
+
+
+# ---- 6. coverage: person, face and hands per video -----------------------------------------------
+
+def test_video_coverage_counts_frames_with_a_person_a_face_and_a_hand():
+    from hiddenemo.data.keypoints import low_coverage, video_coverage
+
+    n = 20
+    box = np.full((n, 5), np.nan, np.float32)
+    box[:16] = (0, 0, 10, 10, 1)                               # a person on 80 % of the frames
+    pose = np.zeros((n, 137, 3), np.float16)
+    pose[:3, 25:95, 2] = 1.0                                   # a face on 15 %
+    pose[:10, 95:110, 2] = 1.0                                 # the left hand (15 of 21 points) on 50 %
+    shares = video_coverage(box, pose)
+    assert shares == {"person": 0.8, "face": 0.15, "hands": 0.5}
+    assert low_coverage(shares) == ["face"]
+    assert video_coverage(box[:0], pose[:0]) == {"person": 0.0, "face": 0.0, "hands": 0.0}
+
+
+def test_extract_status_lines_and_summary_carry_coverage(tmp_path, work, capsys):
+    from hiddenemo.extract.runner import read_status
+
+    # A rendered title card (nobody in it) and, when it can be had, a real face clip.
+    card = helpers_video.write_video(tmp_path / "title.mp4", [np.full((72, 96, 3), (30, 30, 120), np.uint8)] * 8)
+    videos = {"title": card}
+    source = helpers_video.pyfeat_video()
+    if source is not None:
+        videos["face"] = helpers_video.first_frames(source, tmp_path / "face.mp4", 16)
+    write_manifest(work, pd.DataFrame({"video_id": list(videos), "split": "train",
+                                       "path": [str(p) for p in videos.values()]}))
+    assert main(["extract", "--work", str(work), "--extract.frames", "none", "--extract.detect_every", "4"]) == 0
+    out = capsys.readouterr().out
+    status = {r["video_id"]: r for r in read_status(work)}
+    assert status["title"]["coverage"] == {"person": 0.0, "face": 0.0, "hands": 0.0}
+    assert "no person found in any frame" in status["title"]["reason"]
+    assert f"coverage (share of frames, median of {len(videos)} video" in out
+    assert "with a person or a face in under 50% of the frames" in out and "  title: person 0%, face 0%" in out
+    if "face" in status:
+        assert status["face"]["coverage"]["person"] == 1.0 and status["face"]["coverage"]["face"] >= 0.9
+        assert "  face:" not in out                                          # well covered: not listed
+    # A re-run skips the work and still reports what was seen.
+    assert main(["extract", "--work", str(work), "--extract.frames", "none", "--extract.detect_every", "4"]) == 0
+    assert "  title: person 0%, face 0%" in capsys.readouterr().out
+    assert read_status(work)[-1]["coverage"] is not None

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from hiddenemo.errors import UserError
+from hiddenemo.words import count
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def imigue(labels: Path, splits: Path, out: Path, protocol: str = "miga", videos
 
 
 def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | None = None,
-           missing_videos: str = "error", pleasant: str | None = None, classes: list[str] | None = None) -> None:
+           missing_videos: str = "error", pleasant: str | None = None, classes: list[str] | None = None,
+           safe_ids: bool = False) -> None:
     """Workspace from any folder of videos and, optionally, a CSV `video_id,label[,split,subject_id]`.
 
     video_id is the file name without extension. Videos without a label row (or with a blank label)
@@ -101,11 +103,14 @@ def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | 
             calm in calm/stressed. The rule-based `behaviour` teacher scores smiles and an open posture
             toward it, and refuses to guess when this is not given.
         classes: Without labels: the class names [negative, positive], which the teachers' texts use.
+        safe_ids: Give a video whose file name cannot be an id (spaces, brackets, accents) an id derived
+            from it (`Interview (2).mp4` -> Interview_2) instead of stopping; the labels CSV may use
+            either, and the manifest's path keeps the file's own name.
     """
     from hiddenemo.data.folder import find_videos, folder_table, read_labels
     from hiddenemo.data.manifest import write_manifest
 
-    found = find_videos(videos)
+    found = find_videos(videos, safe_ids)
     table, info = folder_table(found, read_labels(labels) if labels else None, positive, missing_videos,
                                pleasant, classes)
     for i, path in enumerate(table["path"]):
@@ -227,11 +232,11 @@ def _match_by_id(found: dict[str, Path], video_ids, what: str) -> dict[str, Path
 
 def _summary(table, out: Path, events_written: int | None, classes=("lose", "win"), positive="win") -> None:
     labeled = table["label"].notna()
-    lines = [f"workspace {out}: {len(table)} videos, {int(labeled.sum())} labeled"]
+    lines = [f"workspace {out}: {count(len(table), 'video')}, {int(labeled.sum())} labeled"]
     for split, part in table.groupby("split"):
         counts = part["label"].value_counts()
         by_class = ", ".join(f"{classes[int(i)]} {int(n)}" for i, n in sorted(counts.items()))
-        lines.append(f"  {split}: {len(part)} videos, {int(part['label'].notna().sum())} labeled"
+        lines.append(f"  {split}: {count(len(part), 'video')}, {int(part['label'].notna().sum())} labeled"
                      + (f" ({by_class})" if by_class else ""))
     lines.append(f"  classes {list(classes)}, positive {positive!r}" if classes else
                  "  no labels: extract, teach and embed work; `train` needs labels (or score the videos with an "

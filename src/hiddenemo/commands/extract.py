@@ -64,6 +64,8 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
         summary = extract_all(Path(work), extract, workers, videos)
     failures = summary.pop("failures")
     print(json.dumps(summary))
+    for line in coverage_lines(Path(work), videos):
+        print(line)
     for video_id, reason in failures.items():
         print(f"failed {video_id}: {reason}")
     if failures and len(failures) == summary["videos"]:
@@ -73,3 +75,30 @@ def extract(work: Path | None = None, extract: ExtractConfig = ExtractConfig(), 
     if failures:
         print(f"{len(failures)} video(s) failed; the others are done. Fix or drop those files and run the "
               f"same command again (status lines in {Path(work) / STATUS_FILE}).")
+
+
+def coverage_lines(work: Path, videos: list | None) -> list[str]:
+    """What extraction saw, from each video's latest status line: the median share of frames with a
+    person, a face and a hand, and every video with too little of a person or a face."""
+    import pandas as pd
+
+    from hiddenemo.data.keypoints import LOW_COVERAGE, low_coverage
+    from hiddenemo.data.manifest import read_manifest, select_videos
+    from hiddenemo.extract.runner import read_status
+    from hiddenemo.words import count
+
+    ids = set(select_videos(read_manifest(work), videos, work)["video_id"])
+    latest = {r["video_id"]: r.get("coverage") for r in read_status(work) if r["video_id"] in ids}
+    shares = {video_id: c for video_id, c in latest.items() if c}
+    if not shares:
+        return []
+    median = pd.DataFrame.from_dict(shares, orient="index").median()
+    lines = [f"coverage (share of frames, median of {count(len(shares), 'video')}): "
+             + ", ".join(f"{part} {share:.0%}" for part, share in median.items())]
+    low = {video_id: c for video_id, c in sorted(shares.items()) if low_coverage(c)}
+    if low:
+        lines.append(f"{count(len(low), 'video')} with a person or a face in under {LOW_COVERAGE:.0%} of the frames "
+                     "(look with `hiddenemo extract --preview VIDEO --out check.png`):")
+        lines += [f"  {video_id}: " + ", ".join(f"{part} {share:.0%}" for part, share in c.items())
+                  for video_id, c in low.items()]
+    return lines

@@ -9,8 +9,11 @@ from hiddenemo.dist.config import Engine, RayOptions, check_engine, load_ray_eng
 from hiddenemo.errors import UserError
 from hiddenemo.teacher.config import VlmConfig
 from hiddenemo.teacher.registry import make_teacher
+from hiddenemo.words import count
 
 log = logging.getLogger(__name__)
+
+
 def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None, vlm: VlmConfig = VlmConfig(),
           annotation_mode: Literal["rules", "fitted", "none"] = "rules", videos: list[str | int] | None = None, retry_failed: bool = False,
           dry_run: bool = False, report: bool = False, engine: Engine = "local", address: str | None = None,
@@ -61,7 +64,7 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
         summary = runner.run(work, t, teacher_id, runner.manifest_videos(work, videos), retry_failed, dry_run)
     est = summary.estimate
     if dry_run:
-        print(f"dry run: {est['videos']} videos to ask ({summary.cached_ok} answered, {summary.cached_failed} "
+        print(f"dry run: {count(est['videos'], 'video')} to ask ({summary.cached_ok} answered, {summary.cached_failed} "
               f"failed before{', skipped' if not retry_failed else ''}; {len(summary.missing)} without input); "
               f"estimated {est['input_tokens']:,} input and {est['output_tokens']:,} output tokens, "
               f"about US${est['cost_usd']:.2f} with model {t.model or '-'}")

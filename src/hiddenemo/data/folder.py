@@ -16,6 +16,8 @@ The CSV has a header and columns `video_id,label` and optionally `split` and `su
 from __future__ import annotations
 
 import logging
+import re
+import unicodedata
 from pathlib import Path
 
 import pandas as pd
@@ -30,25 +32,49 @@ log = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 
 
-def find_videos(directory: Path) -> dict[str, Path]:
-    """video_id -> file for the videos directly in `directory` (not its subfolders)."""
+def find_videos(directory: Path, safe_ids: bool = False) -> dict[str, Path]:
+    """video_id -> file for the videos directly in `directory` (not its subfolders). A file name that
+    cannot be an id is an error naming every such file, or, with `safe_ids`, gets an id derived from
+    its name (the manifest's path keeps the file's own name)."""
     directory = Path(directory)
     if not directory.is_dir():
         raise UserError(f"video folder {directory} does not exist or is not a folder")
+    files = [p for p in sorted(directory.iterdir())
+             if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS and not p.name.startswith(".")]
+    unusable = [p for p in files if not _usable_id(p.stem)]
+    if unusable and not safe_ids:
+        examples = ", ".join(f"{p.name!r} -> {derive_id(p.stem)}" for p in unusable[:10])
+        raise UserError(f"{directory}: {len(unusable)} file name(s) cannot be video ids (letters, digits, '.', '_' "
+                        f"and '-' only): {examples}{', ...' if len(unusable) > 10 else ''}; rename them, or pass "
+                        "--safe_ids true to use those derived ids (the manifest keeps each file's own path)")
     found: dict[str, list[Path]] = {}
-    for path in sorted(directory.iterdir()):
-        if path.is_file() and path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith("."):
-            found.setdefault(path.stem, []).append(path)
+    for path in files:
+        found.setdefault(path.stem if _usable_id(path.stem) else derive_id(path.stem), []).append(path)
     clashes = {k: [p.name for p in v] for k, v in found.items() if len(v) > 1}
     if clashes:
-        raise UserError(f"{directory}: several files share a video id (name without extension): "
-                        f"{dict(list(clashes.items())[:5])}; keep one file per id")
-    for video_id in found:
-        try:
-            check_video_id(video_id)
-        except ValueError as e:
-            raise UserError(f"{directory}: {e}") from e
+        raise UserError(f"{directory}: several files share a video id (name without extension"
+                        f"{', or the id derived from it' if unusable else ''}): {dict(list(clashes.items())[:5])}; "
+                        "keep one file per id")
+    if unusable:
+        log.info("%d video id(s) derived from file names: %s", len(unusable),
+                 ", ".join(f"{p.name!r} -> {derive_id(p.stem)}" for p in unusable[:10]))
     return {k: v[0] for k, v in found.items()}
+
+
+def derive_id(name: str) -> str:
+    """A usable video id from a file name: accents dropped, every run of other characters one '_'."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    derived = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_name)
+    derived = re.sub(r"\.{2,}", ".", derived).strip("._-")[:200]
+    return derived or "video"
+
+
+def _usable_id(name: str) -> bool:
+    try:
+        check_video_id(name)
+    except ValueError:
+        return False
+    return True
 
 
 def read_labels(path: Path) -> pd.DataFrame:
@@ -118,6 +144,9 @@ def folder_table(videos: dict[str, Path], labels: pd.DataFrame | None, positive:
     all blank): an unlabeled workspace, whose `classes` [negative, positive] may still be named."""
     if labels is None:
         labels = pd.DataFrame({"video_id": pd.Series(dtype="string"), "label": pd.Series(dtype="string")})
+    # A labels row may name a video by its file name even when its id was derived from it.
+    by_stem = {path.stem: video_id for video_id, path in videos.items()}
+    labels = labels.assign(video_id=labels["video_id"].map(lambda v: by_stem.get(v, v)))
     if missing_videos not in ("error", "warn"):
         raise UserError(f"missing_videos must be 'error' or 'warn', not {missing_videos!r}")
     orphans = sorted(set(labels["video_id"]) - set(videos))

@@ -98,6 +98,31 @@ def coverage(pose: np.ndarray, min_conf: float = MIN_CONFIDENCE) -> dict[str, fl
             for name, sl in POSE_GROUPS.items()}
 
 
+LOW_COVERAGE = 0.5
+"""A video with a person or a face in fewer than this share of its frames gets a warning (hands are
+often out of an interview shot, so their share is reported, not warned about)."""
+
+
+def video_coverage(box: np.ndarray, pose: np.ndarray | None, min_conf: float = MIN_CONFIDENCE) -> dict[str, float]:
+    """Share of a video's frames with a person box, a face (half of its points or more) and a hand
+    (either one with half of its points or more): the quality signal of one extraction."""
+    n = len(box)
+    if n == 0:
+        return {"person": 0.0, "face": 0.0, "hands": 0.0}
+    out = {"person": float(np.isfinite(np.asarray(box[:, 0], dtype=np.float32)).mean()), "face": 0.0, "hands": 0.0}
+    if pose is not None and len(pose):
+        ok = np.asarray(pose[..., 2], dtype=np.float32) > min_conf                  # (T, 137)
+        half = lambda sl: ok[:, sl].mean(1) >= 0.5
+        out["face"] = float(half(POSE_GROUPS["face"]).mean())
+        out["hands"] = float((half(slice(95, 116)) | half(slice(116, 137))).mean())
+    return {k: round(v, 4) for k, v in out.items()}
+
+
+def low_coverage(shares: dict[str, float]) -> list[str]:
+    """The parts (person, face) seen in fewer than LOW_COVERAGE of the frames."""
+    return [part for part in ("person", "face") if shares.get(part, 1.0) < LOW_COVERAGE]
+
+
 def _rows(pose: np.ndarray, idx: np.ndarray, min_conf: float) -> tuple[np.ndarray, np.ndarray]:
     # Fancy-indexing a memmap reads only these rows; unique+inverse avoids reading one twice.
     uniq, inverse = np.unique(idx, return_inverse=True)

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from hiddenemo.data.keypoints import box_from_keypoints, normalise_to_box
+from hiddenemo.data.keypoints import box_from_keypoints, low_coverage, normalise_to_box, video_coverage
 from hiddenemo.data.openpose import ingest_openpose, is_ingested
 from hiddenemo.data.store import Store
 from hiddenemo.errors import DISK_ERRORS, UserError
@@ -113,7 +113,7 @@ class VideoJob:
                     status["n_frames"] = int(self.store.load(video_id, "box").shape[0])
             else:
                 self._extract(video_id, path, status)
-                self._note_if_nobody(video_id, status)
+            self._note_coverage(video_id, status)
         except OSError as e:
             reason = (f"cannot write {e.filename}: {e.strerror}; free space (or fix the permissions) there and run "
                       "the same command again" if e.errno in DISK_ERRORS else str(e))
@@ -128,13 +128,26 @@ class VideoJob:
         status["seconds"] = round(time.perf_counter() - start, 3)
         return status
 
-    def _note_if_nobody(self, video_id: str, status: dict) -> None:
-        """No person in any frame is not a failure of the tool, but nothing downstream can use the
-        video: say so in its status line and the log."""
-        if self.store.has(video_id, "box") and not np.isfinite(self.store.load(video_id, "box")[:, 0]).any():
-            status["reason"] = ("no person found in any frame: the video trains and predicts on no input; "
-                                "look at it with `hiddenemo extract --preview`")
-            log.warning("video %s: %s", video_id, status["reason"])
+    def _note_coverage(self, video_id: str, status: dict) -> None:
+        """The share of frames with a person, a face and a hand goes into the status line; a video with
+        too little of them is not a failure of the tool, but say so in its status line and the log."""
+        if not self.store.has(video_id, "box"):
+            return
+        pose = self.store.load(video_id, "pose") if self.store.has(video_id, "pose") else None
+        shares = status["coverage"] = video_coverage(self.store.load(video_id, "box"), pose)
+        seen = ", ".join(f"{part} {share:.0%}" for part, share in shares.items())
+        if shares["person"] == 0:
+            note = "no person found in any frame: the video trains and predicts on no input"
+        elif low_coverage(shares):
+            note = f"low coverage ({seen} of the frames): little to learn from"
+        else:
+            return
+        note += "; look at it with `hiddenemo extract --preview`"
+        if status["status"] == "skipped":        # said when it was extracted; the summary lists it again
+            status["reason"] = f"{status['reason']}; {note}"
+            return
+        status["reason"] = note
+        log.warning("video %s: %s", video_id, note)
 
     def _extract(self, video_id: str, path: str | Path | None, status: dict) -> None:
         c = self.config

@@ -25,6 +25,7 @@ from hiddenemo.errors import UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.config import ExtractConfig
 from hiddenemo.extract.job import VideoJob
+from hiddenemo.words import count
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ STATUS_FILE = Path("status") / "extract.jsonl"
 
 def append_status(work: Path, record: dict) -> None:
     """One JSON line per attempt; appended and flushed at once so a kill keeps the lines before."""
-    line = {k: record.get(k) for k in ("video_id", "status", "reason", "seconds", "n_frames", "fps")}
+    line = {k: record.get(k) for k in ("video_id", "status", "reason", "seconds", "n_frames", "fps", "coverage")}
     append_line(Path(work) / STATUS_FILE, json.dumps(line))
 
 
@@ -63,7 +64,7 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
     frames_done = 0
     start = time.perf_counter()
     bar = tqdm(total=sum(n for *_, n in todo) or None, unit="frame", unit_scale=True, dynamic_ncols=True,
-               desc=f"extract {len(todo)} videos")
+               desc=f"extract {count(len(todo), 'video')}")
 
     def finish(status: dict, expected: int) -> None:
         nonlocal frames_done

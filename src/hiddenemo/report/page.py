@@ -19,7 +19,7 @@ from string import Template
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.keypoints import MIN_CONFIDENCE, coverage
+from hiddenemo.data.keypoints import LOW_COVERAGE, MIN_CONFIDENCE, coverage, low_coverage, video_coverage
 from hiddenemo.data.manifest import DatasetInfo
 from hiddenemo.data.store import POSE_GROUPS, Store, atomic_write_text
 from hiddenemo.data.store import run_dir as store_run_dir
@@ -56,7 +56,7 @@ def build_report(work: Path, run: str) -> Path:
         ("Training curves", _training(files)),
         ("Teacher vs student", _teachers(work, files, truth, info)),
         ("Data: video lengths", _frame_counts(truth, info)),
-        ("Data: keypoint coverage", _coverage(work, truth)),
+        ("Data: coverage per video and keypoint group", _coverage(work, truth)),
         ("Data: a frame with its skeleton", _skeleton(work, truth)),
         ("Run configuration", _config(run_dir, files)),
     ]
@@ -368,23 +368,45 @@ def _frame_counts(truth: pd.DataFrame, info: DatasetInfo) -> str:
 
 def _coverage(work: Path, truth: pd.DataFrame) -> str:
     store = Store(work)
-    groups, found = {}, {}
+    groups, found, per_video = {}, {}, {}
     for vid in truth["video_id"]:
         if store.has(vid, "pose"):
             pose = store.load(vid, "pose")
             groups[vid] = coverage(pose)
             seen = np.asarray(pose[..., 2], dtype=np.float32) > MIN_CONFIDENCE
             found[vid] = {name: float(seen[:, sl].mean()) if len(seen) else 0.0 for name, sl in POSE_GROUPS.items()}
+            if store.has(vid, "box"):
+                per_video[vid] = video_coverage(store.load(vid, "box"), pose)
     if not groups:
         return _note("No pose arrays in the store: run `hiddenemo extract` (or ingest OpenPose output).")
     order = list(POSE_GROUPS)
-    return _img(plots.coverage(pd.DataFrame.from_dict(groups, orient="index")[order],
+    return _video_coverage(per_video) + _img(plots.coverage(pd.DataFrame.from_dict(groups, orient="index")[order],
                                pd.DataFrame.from_dict(found, orient="index")[order]), "keypoint coverage") + _note(
         "Dark bars: share of frames in which a group has at least half of its points "
         "(hiddenemo.data.keypoints.coverage); light bars: share of the group's points found over all frames; "
         "dots: videos. The body group includes 13 lower-body points (hips, legs, feet) that a seated, "
         "upper-body interview shot rarely shows, so its frame coverage can be low while the upper body is "
         "well tracked. Hands are the least reliable group, as the paper notes for its Figure 1.")
+
+
+def _video_coverage(per_video: dict[str, dict]) -> str:
+    """Per video: the share of frames with a person, a face and a hand; the videos with too little of a
+    person or a face first and flagged (at most 40 rows: the rest are fine)."""
+    if not per_video:
+        return ""
+    table = pd.DataFrame.from_dict(per_video, orient="index")
+    table["low"] = [", ".join(low_coverage(c)) for c in per_video.values()]
+    table = table.sort_values(["person", "face"]).rename_axis("video_id").reset_index()
+    n_low = int((table["low"] != "").sum())
+    shown = table.head(max(40, n_low)).copy()
+    for part in ("person", "face", "hands"):
+        shown[part] = shown[part].map(lambda share: f"{share:.0%}")
+    return _html_table(shown.rename(columns={"low": f"under {LOW_COVERAGE:.0%}"})) + _note(
+        f"Share of each video's frames with a person box, a face (half of its points or more) and a hand "
+        f"(hiddenemo.data.keypoints.video_coverage); {n_low} of {len(table)} videos have a person or a face in "
+        f"under {LOW_COVERAGE:.0%} of their frames"
+        + (f"; the {len(table) - len(shown)} best-covered videos are not listed." if len(shown) < len(table) else ".")
+        + " Hands are often out of an interview shot, so they are not flagged.")
 
 
 def _skeleton(work: Path, truth: pd.DataFrame) -> str:

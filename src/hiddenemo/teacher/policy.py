@@ -10,6 +10,7 @@ import pandas as pd
 
 from hiddenemo.data.manifest import DatasetInfo, read_manifest
 from hiddenemo.teacher.store import read_all, read_verdicts
+from hiddenemo.words import count
 
 
 @dataclass
@@ -147,13 +148,13 @@ def backwards_warning(r: dict) -> str | None:
                if other else "the behaviour teacher's cues point to the class named by `--pleasant`; check it")
     return (f"WARNING: teacher {r['teacher_id']} ranks the labeled videos backwards: AUROC {auroc:.3f} "
             f"({r.get('level', 0.95):.0%} interval {low:.3f}-{high:.3f}, "
-            + ("entirely below 0.5" if sure else "0.5 = chance") + f", {r['n_labeled_answered']} videos). "
+            + ("entirely below 0.5" if sure else "0.5 = chance") + f", {count(r['n_labeled_answered'], 'video')}). "
             "Its pseudo-labels would teach the opposite of the labels. Fix: " + valence + "; a VLM teacher: "
             "check the class names it is given. Until then train with `--pseudo.teacher null`.")
 
 
 def format_report(r: dict) -> str:
-    lines = [f"teacher {r['teacher_id']}: {r['n_verdicts']} verdicts for {r['n_videos']} videos, "
+    lines = [f"teacher {r['teacher_id']}: {count(r['n_verdicts'], 'verdict')} for {count(r['n_videos'], 'video')}, "
              f"{r['n_failed']} failed (no label is taken from a failure)",
              f"labeled videos: {r['n_labeled']}, answered {r['n_labeled_answered']} "
              f"(coverage {r['coverage']:.1%}); unlabeled answered: {r['n_unlabeled_answered']}"]
