@@ -224,3 +224,75 @@ def test_extract_status_lines_and_summary_carry_coverage(tmp_path, work, capsys)
     assert main(["extract", "--work", str(work), "--extract.frames", "none", "--extract.detect_every", "4"]) == 0
     assert "  title: person 0%, face 0%" in capsys.readouterr().out
     assert read_status(work)[-1]["coverage"] is not None
+
+
+# ---- 7. wrong option names: the nearest real ones, in one line ------------------------------------
+
+@pytest.mark.parametrize("argv, wrong, suggested", [
+    (["train", "--work", "W", "--epochs", "3"], "--epochs", "--stage1.epochs or --stage2.epochs"),
+    (["extract", "--work", "W", "--frames_every", "10"], "--frames_every", "--extract.frames_every"),
+    (["dataset", "folder", "--video", "v"], "--video", "--videos"),
+    (["train", "--work", "W", "--selection.fold", "3"], "--selection.fold", "--selection.folds"),   # no abbreviations
+])
+def test_a_wrong_option_gets_the_nearest_in_one_line(argv, wrong, suggested, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err
+    assert f"unknown option {wrong} (did you mean {suggested}" in err
+
+
+@pytest.mark.parametrize("argv, listed", [([], ["dataset", "extract", "teach", "embed", "train", "predict", "ensemble",
+                                                "evaluate", "report", "ablate", "demo"]),
+                                          (["dataset"], ["imigue", "folder", "synthetic"])])
+def test_no_subcommand_lists_every_one(argv, listed, capsys):
+    with pytest.raises(SystemExit):
+        main(argv)
+    err = capsys.readouterr().err
+    assert "..." not in err and "…" not in err
+    names = [line.split()[0] for line in err.splitlines() if line.startswith("  ")]
+    assert names == listed
+
+
+# ---- 8. native libraries' chatter stays off the terminal -----------------------------------------
+
+CHATTY = """
+import os, sys
+from multiprocessing import get_context
+from hiddenemo.native_log import quiet_native_logs
+
+def child():
+    os.write(2, b"W0000 00:00:1796059898.233752    6148 inference_feedback_manager.cc:114] Feedback manager\\n")
+
+if __name__ == "__main__":
+    with quiet_native_logs(enabled=os.environ["HIDDENEMO_LOG"] != "DEBUG"):
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\\n")
+        os.write(2, b"I0000 00:00:1796059898.1 12 gl_context.cc:357] GL version: 3.2\\n")
+        os.write(2, b"E0000 00:00:1796059898.1 12 graph.cc:1] a native error stays\\n")
+        os.write(2, b"Water is wet\\n")             # starts with W, but is no log line
+        print("python's own stderr", file=sys.stderr)
+        p = get_context("spawn").Process(target=child)   # a worker process inherits the filter
+        p.start(); p.join()
+"""
+
+
+@pytest.mark.parametrize("level", ["INFO", "DEBUG"])
+def test_native_chatter_is_filtered_unless_debug(tmp_path, level):
+    script = tmp_path / "chatty.py"
+    script.write_text(CHATTY)
+    env = {**os.environ, "PYTHONPATH": str(SRC), "HIDDENEMO_LOG": level}
+    err = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=60).stderr
+    assert "a native error stays" in err and "Water is wet" in err and "python's own stderr" in err
+    chatter = ["XNNPACK", "gl_context.cc", "inference_feedback_manager"]
+    assert all((c in err) == (level == "DEBUG") for c in chatter), err
+
+
+def test_extract_preview_prints_no_mediapipe_chatter(tmp_path):
+    card = helpers_video.write_video(tmp_path / "title.mp4", [np.full((72, 96, 3), 90, np.uint8)] * 4)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    run = subprocess.run([sys.executable, "-m", "hiddenemo.cli", "extract", "--preview", str(card), "--out",
+                          str(tmp_path / "p.png")], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "W0000" not in run.stderr and "inference_feedback_manager" not in run.stderr
+    assert "preview written to" in run.stdout
