@@ -53,15 +53,15 @@ def test_probabilities_are_the_pooled_votes_and_the_threshold_is_chosen_again(me
     member_oof = [read(work, f"s{i}", "oof.csv").query("stage == 'stage2'").set_index("video_id").loc[fused.index]
                   for i in range(3)]
     np.testing.assert_allclose(fused["p_positive"], np.mean([m["p_positive"] for m in member_oof], axis=0))
-    expected = choose_threshold(fused["p_positive"].to_numpy(), fused["label"].to_numpy(), SelectionConfig(), seed=0)
+    expected = choose_threshold(fused["p_positive"].to_numpy(), fused["y_true"].to_numpy(), SelectionConfig(), seed=0)
     selection = json.loads((work / "runs" / "ens" / "selection.json").read_text())
     chosen = selection["stage2"]["threshold"]                  # (oof.csv holds the probabilities as text)
     assert chosen["method"] == "balanced" and chosen["threshold"] == pytest.approx(expected["threshold"])
     assert selection["final"]["model"] == "stage2"
     assert json.loads((work / "runs" / "ens" / "predictions.json").read_text())["threshold"] == chosen["threshold"]
-    assert ((preds["p_positive"] >= expected["threshold"]) == (preds["label"] == "win")).all()
+    assert ((preds["p_positive"] >= expected["threshold"]) == (preds["predicted_class"] == "win")).all()
     submission = read(work, "ens", "submission.csv").set_index("video_id").loc[preds.index]
-    assert (submission["prediction"] == (preds["label"] == "win").astype(int)).all()
+    assert (submission["prediction"] == (preds["predicted_class"] == "win").astype(int)).all()
 
     assert set(metrics["members"]) == {"s0", "s1", "s2"} and metrics["test"] is None   # test labels are hidden
     assert set(metrics["cross_validated"]) == {"stage1/text", "stage1/events", "stage2"}

@@ -26,7 +26,7 @@ def write_run(work, name="r1", seed=0, signal=0.0):
     for stage, modality in (("stage1", "events"), ("stage2", "fusion")):
         p = 1 / (1 + np.exp(-(signal * (y[train] - 0.5) + rng.normal(0.8, 1, train.sum()))))
         parts.append(pd.DataFrame({"video_id": manifest["video_id"][train], "stage": stage, "modality": modality,
-                                   "fold": np.arange(train.sum()) // 2 % 4, "p_positive": p, "label": y[train]}))
+                                   "fold": np.arange(train.sum()) // 2 % 4, "p_positive": p, "y_true": y[train]}))
     pd.concat(parts).to_csv(run / "oof.csv", index=False)
     selection = {"stage1/events": {"threshold": {"method": "balanced", "threshold": 0.7}},
                  "stage2": {"threshold": {"method": "balanced", "threshold": 0.65}}, "final": {"model": "stage2"}}
@@ -34,7 +34,7 @@ def write_run(work, name="r1", seed=0, signal=0.0):
     test = manifest[~train]
     p_test = rng.random(len(test))
     pd.DataFrame({"video_id": test["video_id"], "p_positive": p_test,
-                  "label": np.where(p_test >= 0.65, "win", "lose"), "n_votes": 5, "vote_std": 0.1}).to_csv(
+                  "predicted_class": np.where(p_test >= 0.65, "win", "lose"), "n_votes": 5, "vote_std": 0.1}).to_csv(
         run / "predictions.csv", index=False)
     return run
 

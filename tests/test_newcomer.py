@@ -139,6 +139,12 @@ def test_train_on_tiny_data_prints_intervals_and_names_small_folds(tmp_path, cap
     assert "95% bootstrap intervals over subjects; the stage rows are out-of-fold on the 11 labeled" in out
     line = next(x for x in out.splitlines() if x.strip().startswith("stage1/pose"))
     assert line.count("[") == 4 and "AUROC" in line and "(n=11)" in line   # every figure with its interval
+    # The run's files name their columns so that a truth and a prediction cannot be confused.
+    oof = pd.read_csv(work / "runs" / "r" / "oof.csv")
+    predictions = pd.read_csv(work / "runs" / "r" / "predictions.csv")
+    assert "y_true" in oof and set(oof["y_true"]) == {0, 1} and "label" not in oof
+    assert "predicted_class" in predictions and set(predictions["predicted_class"]) <= {"lose", "win"}
+    assert "label" not in predictions
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
     assert "11 labeled videos in" in warning and "are noise" in warning and "--selection.folds 2" in warning
     # A class with one labeled video cannot be cross-validated: say which, and what to do.

@@ -43,7 +43,7 @@ def write_run(work, run: str, stage2: bool = True, predictions: bool = True) -> 
         p = np.clip(0.5 * y + rng.uniform(0, 0.5, len(y)), 0, 1)
         oof.append(pd.DataFrame({"video_id": labeled["video_id"].to_numpy(), "stage": stage,
                                  "modality": modality or "fusion", "fold": np.arange(len(y)) % 2,
-                                 "p_positive": p, "label": y}))
+                                 "p_positive": p, "y_true": y}))
         selection[key] = {"epochs": 2, "epoch_metric": "auroc",
                           "threshold": {"method": "balanced", "metric": "balanced_accuracy", "threshold": 0.45}}
         history = pd.DataFrame([{"epoch": e, "fold": f, "train_loss": 1 / e + f, "val_loss": 1.2 / e,
@@ -58,7 +58,7 @@ def write_run(work, run: str, stage2: bool = True, predictions: bool = True) -> 
     if predictions:
         test = manifest[manifest["split"] == "test"]
         p = rng.uniform(0, 1, len(test))
-        pd.DataFrame({"video_id": test["video_id"], "p_positive": p, "label": np.where(p >= 0.45, "win", "lose"),
+        pd.DataFrame({"video_id": test["video_id"], "p_positive": p, "predicted_class": np.where(p >= 0.45, "win", "lose"),
                       "n_votes": 3, "vote_std": rng.uniform(0, 0.1, len(test))}).to_csv(
             run_dir / "predictions.csv", index=False)
         (run_dir / "predictions.json").write_text(json.dumps({"split": "test", "model": keys[-1], "threshold": 0.45}))

@@ -79,7 +79,7 @@ def predict(work: Path, run: str = "default", split: str = "test", submission: b
             model: Optional[str] = None) -> None:
     """Predict a split with a trained run, voting over several samplings of each video.
 
-    Writes WORK/runs/RUN/predictions.csv (video_id, p_positive, label, n_votes, vote_std;
+    Writes WORK/runs/RUN/predictions.csv (video_id, p_positive, predicted_class, n_votes, vote_std;
     predictions_SPLIT.csv for a split other than test).
 
     Args:

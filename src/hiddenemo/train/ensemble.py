@@ -67,7 +67,7 @@ def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = F
     folds = first["fold"]
     atomic_write_text(out / "oof.csv", pd.concat([
         pd.DataFrame({"video_id": p.index, "stage": key_parts(key)[0], "modality": key_parts(key)[1],
-                      "fold": folds.reindex(p.index).to_numpy(), "p_positive": p.to_numpy(), "label": y.to_numpy()})
+                      "fold": folds.reindex(p.index).to_numpy(), "p_positive": p.to_numpy(), "y_true": y.to_numpy()})
         for key, p in oof.items()]).to_csv(index=False))
     selection = {key: {"threshold": thresholds[key], "epochs": [r["selection"][key]["epochs"] for r in runs.values()]}
                  for key in keys}
@@ -85,7 +85,7 @@ def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = F
     metrics = {"cross_validated": {key: binary_metrics(y.to_numpy(), p.to_numpy(), thresholds[key]["threshold"])
                                    for key, p in oof.items()},
                "members": {m: _member_summary(r, final) for m, r in runs.items()},
-               "predicted_positive_fraction": float((table["label"] == info.classes[info.positive_index]).mean()),
+               "predicted_positive_fraction": float((table["predicted_class"] == info.classes[info.positive_index]).mean()),
                "note": "out-of-fold on the labeled training videos, averaged over the members; the thresholds "
                        "were chosen on the same predictions, so accuracy-type figures are slightly optimistic"}
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))

@@ -70,14 +70,14 @@ def apply_threshold(p: np.ndarray, threshold: dict) -> float:
 
 
 def predictions_table(votes: pd.DataFrame, threshold: float, classes: list[str], positive_index: int) -> pd.DataFrame:
-    """predictions.csv: video_id, p_positive, label (the predicted class name), n_votes, vote_std."""
+    """predictions.csv: video_id, p_positive, predicted_class (a class name), n_votes, vote_std."""
     negative_index = 1 - positive_index
     positive = votes["p_positive"] >= threshold
-    label = np.where(positive, classes[positive_index], classes[negative_index])
-    return votes.assign(label=label)[["video_id", "p_positive", "label", "n_votes", "vote_std"]]
+    predicted = np.where(positive, classes[positive_index], classes[negative_index])
+    return votes.assign(predicted_class=predicted)[["video_id", "p_positive", "predicted_class", "n_votes", "vote_std"]]
 
 
 def submission_table(predictions: pd.DataFrame, positive_name: str) -> pd.DataFrame:
     """The challenge layout: video_id, prediction with 1 = the positive class (iMiGUE: win), 0 = the other."""
     return pd.DataFrame({"video_id": predictions["video_id"],
-                         "prediction": (predictions["label"] == positive_name).astype(int)})
+                         "prediction": (predictions["predicted_class"] == positive_name).astype(int)})

@@ -278,5 +278,5 @@ def _write_oof(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray, selectio
     for key, sel in selections.items():
         stage, modality = key_parts(key)
         parts.append(pd.DataFrame({"video_id": labeled["video_id"], "stage": stage, "modality": modality,
-                                   "fold": folds, "p_positive": sel["oof"], "label": labeled["label"]}))
+                                   "fold": folds, "p_positive": sel["oof"], "y_true": labeled["label"]}))
     Run(run_dir.parent.parent, run_dir.name).write_table("oof.csv", pd.concat(parts))
