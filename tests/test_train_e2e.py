@@ -68,12 +68,12 @@ def test_predict_writes_predictions_and_submission(trained):
     work, run, _, _ = trained
     predict_run(work, "tiny", split="test", submission=True)
     pred = pd.read_csv(run / "predictions.csv", dtype={"video_id": str})
-    assert list(pred.columns) == ["video_id", "p_positive", "label", "n_votes", "vote_std"]
-    assert len(pred) == 8 and set(pred["label"]) <= {"win", "lose"} and (pred["n_votes"] == 3 * 2).all()   # 3 fold models x 2 draws
+    assert list(pred.columns) == ["video_id", "p_positive", "predicted_class", "n_votes", "vote_std"]
+    assert len(pred) == 8 and set(pred["predicted_class"]) <= {"win", "lose"} and (pred["n_votes"] == 3 * 2).all()   # 3 fold models x 2 draws
     assert (pred["vote_std"] >= 0).all()
     sub = pd.read_csv(run / "submission.csv", dtype={"video_id": str})
     assert list(sub.columns) == ["video_id", "prediction"]
-    assert (sub["prediction"] == (pred["label"] == "win").astype(int)).all()
+    assert (sub["prediction"] == (pred["predicted_class"] == "win").astype(int)).all()
     # Voting is deterministic: predicting again gives the same file.
     before = (run / "predictions.csv").read_text()
     predict_run(work, "tiny", split="test")

@@ -175,7 +175,7 @@ def test_metrics(work: Path, run: str) -> dict | None:
     preds = pd.read_csv(path, dtype={"video_id": str}).merge(truth, on="video_id")
     if preds.empty:
         return None
-    y = (preds["label_y"].astype(int) == info.positive_index).astype(int).to_numpy()
+    y = (preds["label"].astype(int) == info.positive_index).astype(int).to_numpy()
     threshold = json.loads(path.with_suffix(".json").read_text())["threshold"]
     return bootstrap_metrics(y, preds["p_positive"].to_numpy(), threshold)
 
