@@ -22,6 +22,7 @@ from hiddenemo.cli import main
 from hiddenemo.data.manifest import DatasetInfo, read_manifest, update_manifest, write_manifest
 from hiddenemo.data.store import Store
 from hiddenemo.errors import UserError
+from hiddenemo.teacher.store import read_verdicts
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -96,6 +97,12 @@ def test_a_backwards_teacher_gets_a_loud_warning_with_the_fix(work, capsys):
     assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
     out = capsys.readouterr().out
     assert "AUROC 1.000" in out and "WARNING" not in out
+    # Back to the first setting: nothing is asked again, and its answers are again the ones read.
+    _pose_workspace(work, "pleasant")
+    assert main(["teach", "--work", str(work), "--teacher", "behaviour"]) == 0
+    out = capsys.readouterr().out
+    assert "asked 0" in out and "6 already answered" in out and "AUROC 0.000" in out and "WARNING" in out
+    assert all(v.p_positive >= 0.5 for vid, v in read_verdicts(work, "behaviour").items() if vid in ("s0", "s2"))
 
 
 # ---- 3. re-running `dataset` leaves finished work as it is ---------------------------------------

@@ -148,7 +148,8 @@ def backwards_warning(r: dict) -> str | None:
                if other else "the behaviour teacher's cues point to the class named by `--pleasant`; check it")
     return (f"WARNING: teacher {r['teacher_id']} ranks the labeled videos backwards: AUROC {auroc:.3f} "
             f"({r.get('level', 0.95):.0%} interval {low:.3f}-{high:.3f}, "
-            + ("entirely below 0.5" if sure else "0.5 = chance") + f", {count(r['n_labeled_answered'], 'video')}). "
+            + ("entirely below 0.5" if sure else "it includes 0.5: perhaps only chance")
+            + f"; {count(r['n_labeled_answered'], 'video')}). "
             "Its pseudo-labels would teach the opposite of the labels. Fix: " + valence + "; a VLM teacher: "
             "check the class names it is given. Until then train with `--pseudo.teacher null`.")
 

@@ -23,7 +23,8 @@ from hiddenemo.data.manifest import DatasetInfo, read_manifest, select_videos
 from hiddenemo.errors import UserError
 from hiddenemo.teacher.retry import TeacherFailure, redact
 from hiddenemo.teacher.schema import Verdict, failed
-from hiddenemo.teacher.store import append_status, append_verdict, cache_key, latest_by_key, verdict_path
+from hiddenemo.teacher.store import (append_status, append_verdict, cache_key, latest_by_key, read_verdicts,
+                                    verdict_path)
 
 log = logging.getLogger(__name__)
 DEFAULT_FPS = 25.0
@@ -114,7 +115,7 @@ class RunSummary:
 
 def plan(work: Path, teacher: Teacher, teacher_id: str, videos: list[Video], retry_failed: bool):
     """Split videos into (to ask with their keys, cached ok, cached failed, missing input)."""
-    cache = latest_by_key(work, teacher_id)
+    cache, current = latest_by_key(work, teacher_id), read_verdicts(work, teacher_id)
     todo, summary = [], RunSummary()
     for video in videos:
         try:
@@ -130,6 +131,10 @@ def plan(work: Path, teacher: Teacher, teacher_id: str, videos: list[Video], ret
         if hit is not None and (hit.ok or not retry_failed):
             summary.cached_ok += hit.ok
             summary.cached_failed += not hit.ok
+            if hit.ok and current.get(video.video_id, hit).cache_key != key:
+                # Back to an earlier setting (say, the other `--pleasant`): its answer, not asked again,
+                # must become the latest one again, which is what training, `embed` and the report read.
+                append_verdict(work, hit)
             continue
         todo.append((video, key))
     return todo, summary
