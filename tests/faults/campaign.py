@@ -173,7 +173,7 @@ def metric_differences(a: Path, b: Path, tolerance: float) -> list[str]:
             if isinstance(value, float) and not (other is not None and abs(value - other) <= tolerance):
                 out.append(f"{key}/{metric}: {value} vs {other}")
     pa, pb = (pd.read_csv(d / "predictions.csv", dtype={"video_id": str}) for d in (a, b))
-    if list(pa["video_id"]) != list(pb["video_id"]) or list(pa["label"]) != list(pb["label"]):
+    if list(pa["video_id"]) != list(pb["video_id"]) or list(pa["predicted_class"]) != list(pb["predicted_class"]):
         out.append("predictions.csv: different videos or labels")
     elif np.abs(pa["p_positive"].to_numpy() - pb["p_positive"].to_numpy()).max() > tolerance:
         out.append("predictions.csv: p_positive beyond tolerance")
