@@ -64,12 +64,12 @@ def test_apply_without_the_workspace_equals_predict_in_it(demo, tmp_path, monkey
     shutil.rmtree(demo["out"] / "work")                                     # the model must stand alone
     assert _apply(demo, tmp_path / "cli.csv") == 0
     cli = pd.read_csv(tmp_path / "cli.csv", dtype={"video_id": str})
-    assert list(cli.columns) == ["video_id", "label", "p_lose", "p_win", "n_votes", "vote_std"]
+    assert list(cli.columns) == ["video_id", "predicted_class", "p_lose", "p_win", "n_votes", "vote_std"]
     inside = demo["predicted"].set_index("video_id").loc[cli["video_id"]]
     # float32 arithmetic over batches of another size (2 videos here, all the targets there) may round
     # the last bits differently; nothing else may differ.
     np.testing.assert_allclose(cli["p_win"], inside["p_positive"], rtol=0, atol=1e-6)
-    assert (cli["label"].to_numpy() == inside["label"].to_numpy()).all()
+    assert (cli["predicted_class"].to_numpy() == inside["predicted_class"].to_numpy()).all()
     assert (cli["n_votes"].to_numpy() == inside["n_votes"].to_numpy()).all()
     why = json.loads((tmp_path / "cli.explain" / f"{cli['video_id'][0]}.json").read_text())
     assert set(why["modalities"]) == {"pose", "frames", "text"} and why["teacher"]["text"]

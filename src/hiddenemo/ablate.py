@@ -143,7 +143,7 @@ def _mean_oof(work: Path, group: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     parts, thresholds = [], []
     for name, model_key in zip(group["run"], group["model"]):
         run = Run(work, name)
-        parts.append(run.oof_by_model().get(model_key, pd.DataFrame(columns=["video_id", "p_positive", "label"])))
+        parts.append(run.oof_by_model().get(model_key, pd.DataFrame(columns=["video_id", "p_positive", "y_true"])))
         thresholds.append(run.threshold(model_key)["threshold"])
     both = pd.concat(parts)
     mean = both.groupby("video_id", as_index=False).agg(p_positive=("p_positive", "mean"), label=("y_true", "first"))

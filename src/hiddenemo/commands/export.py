@@ -37,7 +37,7 @@ def apply(model: Path, videos: Path, out: Path, cache: Optional[Path] = None, op
 
     Extracts what the model's recipe needs with the recorded extractors (refusing other versions),
     runs its teacher when it reads text (an API teacher takes its key from the environment), votes
-    as training did, and writes PRED.csv (video_id, label, p_<class>..., n_votes, vote_std) and
+    as training did, and writes PRED.csv (video_id, predicted_class, p_<class>..., n_votes, vote_std) and
     PRED.explain/<video_id>.json (per-modality effect, the teacher's text). Features are cached, so
     a second apply on the same videos is quick. A video that fails gets an empty row and its reason.
 

@@ -70,8 +70,8 @@ class Model:
         return self.dir["classes"]
 
     def predict(self, paths, options: ApplyOptions | None = None, **overrides) -> pd.DataFrame:
-        """video_id, label, p_<class>..., n_votes, vote_std for the video files (or folders of
-        videos) in `paths`; a video that failed has no label and NaN probabilities (its reason is
+        """video_id, predicted_class, p_<class>..., n_votes, vote_std for the video files (or folders of
+        videos) in `paths`; a video that failed has no predicted class and NaN probabilities (its reason is
         in `table.attrs["failed"]`). Options: `ApplyOptions` fields, e.g. `cache=...`."""
         table, explained = self.apply(paths, options, **overrides)
         table.attrs["explained"] = explained
@@ -319,7 +319,7 @@ class _Plan:
         p = votes["p_positive"].to_numpy()
         threshold = apply_threshold(p, model["threshold"])
         positive, negative = model["positive"], next(c for c in model["classes"] if c != model["positive"])
-        table = pd.DataFrame({"video_id": ids, "label": np.where(p >= threshold, positive, negative),
+        table = pd.DataFrame({"video_id": ids, "predicted_class": np.where(p >= threshold, positive, negative),
                               f"p_{negative}": 1 - p, f"p_{positive}": p, "n_votes": votes["n_votes"].to_numpy(),
                               "vote_std": votes["vote_std"].to_numpy()})
         store, encoder = Store(work), config.model.text_encoder
@@ -328,7 +328,7 @@ class _Plan:
         verdicts = self._verdicts(work)
         explained = {}
         for i, video_id in enumerate(ids):
-            why = {"video_id": video_id, "label": table.loc[i, "label"], f"p_{positive}": float(p[i]),
+            why = {"video_id": video_id, "predicted_class": table.loc[i, "predicted_class"], f"p_{positive}": float(p[i]),
                    "threshold": threshold, "threshold_method": model["threshold"]["method"], "model": model["source"],
                    "modalities": {m: {"present": video_id in present[m]} | (
                        {f"p_{positive}_without_it": float(moved[m][video_id]),

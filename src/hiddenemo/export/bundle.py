@@ -45,8 +45,8 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
     training_ids = oof["video_id"].tolist()
     manifest = read_manifest(work).set_index("video_id")
     threshold = source.threshold(key)
-    figures = evaluate_predictions(oof.assign(subject_id=manifest["subject_id"].reindex(oof["video_id"]).to_numpy()),
-                                   threshold["threshold"])
+    figures = evaluate_predictions(oof.rename(columns={"y_true": "label"}).assign(
+        subject_id=manifest["subject_id"].reindex(oof["video_id"]).to_numpy()), threshold["threshold"])
     selection = source.selection
     description = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "hiddenemo_version": hiddenemo_version(),
@@ -61,7 +61,7 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
         "final_model": config.selection.final_model, "how": selection["final"]["how"],
         "threshold": threshold | {"how": threshold_how(threshold, config)},
         "recipe": make_recipe(work, training_ids, source.modalities(key), config.model.text_encoder),
-        "training": {"n_labeled": len(oof), "n_positive": int(oof["label"].sum()), "folds": selection["folds"],
+        "training": {"n_labeled": len(oof), "n_positive": int(oof["y_true"].sum()), "folds": selection["folds"],
                      "n_pseudo": selection.get("stage2", {}).get("n_pseudo") if key == "stage2" else None,
                      "pseudo_teacher": config.pseudo.teacher if key == "stage2" else None,
                      "n_videos_in_workspace": len(manifest), "epochs": selection[key]["epochs"]},
@@ -178,4 +178,4 @@ class ModelDir:
         return self.description[key]
 
     def table_columns(self) -> list[str]:
-        return ["video_id", "label", *(f"p_{c}" for c in self.description["classes"]), "n_votes", "vote_std"]
+        return ["video_id", "predicted_class", *(f"p_{c}" for c in self.description["classes"]), "n_votes", "vote_std"]
