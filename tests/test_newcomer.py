@@ -6,6 +6,7 @@ libraries, and the documented command lines that must parse.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -142,7 +143,9 @@ def test_train_on_tiny_data_prints_intervals_and_names_small_folds(tmp_path, cap
                                       "stage1": {**TINY["stage1"], "epochs": 2}, "selection": {"folds": 5}}))
     base = ["train", "--work", str(work), "--config", str(config), "--stage2_enabled", "false"]
     assert main(base + ["--run", "r"]) == 0
-    out = capsys.readouterr().out
+    printed = capsys.readouterr()
+    out = printed.err                                             # stdout stays JSON for scripts
+    assert json.loads(printed.out)["stage1/pose"]["auroc"] >= 0
     assert "95% bootstrap intervals over subjects; the stage rows are out-of-fold on the 11 labeled" in out
     line = next(x for x in out.splitlines() if x.strip().startswith("stage1/pose"))
     assert line.count("[") == 4 and "AUROC" in line and "(n=11)" in line   # every figure with its interval

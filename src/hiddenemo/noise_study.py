@@ -453,7 +453,7 @@ def recommendation(work: Path, run: str) -> str | None:
     manifest = read_manifest(work)
     verdicts = read_verdicts(work, config.pseudo.teacher)
     policy = PseudoLabelPolicy(**config.pseudo.policy)
-    videos = oof.drop_duplicates("video_id").set_index("video_id")           # fold and label (1 = positive)
+    videos = oof.drop_duplicates("video_id").set_index("video_id")           # fold and y_true (1 = positive)
     said, truth = [], []
     for fold in sorted(videos["fold"].unique()):
         held = videos.index[videos["fold"] == fold]
@@ -461,7 +461,7 @@ def recommendation(work: Path, run: str) -> str | None:
         answers = {v: verdicts[v].p_positive for v in held if v in verdicts and verdicts[v].p_positive is not None}
         labels = apply_policy(answers, replace(policy, min_confidence=0.0), calibration)
         said += list(labels["target"].to_numpy() >= 0.5)
-        truth += list(videos.loc[labels["video_id"], "label"].to_numpy())
+        truth += list(videos.loc[labels["video_id"], "y_true"].to_numpy())
     if not said:
         return None
     noise = label_noise(np.array(said), np.array(truth))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -63,7 +64,8 @@ def train(work: Path, run: str = "default", seed: int = 0,
         from hiddenemo.train.run import train_run
 
         metrics = train_run(work, run, config)
-    print(with_intervals(metrics))
+    print(json.dumps(summary(metrics), indent=2))              # stdout stays JSON for scripts
+    print(with_intervals(metrics), file=sys.stderr)            # the reader's table: figures with intervals
     from hiddenemo.noise_study import print_recommendation
     print_recommendation(work, run)
 
