@@ -111,10 +111,14 @@ class AnnotationsTeacher(Teacher):
             raise ValueError(f"video {video.video_id}: events has {events.shape[1]} columns but its sidecar "
                              f"lists {len(names)} classes; re-run `hiddenemo dataset`")
         row = self.table().loc[video.video_id] if video.video_id in self.table().index else None
+        # The rules point towards the pleasant class: without groups, or without knowing which class is
+        # the pleasant one (a folder workspace made without --pleasant), only the text is written.
+        pleasant = self.info.pleasant
+        mode = self.mode if self.groups and (pleasant is not None or self.mode == "fitted") else "none"
         return render(video.video_id, events, float(params["rate_hz"]), names,
                       [self.groups.get(str(c)) for c in classes], self.info.classes, self.positive,
-                      pleasant_is_positive=self.info.positive_valence == "pleasant", person=row,
-                      mode=self.mode if self.groups else "none", duration_s=video.duration_s)
+                      pleasant_is_positive=pleasant in (None, self.positive), person=row, mode=mode,
+                      duration_s=video.duration_s)
 
     def table(self) -> pd.DataFrame:
         """Per video: group log rates, the person's usual ones, and (fitted mode) the fitted p_positive."""
