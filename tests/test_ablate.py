@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import yaml
-from train_fixtures import TINY, add_teacher, hide_test_labels, make_workspace
+from train_fixtures import TINY, study_workspace
 
 from hiddenemo.ablate import STUDIES, run_study
 from hiddenemo.cli import main
@@ -13,12 +13,7 @@ from hiddenemo.cli import main
 
 @pytest.fixture
 def workspace(tmp_path):
-    manifest = make_workspace(tmp_path / "w", n_train=18, n_test=4)
-    add_teacher(tmp_path / "w", manifest)
-    hide_test_labels(tmp_path / "w")
-    base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump({**TINY, "pseudo": {"teacher": "rules"}}))
-    return tmp_path / "w", base
+    return study_workspace(tmp_path, {**TINY, "pseudo": {"teacher": "rules"}}, n_train=18)
 
 
 def test_frame_encoder_study_tabulates_and_resumes(workspace, capsys):

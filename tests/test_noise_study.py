@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from train_fixtures import TINY, add_teacher, hide_test_labels, make_workspace
+from train_fixtures import TINY, study_workspace
 
 from hiddenemo.cli import main
 from hiddenemo.errors import UserError
@@ -42,12 +41,7 @@ def test_crossing_point_interpolates_between_grid_points():
 
 @pytest.fixture
 def workspace(tmp_path):
-    manifest = make_workspace(tmp_path / "w", n_train=28, n_test=4)
-    add_teacher(tmp_path / "w", manifest)
-    hide_test_labels(tmp_path / "w")
-    base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump(CONFIG))
-    return tmp_path / "w", base
+    return study_workspace(tmp_path, CONFIG, n_train=28)
 
 
 def test_held_out_subjects_never_reach_training(workspace, monkeypatch, capsys):

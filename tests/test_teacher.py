@@ -242,3 +242,19 @@ def test_imigue_annotations_teacher_on_all_videos(imigue_dir, tmp_path, capsys):
     r = teacher_report(work, "annotations")
     assert r["n_labeled_answered"] == 255
     assert r["auroc"] > 0.6      # the rules are fixed in advance, so this is no in-sample fit (was 0.363 when inverted)
+
+
+def test_annotations_text_is_the_same_in_every_process():
+    """A tie between the most frequent gestures of a third is broken by name, not by a set's order
+    (which follows PYTHONHASHSEED): the same events give the same text in any process."""
+    import os
+    import subprocess
+    import sys
+    script = ("import numpy as np; from hiddenemo.teacher.annotations import render\n"
+              "ev = np.zeros((300, 4), np.uint8)\n"
+              "for col in range(4): ev[10 + 20 * col: 12 + 20 * col, col] = 1\n"
+              "print(render('v', ev, 5.0, ['d gesture', 'c gesture', 'b gesture', 'a gesture'], [None] * 4,"
+              " ['lose', 'win'], 'win', mode='none').text)")
+    texts = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in range(4)}
+    assert len(texts) == 1 and "early 4 (mostly a gesture)" in texts.pop()

@@ -100,3 +100,16 @@ def die_after_epoch(monkeypatch, fit: tuple[str, str], epoch: int) -> None:
             raise Killed()
 
     monkeypatch.setattr(module.EpochCheckpoint, "on_train_epoch_end", end_then_die)
+
+
+def study_workspace(tmp_path: Path, config: dict, n_train: int) -> tuple[Path, Path]:
+    """An ablation study's inputs: a workspace with a teacher's verdicts and hidden test labels, and
+    the base config written as YAML."""
+    import yaml
+
+    manifest = make_workspace(tmp_path / "w", n_train=n_train, n_test=4)
+    add_teacher(tmp_path / "w", manifest)
+    hide_test_labels(tmp_path / "w")
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(config))
+    return tmp_path / "w", base

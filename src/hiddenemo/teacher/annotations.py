@@ -38,7 +38,7 @@ from hiddenemo.teacher.schema import Observation, Verdict
 from hiddenemo.teacher.store import file_hash
 from hiddenemo.teacher.texts import fmt_time
 
-VERSION = "annotations_v3"
+VERSION = "annotations_v4"
 MODES = ("rules", "fitted", "none")
 TIMELINE_MAX = 120
 FIT_FOLDS = 5
@@ -255,6 +255,8 @@ def _by_thirds(runs: list[tuple[float, float, str]], duration: float) -> str:
     parts = []
     for i, label in enumerate(("early", "middle", "late")):
         names = [n for a, _, n in runs if i * duration / 3 <= a < (i + 1) * duration / 3 or (i == 2 and a >= duration)]
-        top = max(set(names), key=names.count) if names else None
+        # the most frequent, ties to the first name alphabetically: never a set's order, which changes
+        # from process to process with Python's string hashing (and with it the text the student reads)
+        top = min(set(names), key=lambda n: (-names.count(n), n)) if names else None
         parts.append(f"{label} {len(names)}" + (f" (mostly {top})" if top else ""))
     return ", ".join(parts)
