@@ -43,6 +43,18 @@ def extract_progress(work: Path) -> int:
     return lines(work / "status" / "extract.jsonl") + sum(1 for _ in (work / "store").rglob("frames*.json"))
 
 
+def kill_after_extract_progress(process, work: Path, n: int, kill) -> bool:
+    """Wait until `work` shows `n` extract steps (or the process ends, or 10 min pass), then `kill`
+    the still-running process; True when the kill landed mid-work."""
+    deadline = time.monotonic() + 600
+    while extract_progress(work) < n and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    mid_work = process.poll() is None
+    if mid_work:
+        kill(process)
+    return mid_work
+
+
 def teach_progress(work: Path, teacher_id: str = "behaviour") -> int:
     return lines(work / "teacher" / f"{teacher_id}.jsonl")
 

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from faults.campaign import ENV, command, copy_workspace, extract_progress, metric_differences, store_differences, \
+from faults.campaign import ENV, command, copy_workspace, kill_after_extract_progress, metric_differences, store_differences, \
     verdicts
 from faults.conftest import EXTRACT
 from faults.test_kill_resume import TRAIN_TOLERANCE
@@ -82,12 +82,7 @@ def test_one_of_two_extracts_killed_its_video_is_taken_over(base_workspace, refe
     work = copy_workspace(base_workspace, tmp_path / "work")
     args = command("extract", "--work", str(work), *EXTRACT)
     victim, survivor = start(args), start(args)
-    deadline = time.monotonic() + 600
-    while extract_progress(work) < 4 and victim.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    mid_work = victim.poll() is None
-    if mid_work:
-        os.kill(victim.pid, signal.SIGKILL)
+    mid_work = kill_after_extract_progress(victim, work, 4, lambda p: os.kill(p.pid, signal.SIGKILL))
     victim.communicate()
     code, out, err = finish(survivor)
     lost = store_differences(reference, work)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from faults.campaign import ENV, check_store, command, copy_workspace, extract_progress, run_to_end, \
+from faults.campaign import ENV, check_store, command, copy_workspace, kill_after_extract_progress, run_to_end, \
     store_differences
 from faults.conftest import EXTRACT
 
@@ -119,12 +119,7 @@ def test_the_driver_killed_mid_job_resumes_with_the_same_command(base_workspace,
     # Its own session, so the local Ray instance the driver started goes with it.
     driver = subprocess.Popen(args, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
-    deadline = time.monotonic() + 600
-    while extract_progress(work) < 3 and driver.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    mid_work = driver.poll() is None
-    if mid_work:
-        os.killpg(driver.pid, signal.SIGKILL)
+    mid_work = kill_after_extract_progress(driver, work, 3, lambda p: os.killpg(p.pid, signal.SIGKILL))
     driver.wait()
     _reap_session(driver.pid)
     check_store(work)                                   # nothing half-written reads as finished
