@@ -9,6 +9,7 @@ import pytest
 
 from hiddenemo.cli import main
 from hiddenemo.data.manifest import read_manifest, write_manifest
+from hiddenemo.rundir import Run
 from hiddenemo.eval.evaluate import evaluate_predictions, evaluate_run, render_markdown, save_evaluation
 from test_eval_baselines import make_workspace
 
@@ -68,7 +69,7 @@ def test_run_is_evaluated_beside_its_baselines(work):
     # with only the text baseline asked for, the events model is not compared with it
     others = evaluate_run(work, "r1", n_boot=50, baselines=["text"])["versus_baseline"]
     assert "stage1/events" not in others and others["stage2"]["baseline"] == "logistic/text"
-    json_path, md_path = save_evaluation(result, run)
+    json_path, md_path = save_evaluation(result, Run(work, "r1"))
     assert json.loads(json_path.read_text())["model"]["final"] == "stage2"
     text = md_path.read_text()
     assert "logistic (events)" in text and "transductive" in text and "Per subject" in text

@@ -59,9 +59,9 @@ def test_held_out_subjects_never_reach_training(workspace, monkeypatch, capsys):
         seen.append(("labeled", out, set(labeled["video_id"])))
         return real_cv(ctx, modalities, stage, labeled, folds, extra, out, **kw)
 
-    def spy_answers(manifest, verdicts, work, exclude=frozenset()):
+    def spy_answers(ws, verdicts, exclude=frozenset()):
         seen.append(("calibration", None, set(exclude)))
-        return real_answers(manifest, verdicts, work, exclude)
+        return real_answers(ws, verdicts, exclude)
 
     monkeypatch.setattr(stages, "cross_validate", spy_cv)
     monkeypatch.setattr(policy, "training_answers", spy_answers)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenemo.data.manifest import DatasetInfo, read_manifest, write_manifest
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.teacher.policy import PseudoLabelPolicy, calibrated, pseudo_labels
 from hiddenemo.teacher.schema import Verdict
 from hiddenemo.teacher.store import append_verdict, read_verdicts
@@ -36,8 +37,9 @@ def test_calibration_ignores_labels_outside_the_training_split(work):
     _workspace(work, test_labels=0)                        # a labeled test split, all "lose"
     assert pseudo_labels(work, "rules", PseudoLabelPolicy(calibrate=True)).empty   # labeled: not pseudo-labeled
     # The calibration is fitted on the training split only: the same map with or without test labels.
+    with_test = calibrated(Workspace(work), read_verdicts(work, "rules"), np.array([0.15, 0.35]))
     manifest = read_manifest(work)
-    with_test = calibrated(manifest, read_verdicts(work, "rules"), work, np.array([0.15, 0.35]))
     manifest["label"] = manifest["label"].where(manifest["split"] == "train")
-    without = calibrated(manifest, read_verdicts(work, "rules"), work, np.array([0.15, 0.35]))
+    write_manifest(work, manifest)
+    without = calibrated(Workspace(work), read_verdicts(work, "rules"), np.array([0.15, 0.35]))
     assert np.allclose(with_test, without)

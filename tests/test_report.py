@@ -114,7 +114,9 @@ def test_missing_pieces_are_notes_not_crashes(workspace):
 def test_evaluation_baselines_are_shown(workspace):
     write_run(workspace, "evaluated")
     ci = {k: {"estimate": 0.6, "low": 0.4, "high": 0.8} for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc")}
-    evaluation = {"baselines": {"events": {"logistic": {"cross_validated": {"at 0.5": {"metrics": {"ci": ci}}}}}},
+    evaluation = {"split": "test", "level": 0.95, "n_boot": 2000, "model": {"cross_validated": {}, "target": {}},
+                  "baselines": {"events": {"logistic": {"cross_validated": {
+                      "at 0.5": {"threshold": 0.5, "metrics": {"n": 10, "ci": ci}}}}}},
                   "notes": ["stage2 does NOT beat its logistic baseline (events)"]}
     (workspace / "runs" / "evaluated" / "evaluation.json").write_text(json.dumps(evaluation))
     page = build_report(workspace, "evaluated").read_text()

@@ -12,8 +12,9 @@ from hiddenemo.errors import UserError
 from hiddenemo.train.config import SelectionConfig
 from hiddenemo.train.run import train_run
 from hiddenemo.eval.metrics import binary_metrics
-from hiddenemo.train.selection import (choose_epoch, choose_threshold, make_folds, quantile_threshold, score_curve,
-                                       split_for_training)
+from hiddenemo.data.manifest import DatasetInfo
+from hiddenemo.data.workspace import Workspace
+from hiddenemo.train.selection import choose_epoch, choose_threshold, make_folds, quantile_threshold, score_curve
 
 FAST = {"model": {"modalities": ["text", "events"], "dim": 16,
                   "encoder_args": {"events": {"model_dim": 16, "depth": 1, "heads": 2}}},
@@ -21,13 +22,26 @@ FAST = {"model": {"modalities": ["text", "events"], "dim": 16,
         "selection": {"folds": 2}}
 
 
-def test_split_for_training_drops_every_label_outside_train():
+def test_training_split_drops_every_label_outside_train(tmp_path):
     manifest = pd.DataFrame({"video_id": list("abcdef"), "label": [1, 0, 1, 0, pd.NA, 1],
                              "split": ["train", "train", "train", "test", "test", "val"],
                              "subject_id": list("xxyyzz")})
-    labeled, others = split_for_training(manifest)
-    assert labeled["video_id"].tolist() == ["a", "b", "c"]
+    write_manifest(tmp_path, manifest)
+    DatasetInfo("t", ["lose", "win"], "win").save(tmp_path)
+    labeled, others = Workspace(tmp_path).training_split()
+    assert labeled["video_id"].tolist() == ["a", "b", "c"] and labeled["label"].tolist() == [1, 0, 1]
     assert "label" not in others.columns and others["video_id"].tolist() == ["d", "e", "f"]
+
+
+def test_training_labels_count_the_positive_class_as_1(tmp_path):
+    """A workspace whose positive class is index 0 hands out 1 for it all the same."""
+    write_manifest(tmp_path, pd.DataFrame({"video_id": list("abc"), "label": [0, 1, pd.NA],
+                                           "split": ["train", "train", "test"]}))
+    DatasetInfo("t", ["calm", "tense"], "calm").save(tmp_path)
+    ws = Workspace(tmp_path)
+    assert ws.training_split()[0]["label"].tolist() == [1, 0]
+    assert ws.truth()["y"].tolist()[:2] == [1, 0] and ws.truth()["y"].isna().tolist() == [False, False, True]
+    assert ws.class_name(1) == "calm" and ws.text_array("minilm") == "text.minilm"
 
 
 def test_selection_cannot_see_test_labels(tmp_path):

@@ -78,7 +78,8 @@ REFERENCE = {"pose-encoders": "mlp+offsets", "frame-encoders": "dinov2+transform
 
 def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> pd.DataFrame:
     """Run (or resume) every variant x seed, then write WORK/ablations/<study>.{md,csv,json}."""
-    from hiddenemo.cli import main
+    from hiddenemo.commands.train import train_with
+    from hiddenemo.train.config import load_train_config
 
     if study not in STUDIES:
         raise UserError(f"unknown study {study!r}; choose one of {sorted(STUDIES)}")
@@ -97,15 +98,11 @@ def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> p
         atomic_write_text(overlay_path, yaml.safe_dump(overlay, sort_keys=False))
         for seed in range(seeds):
             run = f"ablate-{study}-{slug}-s{seed}"
-            metrics_path = work / "runs" / run / "metrics.json"
-            if not _finished(metrics_path):
+            if not Run(work, run).training_finished:
                 print(f"\n== ablate {study}: {variant}, seed {seed} -> runs/{run}", flush=True)
-                args = ["train"] + (["--config", str(base_config)] if base_config else [])
-                code = main(args + ["--config", str(overlay_path), "--work", str(work), "--run", run,
-                                    "--seed", str(seed)])
-                if code:
-                    raise UserError(f"ablation run {run} failed (exit code {code}); fix it and re-run to resume")
-            cv = json.loads(metrics_path.read_text())["cross_validated"][model_key]
+                overlays = [base_config, overlay_path] if base_config else [overlay_path]
+                train_with(work, run, load_train_config(overlays, {"seed": seed}))
+            cv = Run(work, run).metrics["cross_validated"][model_key]
             results.append({"variant": variant, "seed": seed, "run": run, "model": model_key,
                             **{m: cv[m] for m in METRICS}})
     per_run = pd.DataFrame(results)
@@ -206,11 +203,6 @@ def _with_encoder_args(overlay: dict, base: dict) -> dict:
         accepted = encoder_options(encoder)
         args[modality] = {k: v for k, v in args.get(modality, {}).items() if k in accepted}
     return {**overlay, "model": {**overlay["model"], "encoder_args": args}}
-
-
-def _finished(metrics_path: Path) -> bool:
-    # metrics.json gets its "test" entry only after the run's last step (prediction).
-    return metrics_path.exists() and "test" in json.loads(metrics_path.read_text())
 
 
 def _load_yaml(path: Path) -> dict:

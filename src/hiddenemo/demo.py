@@ -8,12 +8,13 @@ student: the weak-to-strong table.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:                          # pandas loads inside the functions: `hiddenemo --help` stays fast
+    import pandas as pd
 
 DEMO_CONFIG = Path(__file__).parent / "configs" / "demo.yaml"
 
@@ -31,9 +32,9 @@ class DemoConfig:
     frames_every: int = 10
     """Embed every n-th frame with DINOv2-S (the costliest step)."""
     workers: int = 0
-    """Videos extracted at once (0: one per core)."""
+    """Videos extracted at once, each in its own process (0: one per core)."""
     train_config: Path = DEMO_CONFIG
-    """Training overlay (a YAML file like configs/demo.yaml)."""
+    """Training overlay YAML (default: the packaged configs/demo.yaml)."""
 
 
 def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
@@ -42,6 +43,7 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
     from hiddenemo.data.synthetic import generate
     from hiddenemo.export.bundle import export_run
     from hiddenemo.extract.config import ExtractConfig
+    from hiddenemo.rundir import Run
 
     out = Path(out)
     data, work, run = out / "data", out / "work", f"demo-seed{config.seed}"
@@ -72,19 +74,16 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
     table = held_out_table(work, run, data / "target_labels.csv")
     result = {"report": str(work / "runs" / run / "report.html"), "model": str(model_dir), "timings_s": timings,
               "held_out": table.to_dict(orient="records"), "seed": config.seed}
-    (work / "runs" / run / "demo.json").write_text(json.dumps(result, indent=2, default=float))
+    Run(work, run).write_json("demo.json", result, default=float)
     print_summary(table, result)
     return result
 
 
 def _train(work: Path, run: str, config: DemoConfig) -> None:
-    from hiddenemo.cli import main
+    from hiddenemo.commands.train import train_with
+    from hiddenemo.train.config import load_train_config
 
-    code = main(["train", "--config", str(config.train_config), "--work", str(work), "--run", run,
-                 "--seed", str(config.seed)])
-    if code:
-        from hiddenemo.errors import UserError
-        raise UserError(f"training failed (exit code {code}); see the messages above")
+    train_with(work, run, load_train_config([config.train_config], {"seed": config.seed}))
 
 
 def _predict_stage1(work: Path, run: str) -> None:
@@ -98,41 +97,37 @@ def _predict_stage1(work: Path, run: str) -> None:
 def held_out_table(work: Path, run: str, target_labels: Path) -> pd.DataFrame:
     """Teacher vs each stage-1 modality vs the fused student on the target videos, scored with the
     withheld labels (read here, after everything is trained and predicted, and only to report)."""
-    from hiddenemo.data.manifest import DatasetInfo
+    import pandas as pd
+
+    from hiddenemo.data.workspace import Workspace
+    from hiddenemo.rundir import Run
     from hiddenemo.teacher.store import read_verdicts
 
-    info = DatasetInfo.load(work)
+    ws, trained = Workspace(work), Run(work, run)
     truth = pd.read_csv(target_labels, dtype={"video_id": str})
-    truth["y"] = (truth["win_or_lose"].str.lower() == info.positive.lower()).astype(int)
-    run_dir = Path(work) / "runs" / run
+    truth["y"] = (truth["win_or_lose"].str.lower() == ws.positive.lower()).astype(int)
     rows = []
 
     verdicts = read_verdicts(work, "behaviour")
     teacher = pd.DataFrame({"video_id": list(verdicts), "p_positive": [v.p_positive for v in verdicts.values()]})
-    rows.append(_score("teacher (behaviour rules)", teacher, _teacher_threshold(work, teacher), truth))
-    for path in sorted(run_dir.glob("predictions_stage1-*.csv")):
-        modality = path.stem.removeprefix("predictions_stage1-")
-        rows.append(_score(f"stage 1: {modality} alone", *_predictions(path), truth))
-    rows.append(_score("student: fused, stage 2", *_predictions(run_dir / "predictions.csv"), truth))
+    rows.append(_score("teacher (behaviour rules)", teacher, _teacher_threshold(ws, teacher), truth))
+    for modality, predicted in trained.modality_predictions().items():
+        rows.append(_score(f"stage 1: {modality} alone", predicted.table, predicted.threshold, truth))
+    student = trained.predictions()
+    rows.append(_score("student: fused, stage 2", student.table, student.threshold, truth))
     return pd.DataFrame(rows)
 
 
-def _teacher_threshold(work: Path, teacher: pd.DataFrame) -> float:
+def _teacher_threshold(ws, teacher: pd.DataFrame) -> float:
     """The teacher gets the students' rule: the threshold that maximises balanced accuracy on the
     labeled training videos (which the teacher never learnt from, so this is fair to it)."""
-    from hiddenemo.data.manifest import DatasetInfo, read_manifest
     from hiddenemo.train.config import SelectionConfig
-    from hiddenemo.train.selection import choose_threshold, split_for_training
+    from hiddenemo.train.selection import choose_threshold
 
-    labeled, _ = split_for_training(read_manifest(work))
+    labeled, _ = ws.training_split()                                   # label 1 = positive
     train = labeled.merge(teacher, on="video_id")
-    y = (train["label"].astype(int) == DatasetInfo.load(work).positive_index).astype(int).to_numpy()
-    return choose_threshold(train["p_positive"].to_numpy(float), y, SelectionConfig(threshold="balanced"))["threshold"]
-
-
-def _predictions(path: Path) -> tuple[pd.DataFrame, float]:
-    meta = json.loads(path.with_suffix(".json").read_text())
-    return pd.read_csv(path, dtype={"video_id": str}), float(meta["threshold"])
+    return choose_threshold(train["p_positive"].to_numpy(float), train["label"].to_numpy(),
+                            SelectionConfig(threshold="balanced"))["threshold"]
 
 
 def _score(name: str, preds: pd.DataFrame, threshold: float, truth: pd.DataFrame) -> dict:

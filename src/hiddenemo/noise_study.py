@@ -127,20 +127,18 @@ def _claim_study(out: Path, config) -> None:
 
 def run_cell(work: Path, config, split: int, study: NoiseStudy, cell: Path) -> list[dict]:
     """Stage 1 on the source subjects, then every arm's stage 2 scored on the simulated target."""
-    from hiddenemo.data.manifest import DatasetInfo, read_manifest
-    from hiddenemo.data.store import Store
+    from hiddenemo.data.workspace import Workspace
     from hiddenemo.eval.labelshift import class_weights
     from hiddenemo.train.build import candidate_encoders, encoder_name
     from hiddenemo.train.data import input_dims, pooled_inputs
     from hiddenemo.train.run import _set_threads
-    from hiddenemo.train.selection import make_folds, split_for_training
+    from hiddenemo.train.selection import make_folds
     from hiddenemo.train.stages import Context, chosen, run_stage1
 
     _set_threads(config.threads)
-    info = DatasetInfo.load(work)
-    manifest = read_manifest(work)
-    labeled, _ = split_for_training(manifest)
-    labeled["label"] = (labeled["label"] == info.positive_index).astype(int)
+    ws = Workspace(work)
+    info, manifest = ws.info, ws.manifest
+    labeled, _ = ws.training_split()                                          # label 1 = positive
     held = holdout_splits(labeled, study.splits, config.seed, config.selection) == split
     source, target = labeled[~held].reset_index(drop=True), labeled[held].reset_index(drop=True)
     cell.mkdir(parents=True, exist_ok=True)
@@ -151,7 +149,7 @@ def run_cell(work: Path, config, split: int, study: NoiseStudy, cell: Path) -> l
     pooled = pooled_inputs(work, manifest, config, info.extra.get("event_groups"),
                            {m: candidate_encoders(config.model, m) for m in config.model.modalities})
     configured = {m: encoder_name(config.model, m) for m in config.model.modalities}
-    dims = input_dims(Store(work), source["video_id"].tolist(), configured, config, pooled)
+    dims = input_dims(ws.store, source["video_id"].tolist(), configured, config, pooled)
     ctx = Context(work, cell, config, dims, class_weights(source["label"]), pooled)
     stage1 = run_stage1(ctx, source, folds)
     ctx = chosen(ctx, stage1)
@@ -195,12 +193,13 @@ def arms(work: Path, manifest: pd.DataFrame, config, study: NoiseStudy, target: 
 def _real_arms(work: Path, manifest: pd.DataFrame, config, study: NoiseStudy, target: pd.DataFrame):
     """The real teacher's verdicts on the target videos under the base policy and each asked weight /
     confidence cut-off, calibrated (when the policy says so) on the source videos' answers only."""
+    from hiddenemo.data.workspace import Workspace
     from hiddenemo.teacher.policy import PseudoLabelPolicy, apply_policy, training_answers
     from hiddenemo.teacher.store import read_verdicts
 
     verdicts = read_verdicts(work, config.pseudo.teacher)
     base = PseudoLabelPolicy(**config.pseudo.policy)
-    calibration = training_answers(manifest, verdicts, work, exclude=set(target["video_id"])) if base.calibrate else None
+    calibration = training_answers(Workspace(work), verdicts, exclude=set(target["video_id"])) if base.calibrate else None
     truth = target.set_index("video_id")["label"]
     answers = {v: verdicts[v].p_positive for v in target["video_id"]
                if v in verdicts and verdicts[v].p_positive is not None}
@@ -441,7 +440,7 @@ def recommendation(work: Path, run: str) -> str | None:
     """Guidance printed by `train` (never applied): the run's teacher, its out-of-fold accuracy on the
     labeled training videos (calibrated on the other folds when the policy calibrates), and what the
     teacher-noise study's curve, when there is one, expects of stage 2 at that noise."""
-    from hiddenemo.data.manifest import read_manifest
+    from hiddenemo.data.workspace import Workspace
     from hiddenemo.rundir import Run
     from hiddenemo.teacher.policy import PseudoLabelPolicy, apply_policy, training_answers
     from hiddenemo.teacher.store import read_verdicts
@@ -450,14 +449,14 @@ def recommendation(work: Path, run: str) -> str | None:
     config, oof = handle.config, handle.oof()
     if not (config.stage2_enabled and config.pseudo.teacher) or oof is None:
         return None
-    manifest = read_manifest(work)
+    ws = Workspace(work)
     verdicts = read_verdicts(work, config.pseudo.teacher)
     policy = PseudoLabelPolicy(**config.pseudo.policy)
     videos = oof.drop_duplicates("video_id").set_index("video_id")           # fold and y_true (1 = positive)
     said, truth = [], []
     for fold in sorted(videos["fold"].unique()):
         held = videos.index[videos["fold"] == fold]
-        calibration = training_answers(manifest, verdicts, work, exclude=set(held)) if policy.calibrate else None
+        calibration = training_answers(ws, verdicts, exclude=set(held)) if policy.calibrate else None
         answers = {v: verdicts[v].p_positive for v in held if v in verdicts and verdicts[v].p_positive is not None}
         labels = apply_policy(answers, replace(policy, min_confidence=0.0), calibration)
         said += list(labels["target"].to_numpy() >= 0.5)

@@ -1,14 +1,15 @@
 """`Run`: the one reader and writer of a run directory, `WORK/runs/<run>/` (docs/contracts.md).
 
-Training writes a run's files through it, and everything that reads a run (predict, ensemble,
-export) asks it rather than parsing files itself: the resolved config, the selection (chosen epochs,
-thresholds, the final model), out-of-fold predictions, metrics, the weights that predict, and
-whether the run is finished.
+Training and the ensemble write a run's files through it, and everything that reads a run (predict,
+ensemble, evaluate, report, ablate, demo, export) asks it rather than parsing files itself: the
+resolved config, the selection (chosen epochs, thresholds, the final model), out-of-fold and target
+predictions, metrics, the evaluation, training curves, the weights that predict, and whether the run
+is finished.
 """
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -20,6 +21,28 @@ from hiddenemo.data.store import run_dir as store_run_dir
 from hiddenemo.errors import UserError
 from hiddenemo.eval.oof import by_model, key_parts
 from hiddenemo.train.config import ModelConfig, TrainConfig, from_dict, to_dict
+
+
+OOF_COLUMNS = ["video_id", "stage", "modality", "fold", "p_positive"]
+PREDICTION_COLUMNS = ["video_id", "p_positive"]
+
+
+@dataclass(frozen=True)
+class Predictions:
+    """One predictions*.csv (video_id, predicted_class, p_<class>..., p_positive, n_votes, vote_std) and its
+    .json sidecar (split, model, threshold, threshold_method, without_input)."""
+    table: pd.DataFrame
+    meta: dict
+
+    @property
+    def threshold(self) -> float | None:
+        return float(self.meta["threshold"]) if "threshold" in self.meta else None
+
+
+def predictions_name(model: str | None = None, split: str = "test") -> str:
+    """`predictions`, `predictions_stage1-pose` (another model than the final one), `predictions_val`
+    (another split), or both."""
+    return "predictions" + (f"_{model.replace('/', '-')}" if model else "") + ("" if split == "test" else f"_{split}")
 
 
 class Run:
@@ -90,13 +113,96 @@ class Run:
         return dims
 
     def oof(self) -> pd.DataFrame | None:
-        """oof.csv: video_id, stage, modality, fold, p_positive, label (None before training ends)."""
-        path = self.dir / "oof.csv"
-        return pd.read_csv(path, dtype={"video_id": str}) if path.exists() else None
+        """oof.csv: video_id, stage, modality, fold, p_positive, y_true (None before training ends)."""
+        return self._table("oof.csv", OOF_COLUMNS)
 
     def oof_by_model(self) -> dict[str, pd.DataFrame]:
         oof = self.oof()
         return {} if oof is None or oof.empty else by_model(oof)
+
+    def predictions(self, model: str | None = None, split: str = "test") -> Predictions | None:
+        """The predictions of the final model (`model` None) or of another one on `split`, or None."""
+        name = predictions_name(model, split)
+        table = self._table(f"{name}.csv", PREDICTION_COLUMNS)
+        if table is None:
+            return None
+        return Predictions(table, self._json(f"{name}.json") or {})
+
+    def modality_predictions(self) -> dict[str, Predictions]:
+        """Each stage-1 modality's own predictions on the test split (`predict --model stage1/<m>`)."""
+        found = sorted(p.stem.removeprefix("predictions_stage1-") for p in self.dir.glob("predictions_stage1-*.csv"))
+        return {m: self.predictions(f"stage1/{m}") for m in found}
+
+    @property
+    def selection_or_empty(self) -> dict:
+        """selection.json, or {} for a run that has not finished selecting (the report shows what exists)."""
+        return self._json("selection.json") or {}
+
+    @property
+    def metrics_or_empty(self) -> dict:
+        """metrics.json, or {} for a run still training."""
+        return self._json("metrics.json") or {}
+
+    @property
+    def training_finished(self) -> bool:
+        """True once `train` ran to its end: metrics.json gets its `test` entry after the last step (prediction)."""
+        return "test" in self.metrics_or_empty
+
+    @property
+    def evaluation(self) -> dict | None:
+        """evaluation.json (`hiddenemo evaluate`), or None."""
+        return self._json("evaluation.json")
+
+    @property
+    def ensemble(self) -> dict | None:
+        """ensemble.json of an ensemble run (members, final model, how), or None."""
+        return self._json("ensemble.json")
+
+    @property
+    def transductive(self) -> list[str]:
+        """What the run learnt from unlabeled target videos (selection.json), [] before selection."""
+        return self.selection_or_empty.get("transductive", [])
+
+    def final_or_last(self) -> str | None:
+        """The final model, or (a run still training) the last model with out-of-fold predictions."""
+        final = self.selection_or_empty.get("final", {}).get("model")
+        keys = list(self.oof_by_model())
+        return final or (keys[-1] if keys else None)
+
+    def threshold_value(self, key: str | None, override: float | None = None) -> float:
+        """The threshold `key` predicts with: `override` when given; for the final model the one applied
+        to its predictions (a quantile threshold is computed on the target videos); else the chosen one
+        (selection.json); else 0.5."""
+        if override is not None:
+            return float(override)
+        predicted = self.predictions()
+        if key is not None and key == self.final_or_last() and predicted is not None and predicted.threshold is not None:
+            return predicted.threshold
+        return self.chosen_threshold(key)
+
+    def chosen_threshold(self, key: str | None) -> float:
+        """The threshold chosen for `key` on out-of-fold predictions (selection.json), else 0.5."""
+        chosen = self.selection_or_empty.get(key, {}).get("threshold") if key else None
+        if isinstance(chosen, dict):
+            chosen = chosen.get("threshold")
+        return float(chosen) if chosen is not None else 0.5
+
+    def threshold_method(self, key: str) -> str:
+        chosen = self.selection_or_empty.get(key, {}).get("threshold")
+        if isinstance(chosen, dict) and chosen.get("method"):
+            return f"method: {chosen['method']}" + (f", on {chosen['metric']}" if chosen.get("metric") else "")
+        return "default 0.5: no selection.json entry"
+
+    def histories(self) -> dict[str, pd.DataFrame]:
+        """Training curves per model key (stage*/metrics.csv: one row per epoch and fold)."""
+        curves = {f"stage1/{p.parent.name}": p for p in sorted((self.dir / "stage1").glob("*/metrics.csv"))}
+        if (self.dir / "stage2" / "metrics.csv").exists():
+            curves["stage2"] = self.dir / "stage2" / "metrics.csv"
+        return {k: self._table(str(p.relative_to(self.dir)), []) for k, p in curves.items()}
+
+    def config_text(self) -> str | None:
+        path = self.dir / "config.yaml"
+        return path.read_text() if path.exists() else None
 
     def unfinished(self, key: str | None = None) -> str | None:
         """Why the run (or its model `key`) cannot predict yet, or None when it can."""
@@ -131,15 +237,29 @@ class Run:
         path = self.dir / "config.yaml"
         return not path.exists() or yaml.safe_load(path.read_text()) == yaml.safe_load(yaml.safe_dump(to_dict(config)))
 
-    def write_json(self, name: str, data: dict) -> None:
-        """selection.json, metrics.json, predictions*.json."""
-        atomic_write_text(self.dir / name, json.dumps(data, indent=2))
+    def write_json(self, name: str, data: dict, default=None) -> None:
+        """selection.json, metrics.json, predictions*.json, ensemble.json, demo.json."""
+        atomic_write_text(self.dir / name, json.dumps(data, indent=2, default=default))
         self.__dict__.pop(name.removesuffix(".json"), None)
 
     def write_table(self, name: str, table: pd.DataFrame) -> Path:
-        """oof.csv, predictions*.csv."""
+        """oof.csv, predictions*.csv, submission.csv."""
         atomic_write_text(self.dir / name, table.to_csv(index=False))
         return self.dir / name
+
+    def write_predictions(self, table: pd.DataFrame, meta: dict, model: str | None = None,
+                          split: str = "test") -> Path:
+        """predictions*.csv and its .json sidecar (see `predictions_name`)."""
+        name = predictions_name(model, split)
+        out = self.write_table(f"{name}.csv", table)
+        self.write_json(f"{name}.json", meta)
+        return out
+
+    def write_evaluation(self, result: dict, markdown: str, default=None) -> tuple[Path, Path]:
+        """evaluation.json and evaluation.md (`hiddenemo evaluate`)."""
+        atomic_write_text(self.dir / "evaluation.json", json.dumps(result, indent=2, default=default))
+        atomic_write_text(self.dir / "evaluation.md", markdown)
+        return self.dir / "evaluation.json", self.dir / "evaluation.md"
 
     # ---- helpers -----------------------------------------------------------------------------------
     def _entry(self, key: str) -> dict:
@@ -152,6 +272,30 @@ class Run:
             members = json.loads((self.dir / "ensemble.json").read_text())["members"]
             raise UserError(f"{self.dir} is an ensemble of the runs {members} (`hiddenemo ensemble`): it has no "
                             "models of its own; use its members, then ensemble them again")
+
+    def _json(self, name: str) -> dict | None:
+        """A JSON file of the run, or None when absent; unreadable is a UserError naming it."""
+        path = self.dir / name
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
+
+    def _table(self, name: str, columns: list[str]) -> pd.DataFrame | None:
+        """A CSV file of the run with at least `columns`, or None when absent."""
+        path = self.dir / name
+        if not path.exists():
+            return None
+        try:
+            df = pd.read_csv(path, dtype={"video_id": str})
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+            raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise UserError(f"{path} lacks column(s) {missing} (see docs/contracts.md); re-run the stage that writes it")
+        return df
 
     def _read(self, name: str) -> str:
         try:

@@ -31,8 +31,9 @@ def evaluate(work: Path, run: str = "default", split: str = "test", baselines: O
         text_encoder: Encoder id of the `text.<id>` array (default: the only one present).
     """
     from hiddenemo.eval.evaluate import evaluate_run, render_markdown, save_evaluation
+    from hiddenemo.rundir import Run
 
     result = evaluate_run(work, run, split, baselines, threshold, n_boot, level, seed, text_encoder)
-    json_path, md_path = save_evaluation(result, Path(work) / "runs" / run)
+    json_path, md_path = save_evaluation(result, Run(work, run))
     print(render_markdown(result))
     print(f"written: {json_path}, {md_path}")

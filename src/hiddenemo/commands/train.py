@@ -12,23 +12,12 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-from hiddenemo.train.config import (ModelConfig, PooledConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig,
-                                    SelfTrainingConfig, StageConfig, TrainConfig, TrainerConfig)
+from hiddenemo.commands.signature import takes
+from hiddenemo.train.config import TrainConfig
 
 
-def train(work: Path, run: str = "default", seed: int = 0,
-          sampling: SamplingConfig = SamplingConfig(),
-          pooled: PooledConfig = PooledConfig(),
-          model: ModelConfig = ModelConfig(),
-          stage1: StageConfig = StageConfig(),
-          stage2: StageConfig = StageConfig(epochs=10, lr=3e-5),
-          selection: SelectionConfig = SelectionConfig(),
-          pseudo: PseudoLabelConfig = PseudoLabelConfig(),
-          self_training: SelfTrainingConfig = SelfTrainingConfig(),
-          stage1_enabled: bool = True,
-          stage2_enabled: bool = True,
-          threads: int | None = None,
-          trainer: TrainerConfig = TrainerConfig()) -> None:
+@takes(TrainConfig)
+def train(work: Path, run: str = "default", config: TrainConfig = TrainConfig()) -> None:
     """Train stage 1 (each modality alone), then stage 2 (fused, with the teacher's pseudo-labels).
 
     k-fold cross-validation on the labeled training videos picks the epochs and the threshold. Writes
@@ -39,25 +28,15 @@ def train(work: Path, run: str = "default", seed: int = 0,
     Args:
         work: The workspace directory.
         run: Name of the run directory under WORK/runs.
-        seed: Seed for weights, folds, shuffling and every sampling draw.
-        sampling: How many rows are drawn from each video's sequences.
-        pooled: The per-video statistics of the pooled encoders (events-stats, ...) and their person baseline.
-        model: Modalities, encoders and fusion.
-        stage1: Optimisation of stage 1 (each modality alone, labeled videos).
-        stage2: Optimisation of stage 2 (fused, labeled + pseudo-labeled videos, small learning rate).
-        selection: Cross-validation folds, epoch metric and threshold method.
-        pseudo: Teacher and policy for the pseudo-labels of stage 2.
-        self_training: Rounds of confidence-filtered self-training after stage 2 (0 = off).
-        stage1_enabled: Run stage 1 (false: stage 2 from fresh encoders, the "no pretraining" ablation).
-        stage2_enabled: Run stage 2.
-        threads: torch CPU threads (default: torch's choice); 1 is fastest on a shared machine.
-        trainer: Devices, nodes and strategy (ddp) of every fit; see docs/scale.md.
     """
+    train_with(work, run, config)
+
+
+def train_with(work: Path, run: str, config: TrainConfig) -> dict:
+    """`hiddenemo train` with a config built already (the demo and ablations build theirs with
+    `load_train_config`): hold the run, train it, print its figures; returns the metrics."""
     from hiddenemo.data.claims import hold_run
 
-    config = TrainConfig(seed=seed, sampling=sampling, pooled=pooled, model=model, stage1=stage1, stage2=stage2,
-                         selection=selection, pseudo=pseudo, self_training=self_training, stage1_enabled=stage1_enabled, stage2_enabled=stage2_enabled,
-                         threads=threads, trainer=trainer)
     # A second `train` of this run refuses while this one lives; the later ranks of a DDP launch run
     # this same command and share the first rank's hold.
     with hold_run(work, run) if _first_rank() else contextlib.nullcontext():
@@ -68,6 +47,7 @@ def train(work: Path, run: str = "default", seed: int = 0,
     print(with_intervals(metrics), file=sys.stderr)            # the reader's table: figures with intervals
     from hiddenemo.noise_study import print_recommendation
     print_recommendation(work, run)
+    return metrics
 
 
 def _first_rank() -> bool:

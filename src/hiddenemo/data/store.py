@@ -55,6 +55,12 @@ def check_video_id(video_id: str, what: str = "video id") -> str:
     return video_id
 
 
+def array_name(modality: str, text_encoder: str | None = None) -> str:
+    """The store array a modality reads: its own name, or `text.<encoder_id>` for the texts one
+    encoder embedded (several encoders' texts can sit side by side)."""
+    return f"text.{text_encoder}" if modality == "text" else modality
+
+
 def run_dir(work: str | Path, run: str) -> Path:
     """`WORK/runs/<run>`, with a run name that cannot climb out of the workspace."""
     return Path(work) / "runs" / check_video_id(run, "run name")

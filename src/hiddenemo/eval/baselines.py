@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.manifest import DatasetInfo, read_manifest
 from hiddenemo.data.pooled import events_vector, pose_vector
-from hiddenemo.data.store import Store
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -33,34 +32,12 @@ C_GRID = np.logspace(-4, 2, 13)
 COLUMNS = ["video_id", "baseline", "modality", "split", "fold", "p_positive", "label", "subject_id"]
 
 
-def binary_truth(work: Path) -> pd.DataFrame:
-    """The manifest with `y` = 1 for the positive class, 0 for the other, <NA> when unlabeled."""
-    info = DatasetInfo.load(work)
-    if len(info.classes) != 2:
-        raise UserError(f"{work}/dataset.json has {len(info.classes)} classes {info.classes}; evaluation "
-                        "is built for binary tasks (one positive class)")
-    manifest = read_manifest(work)
-    manifest["y"] = (manifest["label"] == info.positive_index).astype("Int64")
-    return manifest
-
-
-def text_array_name(store: Store, video_ids, encoder_id: str | None = None) -> str:
-    """`text.<encoder_id>`; with no id given, the one text encoder present in the store."""
-    if encoder_id:
-        return f"text.{encoder_id}"
-    names = {p.stem for vid in video_ids for p in store.video_dir(vid).glob("text.*.npy")}
-    if len(names) != 1:
-        raise UserError(f"{store.root}: found text arrays {sorted(names) or 'none'}; "
-                        + ("run `hiddenemo teach` and `hiddenemo embed` first" if not names
-                           else "say which with --text_encoder"))
-    return names.pop()
-
-
-def pooled_features(work: Path, modality: str, video_ids, text_encoder: str | None = None) -> np.ndarray:
+def pooled_features(work: Path | Workspace, modality: str, video_ids, text_encoder: str | None = None) -> np.ndarray:
     """(n, d) float64 per-video features; a row of NaN where the video lacks the array or it is empty
     (no frame embedded: nobody found)."""
-    store = Store(work)
-    name = text_array_name(store, video_ids, text_encoder) if modality == "text" else modality
+    ws = Workspace.of(work)
+    store = ws.store
+    name = ws.text_array(text_encoder, video_ids) if modality == "text" else modality
     pool = {"events": _events_rates, "pose": _pose_offsets, "frames": _mean_rows, "text": _as_vector}.get(modality)
     if pool is None:
         raise UserError(f"unknown modality {modality!r}: choose events, pose, frames or text")
@@ -70,7 +47,7 @@ def pooled_features(work: Path, modality: str, video_ids, text_encoder: str | No
         rows.append(None if array is None or len(array) == 0 else pool(array, store.meta(vid, name) or {}))
     width = next((len(r) for r in rows if r is not None), None)
     if width is None:
-        raise UserError(f"no video in {work} has the `{name}` array: run the stage that makes it first")
+        raise UserError(f"no video in {ws.work} has the `{name}` array: run the stage that makes it first")
     return np.stack([np.full(width, np.nan) if r is None else r for r in rows])
 
 
@@ -131,7 +108,7 @@ def chosen_C(model) -> float:
     return float(np.ravel(head.C_)[0]) if hasattr(head, "C_") else float(head.C)
 
 
-def baseline_predictions(work: Path, modality: str, folds: pd.Series | None = None, n_folds: int = 5,
+def baseline_predictions(work: Path | Workspace, modality: str, folds: pd.Series | None = None, n_folds: int = 5,
                          seed: int = 0, target_split: str = "test", text_encoder: str | None = None) -> pd.DataFrame:
     """Out-of-fold predictions on the labeled training videos and predictions on the target split,
     for the majority and logistic baselines.
@@ -150,7 +127,9 @@ def baseline_predictions(work: Path, modality: str, folds: pd.Series | None = No
         DataFrame with COLUMNS (label = true 0/1, <NA> when unknown; fold = -1 on the target split)
         and `attrs["C"]`: the C chosen per fold ("all" = the final fit), `attrs["train_prior"]`.
     """
-    manifest = binary_truth(work)
+    ws = Workspace.of(work)
+    ws.require_binary("evaluation")
+    manifest = ws.truth()
     train = manifest[(manifest["split"] == "train") & manifest["y"].notna()].reset_index(drop=True)
     target = manifest[manifest["split"] == target_split].reset_index(drop=True)
     if train.empty:
@@ -165,8 +144,8 @@ def baseline_predictions(work: Path, modality: str, folds: pd.Series | None = No
             raise UserError(f"folds given for the baselines miss {int(fold.isna().sum())} labeled training "
                             f"videos, e.g. {train['video_id'][fold.isna()].tolist()[:5]}")
         fold = fold.to_numpy(np.int64)
-    X = pooled_features(work, modality, train["video_id"].tolist(), text_encoder)
-    X_target = pooled_features(work, modality, target["video_id"].tolist(), text_encoder) if len(target) else None
+    X = pooled_features(ws, modality, train["video_id"].tolist(), text_encoder)
+    X_target = pooled_features(ws, modality, target["video_id"].tolist(), text_encoder) if len(target) else None
 
     p_logistic, chosen = np.empty(len(y)), {}
     for k in np.unique(fold):

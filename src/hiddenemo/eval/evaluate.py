@@ -13,23 +13,22 @@ Truth always comes from the manifest, never from a run's files.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.store import atomic_write_text
-from hiddenemo.data.store import run_dir as store_run_dir
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.errors import UserError
-from hiddenemo.eval.baselines import baseline_predictions, binary_truth
+from hiddenemo.eval.baselines import baseline_predictions
 from hiddenemo.eval.bootstrap import LEVEL, N_BOOT, bootstrap_metrics
 from hiddenemo.eval.compare import compare_runs
 from hiddenemo.eval.labelshift import (TRANSDUCTIVE_NOTE, balanced_threshold, em_prior, em_prior_interval,
                                        platt_calibrate)
 from hiddenemo.eval.metrics import METRICS, binary_metrics
 from hiddenemo.eval.oof import FUSED, by_model, key_parts
+from hiddenemo.rundir import Run
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +108,23 @@ def label_shift_summary(p_target: np.ndarray, train_prior: float, threshold: flo
     return out
 
 
-def evaluate_run(work: Path, run: str, split: str = "test", baselines: list[str] | None = None,
+def evaluate_run(work: Path | Workspace, run: str, split: str = "test", baselines: list[str] | None = None,
                  threshold: float | None = None, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0,
                  text_encoder: str | None = None) -> dict:
     """Evaluate WORK/runs/RUN (if it exists) and the baselines; see the module docstring.
 
     `baselines=None` means the modalities the run trained on (none when there is no run); a run
     that does not exist is fine when baseline modalities are given (baselines only)."""
-    work = Path(work)
+    ws = Workspace.of(work)
+    work = ws.work
     if split == "train":
         # The train split's honest figures are the out-of-fold ones, reported in every evaluation;
         # scoring its videos as a target would add the final models' in-sample predictions.
         raise UserError("--split train is the training split: its cross-validated (out-of-fold) figures are "
                         "already in every evaluation. --split names a target split (test, val, ...)")
-    run_dir = store_run_dir(work, run)
-    truth = binary_truth(work)
+    handle = Run(work, run)
+    ws.require_binary("evaluation")
+    truth = ws.truth()
     labeled_train = truth[(truth["split"] == "train") & truth["y"].notna()]
     if labeled_train.empty:
         raise UserError(f"{work}: no labeled videos in the train split; nothing can be evaluated")
@@ -137,18 +138,16 @@ def evaluate_run(work: Path, run: str, split: str = "test", baselines: list[str]
         result["notes"].append(f"the labels of the {len(target)} `{split}` videos are unknown: figures with "
                                "labels are cross-validated on the labeled training videos; on the target "
                                "split only label-free quantities are reported")
-    oof, model = _read_run(run_dir)
-    if model is None and not baselines:
-        raise UserError(f"{run_dir} has no oof.csv or predictions.csv: train the run first, or evaluate "
+    oof, predicted = handle.oof(), handle.predictions()
+    if oof is None and predicted is None and not baselines:
+        raise UserError(f"{handle.dir} has no oof.csv or predictions.csv: train the run first, or evaluate "
                         "baselines only with --baselines [events,text,...]")
     args = dict(n_boot=n_boot, level=level, seed=seed)
     folds = None
-    selection_path = run_dir / "selection.json"
-    if selection_path.exists():
-        result["notes"] += [f"transductive input — {what} (label-free)"
-                            for what in json.loads(selection_path.read_text()).get("transductive", [])]
-    if model is not None:
-        result["model"] = _evaluate_model(run_dir, model, oof, truth, split, threshold, train_prior, args)
+    result["notes"] += [f"transductive input — {what} (label-free)" for what in handle.transductive]
+    model = oof is not None or predicted is not None
+    if model:
+        result["model"] = _evaluate_model(handle, oof, predicted, truth, split, threshold, train_prior, args)
         if oof is not None and not oof.empty:
             first = oof[oof["stage"] == oof["stage"].iloc[0]]
             first = first[first["modality"] == first["modality"].iloc[0]]
@@ -160,19 +159,15 @@ def evaluate_run(work: Path, run: str, split: str = "test", baselines: list[str]
         result["baselines"][modality], predictions = _evaluate_baselines(
             work, modality, folds, split, train_prior, seed, text_encoder, args)
         logistic_oof[modality] = predictions[(predictions["baseline"] == "logistic") & (predictions["split"] == "train")]
-    if model is not None and oof is not None and logistic_oof:
+    if model and oof is not None and logistic_oof:
         result["versus_baseline"] = _versus_baselines(oof, truth, result, logistic_oof, args)
         result["notes"] += [v["verdict"] for v in result["versus_baseline"].values()]
     return result
 
 
-def save_evaluation(result: dict, run_dir: Path) -> tuple[Path, Path]:
+def save_evaluation(result: dict, handle: Run) -> tuple[Path, Path]:
     """WORK/runs/RUN/evaluation.json and evaluation.md."""
-    run_dir = Path(run_dir)
-    json_path, md_path = run_dir / "evaluation.json", run_dir / "evaluation.md"
-    atomic_write_text(json_path, json.dumps(result, indent=2, default=_jsonable))
-    atomic_write_text(md_path, render_markdown(result))
-    return json_path, md_path
+    return handle.write_evaluation(result, render_markdown(result), default=_jsonable)
 
 
 def render_markdown(result: dict) -> str:
@@ -247,36 +242,9 @@ def _row(what: str, on: str, ev: dict) -> str:
     return f"| {what} | {on} | {ev['threshold']:.3f} | {m['n']} | " + " | ".join(cells) + " |"
 
 
-def _read_run(run_dir: Path) -> tuple[pd.DataFrame | None, dict | None]:
-    """(oof.csv or None, {selection, predictions} or None when the run has neither file)."""
-    oof_path, pred_path = run_dir / "oof.csv", run_dir / "predictions.csv"
-    if not oof_path.exists() and not pred_path.exists():
-        return None, None
-    oof = _read_csv(oof_path, ["video_id", "stage", "modality", "fold", "p_positive"]) if oof_path.exists() else None
-    preds = _read_csv(pred_path, ["video_id", "p_positive"]) if pred_path.exists() else None
-    selection_path = run_dir / "selection.json"
-    selection = json.loads(selection_path.read_text()) if selection_path.exists() else {}
-    return oof, {"selection": selection, "predictions": preds}
-
-
-def _read_csv(path: Path, columns: list[str]) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path, dtype={"video_id": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise UserError(f"{path} lacks column(s) {missing} (see docs/contracts.md); re-run the stage that writes it")
-    return df
-
-
-def _threshold(selection: dict, key: str, override: float | None) -> float:
-    if override is not None:
-        return float(override)
-    chosen = selection.get(key, {}).get("threshold")
-    if isinstance(chosen, dict):
-        chosen = chosen.get("threshold")
-    return float(chosen) if chosen is not None else 0.5
+def _chosen_threshold(handle: Run, key: str, override: float | None) -> float:
+    """Evaluation scores what selection chose (not a quantile cut computed on the target videos)."""
+    return float(override) if override is not None else handle.chosen_threshold(key)
 
 
 def _with_truth(df: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
@@ -290,20 +258,18 @@ def _with_truth(df: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     return joined.rename(columns={"y": "label"})
 
 
-def _evaluate_model(run_dir, model, oof, truth, split, threshold, train_prior, args) -> dict:
-    selection = model["selection"]
-    final = selection.get("final", {}).get("model", "final")
+def _evaluate_model(handle: Run, oof, predicted, truth, split, threshold, train_prior, args) -> dict:
+    final = handle.selection_or_empty.get("final", {}).get("model", "final")
     out = {"final": final, "cross_validated": {}}
     for key, group in (by_model(oof).items() if oof is not None else []):
         out["cross_validated"][key] = evaluate_predictions(_with_truth(group, truth),
-                                                           _threshold(selection, key, threshold), **args)
-    preds = model["predictions"]
-    if preds is None:
+                                                           _chosen_threshold(handle, key, threshold), **args)
+    if predicted is None:
         out["target"] = {"metrics": None, "note": "no predictions.csv"}
         return out
-    preds = _with_truth(preds, truth)
+    preds = _with_truth(predicted.table, truth)
     preds = preds[preds["video_id"].isin(truth.loc[truth["split"] == split, "video_id"])]
-    cut = _threshold(selection, final, threshold)
+    cut = _chosen_threshold(handle, final, threshold)
     out["target"] = evaluate_predictions(preds, cut, **args)
     if len(preds):
         final_rows = by_model(oof).get(final) if oof is not None else None

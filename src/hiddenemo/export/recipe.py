@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 
 from hiddenemo.data.openpose import PRODUCER as OPENPOSE_PRODUCER
-from hiddenemo.data.store import Store
+from hiddenemo.data.store import Store, array_name
 from hiddenemo.errors import UserError
 from hiddenemo.extract.config import ExtractConfig
 from hiddenemo.teacher.embed import DEFAULT_ENCODER
@@ -82,7 +82,7 @@ def drop_per_video(params):
 
 def _text(work: Path, store: Store, video_ids: list[str], text_encoder: str) -> dict:
     """The text modality: the embedding's sidecar, and the teacher whose verdict texts it encodes."""
-    embedding = _sidecar(store, video_ids, f"text.{text_encoder}")
+    embedding = _sidecar(store, video_ids, array_name("text", text_encoder))
     teacher_id = embedding["params"]["teacher_id"]
     verdicts = read_verdicts(work, teacher_id)
     models = Counter(v.model for vid, v in verdicts.items() if vid in set(video_ids))
@@ -90,7 +90,7 @@ def _text(work: Path, store: Store, video_ids: list[str], text_encoder: str) -> 
         raise UserError(f"the text modality was made from teacher {teacher_id!r}, but {work}/teacher/ has no "
                         "verdict of it for the training videos: export from the workspace the model was trained in")
     model = models.most_common(1)[0][0]
-    return {"array": f"text.{text_encoder}", "embedding": embedding, "encoder": embedding["params"]["encoder"],
+    return {"array": array_name("text", text_encoder), "embedding": embedding, "encoder": embedding["params"]["encoder"],
             "teacher": {"kind": teacher_kind(model), "teacher_id": teacher_id, "model": model,
                         "prompt_version": embedding["params"]["prompt_version"],
                         "variant": embedding["params"]["variant"]}}

@@ -1,8 +1,9 @@
 """`WORK/runs/RUN/report.html`: one self-contained page (images inline as base64 PNG) about a run.
 
-It reads only the files of docs/contracts.md: the run's `metrics.json`, `selection.json`,
-`oof.csv`, `predictions.csv` (+ `predictions.json`), `stage*/metrics.csv`, `evaluation.json` when
-`hiddenemo evaluate` has been run, and the workspace's manifest, store and teacher verdicts. A piece
+It reads the run through `Run` (metrics, selection, out-of-fold and test predictions, training
+curves, `evaluation.json`) and the workspace through `Workspace`, store and teacher verdicts. Its
+figures with intervals are `hiddenemo evaluate`'s: the saved evaluation when it is current, else the
+same computation for the model alone. A piece
 that is missing (a stage not run, no teacher, no videos) becomes a note saying what would fill it;
 everything read from files (ids, teacher texts, config) is HTML-escaped.
 """
@@ -22,117 +23,73 @@ import pandas as pd
 from hiddenemo.data.keypoints import LOW_COVERAGE, MIN_CONFIDENCE, coverage, low_coverage, video_coverage
 from hiddenemo.data.manifest import DatasetInfo
 from hiddenemo.data.store import POSE_GROUPS, Store, atomic_write_text
-from hiddenemo.data.store import run_dir as store_run_dir
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.errors import UserError
-from hiddenemo.eval.baselines import binary_truth
-from hiddenemo.eval.bootstrap import bootstrap_metrics
 from hiddenemo.eval.metrics import METRICS, binary_metrics
-from hiddenemo.eval.oof import by_model
 from hiddenemo.report import plots
+from hiddenemo.rundir import Run
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = Path(__file__).with_name("template.html")
-N_BOOT = 1000                    # bootstrap replicates for the intervals computed here
 MAX_TEACHER_ROWS = 25
 MAX_TEXT_CHARS = 400
 METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced acc.", "macro_f1": "macro-F1", "auroc": "AUROC"}
 
 
-def build_report(work: Path, run: str) -> Path:
+def build_report(work: Path | Workspace, run: str) -> Path:
     """Write and return WORK/runs/RUN/report.html."""
-    work = Path(work)
-    run_dir = store_run_dir(work, run)
-    if not run_dir.is_dir():
-        raise UserError(f"{run_dir} does not exist: train it first (`hiddenemo train --work {work} --run {run}`)")
-    info = DatasetInfo.load(work)
-    truth = binary_truth(work)
-    files = read_run(run_dir)
+    ws = Workspace.of(work)
+    work = ws.work
+    r = Run(work, run)
+    if not r.dir.is_dir():
+        raise UserError(f"{r.dir} does not exist: train it first (`hiddenemo train --work {work} --run {run}`)")
+    ws.require_binary("the report")
+    info, truth = ws.info, ws.truth()
+    evaluation = _evaluation(ws, r)
     sections = [
-        ("Summary", _summary(files, truth, info)),
-        ("ROC and precision-recall", _curves(files, truth)),
-        ("Confusion matrix at the chosen threshold", _confusion(files, truth, info)),
-        ("Per-video probabilities and vote spread", _votes(files, truth, info)),
-        ("Training curves", _training(files)),
-        ("Teacher vs student", _teachers(work, files, truth, info)),
+        ("Summary", _summary(r, evaluation, truth)),
+        ("ROC and precision-recall", _curves(r, truth)),
+        ("Confusion matrix at the chosen threshold", _confusion(r, truth, info)),
+        ("Per-video probabilities and vote spread", _votes(r, truth, info)),
+        ("Training curves", _training(r)),
+        ("Teacher vs student", _teachers(work, r, truth, info)),
         ("Data: video lengths", _frame_counts(truth, info)),
         ("Data: coverage per video and keypoint group", _coverage(work, truth)),
         ("Data: a frame with its skeleton", _skeleton(work, truth)),
-        ("Run configuration", _config(run_dir, files)),
+        ("Run configuration", _config(r)),
     ]
     nav = "".join(f'<li><a href="#s{i}">{html.escape(title)}</a></li>' for i, (title, _) in enumerate(sections))
     body = "".join(f'<section id="s{i}"><h2>{html.escape(title)}</h2>{content}</section>'
                    for i, (title, content) in enumerate(sections))
     page = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         title=html.escape(f"hiddenemo report: {run}"), run=html.escape(run), work=html.escape(str(work.resolve())),
-        dataset=html.escape(f"{info.name} ({' / '.join(info.classes)}, positive: {info.classes[info.positive_index]})"),
+        dataset=html.escape(f"{info.name} ({' / '.join(info.classes)}, positive: {ws.positive})"),
         created=html.escape(time.strftime("%Y-%m-%d %H:%M")), nav=nav, body=body)
-    out = run_dir / "report.html"
+    out = r.dir / "report.html"
     atomic_write_text(out, page)
     return out
 
 
+def _evaluation(ws: Workspace, r: Run) -> dict | None:
+    """The run's figures with intervals as `hiddenemo evaluate` computes them: its evaluation.json when it
+    is newer than the predictions it scores, else the same computation for the model alone (no
+    baselines; not saved). None when the run has nothing to evaluate yet."""
+    saved = r.evaluation
+    scored = [r.dir / name for name in ("oof.csv", "predictions.csv") if (r.dir / name).exists()]
+    if not scored:
+        return None
+    if saved is not None and all((r.dir / "evaluation.json").stat().st_mtime >= p.stat().st_mtime for p in scored):
+        return saved
+    from hiddenemo.eval.evaluate import evaluate_run
+    try:
+        return evaluate_run(ws, r.name, baselines=[])
+    except UserError as e:                 # e.g. no labeled training videos: the summary says so
+        log.warning("report: no evaluation of %s: %s", r.name, e)
+        return None
+
+
 # ------------------------------------------------------------------------------------ reading
-
-def read_run(run_dir: Path) -> dict:
-    """The run's files that exist, parsed; absent ones are simply not in the dict."""
-    files: dict = {}
-    for name in ("metrics", "selection", "predictions", "evaluation", "ensemble"):
-        path = run_dir / f"{name}.json"
-        if path.exists():
-            files[f"{name}.json"] = _read_json(path)
-    for name in ("oof", "predictions"):
-        path = run_dir / f"{name}.csv"
-        if path.exists():
-            files[name] = _read_csv(path)
-    curves = {f"stage1/{p.parent.name}": p for p in sorted((run_dir / "stage1").glob("*/metrics.csv"))}
-    if (run_dir / "stage2" / "metrics.csv").exists():
-        curves["stage2"] = run_dir / "stage2" / "metrics.csv"
-    files["histories"] = {k: _read_csv(p) for k, p in curves.items()}
-    return files
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
-
-
-def _read_csv(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_csv(path, dtype={"video_id": str})
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
-        raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
-
-
-def final_key(files: dict) -> str | None:
-    """The run's final model: `stage2` or `stage1/<modality>` (selection.json), else the last stage run."""
-    final = files.get("selection.json", {}).get("final", {}).get("model")
-    if final:
-        return final
-    keys = list(oof_groups(files))
-    return keys[-1] if keys else None
-
-
-def threshold_of(files: dict, key: str | None) -> float:
-    """The chosen threshold of a model (selection.json), the one applied to predictions for the final
-    model (predictions.json: a quantile threshold is computed on the target videos), else 0.5."""
-    if key is not None and key == final_key(files) and "threshold" in files.get("predictions.json", {}):
-        return float(files["predictions.json"]["threshold"])
-    chosen = files.get("selection.json", {}).get(key, {}).get("threshold") if key else None
-    if isinstance(chosen, dict):
-        chosen = chosen.get("threshold")
-    return float(chosen) if chosen is not None else 0.5
-
-
-def oof_groups(files: dict) -> dict[str, pd.DataFrame]:
-    """Out-of-fold predictions per model key (`stage1/<modality>`, `stage2`)."""
-    oof = files.get("oof")
-    if oof is None or oof.empty:
-        return {}
-    return by_model(oof)
-
 
 def _with_truth(df: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     """Join predictions with the manifest's truth: `y` (1 positive, 0, <NA>), split, subject."""
@@ -140,16 +97,15 @@ def _with_truth(df: pd.DataFrame, truth: pd.DataFrame) -> pd.DataFrame:
     return df.drop(columns=drop).merge(truth[["video_id", "y", "split", "subject_id"]], on="video_id", how="left")
 
 
-def _test_predictions(files: dict, truth: pd.DataFrame) -> pd.DataFrame | None:
-    pred = files.get("predictions")
-    return None if pred is None else _with_truth(pred, truth)
+def _test_predictions(r: Run, truth: pd.DataFrame) -> pd.DataFrame | None:
+    predicted = r.predictions()
+    return None if predicted is None else _with_truth(predicted.table, truth)
 
 
 # ----------------------------------------------------------------------------------- sections
 
-def _summary(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
-    final = final_key(files)
-    groups = oof_groups(files)
+def _summary(r: Run, evaluation: dict | None, truth: pd.DataFrame) -> str:
+    final = r.final_or_last()
     n_labeled = int((truth["split"].eq("train") & truth["y"].notna()).sum())
     intro = (f"<p>{len(truth)} videos: {n_labeled} labeled for training, "
              f"{int(truth['split'].eq('test').sum())} in the test (target) split "
@@ -157,77 +113,64 @@ def _summary(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
     if final is None:
         return intro + "</p>" + _note("No trained models in this run yet (no oof.csv or selection.json): "
                                       "run `hiddenemo train` with this --run.")
-    intro += (f"Final model: <b>{html.escape(final)}</b>, threshold {threshold_of(files, final):.3f}"
-              f" ({html.escape(_threshold_method(files, final))}).</p>")
-    rows = []
-    for key, group in groups.items():
-        g = _with_truth(group, truth)
-        g = g[g["y"].notna()]
-        rows.append(_metric_row(key + (" (final)" if key == final else ""), "cross-validated (out-of-fold)",
-                                g["y"].astype(int).to_numpy(), g["p_positive"].to_numpy(float),
-                                threshold_of(files, key), g["subject_id"]))
-    pred = _test_predictions(files, truth)
-    if pred is not None:
-        known = pred[pred["y"].notna() & pred["split"].eq("test")]
-        if len(known) and known["y"].nunique() == 2:
-            rows.append(_metric_row(f"{final} (final)", f"test ({len(known)} videos)", known["y"].astype(int).to_numpy(),
-                                    known["p_positive"].to_numpy(float), threshold_of(files, final), known["subject_id"]))
+    intro += (f"Final model: <b>{html.escape(final)}</b>, threshold {r.threshold_value(final):.3f}"
+              f" ({html.escape(r.threshold_method(final))}).</p>")
+    model = (evaluation or {}).get("model") or {"cross_validated": {}, "target": {}}
+    rows = [_metric_row(key + (" (final)" if key == final else ""), "cross-validated (out-of-fold)", ev)
+            for key, ev in model["cross_validated"].items()]
+    target = model.get("target") or {}
+    if target.get("metrics"):
+        rows.append(_metric_row(f"{final} (final)", f"{evaluation['split']} ({target['metrics']['n']} videos)", target))
     table = _html_table(pd.DataFrame(rows)) if rows else _note("oof.csv has no rows.")
     notes = []
-    metrics = files.get("metrics.json", {})
+    metrics = r.metrics_or_empty
     if metrics.get("note"):
         notes.append(metrics["note"])
     gain = metrics.get("stage2_gain_auroc")
     if gain:
         notes.append(f"Stage 2 vs the best stage-1 modality ({gain['best_stage1']}): cross-validated AUROC "
                      f"{gain['stage2']:.3f} vs {gain['best_stage1_value']:.3f} ({gain['gain']:+.3f}).")
-    if "stage2" not in groups:
+    if "stage2" not in r.oof_by_model():
         notes.append("Stage 2 (fusion with pseudo-labels) was not run in this run.")
-    notes.append(f"Intervals: 95 % bootstrap ({N_BOOT} resamples of subjects where known, else videos).")
-    return intro + table + "".join(_note(n) for n in notes) + _baselines(files)
+    if evaluation:
+        notes.append(f"Intervals: {round(100 * evaluation['level'])} % bootstrap ({evaluation['n_boot']} resamples of "
+                     "subjects where known, else videos), as `hiddenemo evaluate` computes them.")
+    return intro + table + "".join(_note(n) for n in notes) + _baselines(evaluation)
 
 
-def _metric_row(what: str, on: str, y: np.ndarray, p: np.ndarray, threshold: float, subjects: pd.Series) -> dict:
-    groups = subjects.astype(str).to_numpy() if subjects.notna().all() else None
-    m = bootstrap_metrics(y, p, threshold, groups, n_boot=N_BOOT)
-    row = {"model": what, "on": on, "n": len(y), "threshold": f"{threshold:.3f}"}
+def _metric_row(what: str, on: str, ev: dict) -> dict:
+    """One row of figures from an evaluation entry (`evaluate_predictions` output)."""
+    m = ev["metrics"]
+    row = {"model": what, "on": on, "n": m["n"], "threshold": f"{ev['threshold']:.3f}"}
     for k in METRICS:
         ci = m["ci"][k]
         row[METRIC_NAMES[k]] = (f"{ci['estimate']:.3f} [{ci['low']:.2f}, {ci['high']:.2f}]"
-                                if np.isfinite(ci["estimate"]) else "n/a")
+                                if ci["estimate"] is not None and np.isfinite(ci["estimate"]) else "n/a")
     return row
 
 
-def _baselines(files: dict) -> str:
-    ev = files.get("evaluation.json")
-    if not ev:
-        return _note("Baselines (majority, logistic regression per modality) appear here after "
-                     "`hiddenemo evaluate --work WORK --run RUN`.")
-    rows = []
-    for modality, bl in ev.get("baselines", {}).items():
-        for name in ("majority", "logistic"):
-            for tag, e in bl.get(name, {}).get("cross_validated", {}).items():
-                if e.get("metrics"):
-                    ci = e["metrics"]["ci"]
-                    rows.append({"baseline": f"{name} ({modality})", "on": f"cross-validated, {tag}",
-                                 **{METRIC_NAMES[k]: f"{ci[k]['estimate']:.3f} [{ci[k]['low']:.2f}, {ci[k]['high']:.2f}]"
-                                    if ci[k]["estimate"] is not None and np.isfinite(ci[k]["estimate"]) else "n/a"
-                                    for k in METRICS}})
-    out = "<h3>Baselines (from evaluation.json)</h3>" + (_html_table(pd.DataFrame(rows)) if rows else _note("none"))
-    return out + "".join(_note(n) for n in ev.get("notes", []))
+def _baselines(ev: dict | None) -> str:
+    notes = "".join(_note(n) for n in (ev or {}).get("notes", []))
+    if not ev or not ev.get("baselines"):
+        return notes + _note("Baselines (majority, logistic regression per modality) appear here after "
+                             "`hiddenemo evaluate --work WORK --run RUN`.")
+    rows = [_metric_row(f"{name} ({modality})", f"cross-validated, {tag}", e)
+            for modality, bl in ev["baselines"].items() for name in ("majority", "logistic")
+            for tag, e in bl.get(name, {}).get("cross_validated", {}).items() if e.get("metrics")]
+    return "<h3>Baselines (from evaluation.json)</h3>" + (_html_table(pd.DataFrame(rows)) if rows else _note("none")) + notes
 
 
-def _curves(files: dict, truth: pd.DataFrame) -> str:
+def _curves(r: Run, truth: pd.DataFrame) -> str:
     curves = {}
-    for key, group in oof_groups(files).items():
+    for key, group in r.oof_by_model().items():
         g = _with_truth(group, truth)
         g = g[g["y"].notna()]
         curves[f"{key}, cross-val."] = (g["y"].astype(int).to_numpy(), g["p_positive"].to_numpy(float))
-    pred = _test_predictions(files, truth)
+    pred = _test_predictions(r, truth)
     if pred is not None:
         known = pred[pred["y"].notna() & pred["split"].eq("test")]
         if known["y"].nunique() == 2:
-            curves[f"{final_key(files)}, test"] = (known["y"].astype(int).to_numpy(), known["p_positive"].to_numpy(float))
+            curves[f"{r.final_or_last()}, test"] = (known["y"].astype(int).to_numpy(), known["p_positive"].to_numpy(float))
     curves = {k: v for k, v in curves.items() if len(np.unique(v[0])) == 2}
     if not curves:
         return _note("No predictions with both classes among known labels yet (oof.csv missing or one-class).")
@@ -236,19 +179,19 @@ def _curves(files: dict, truth: pd.DataFrame) -> str:
         "only when the test labels are in the manifest.")
 
 
-def _confusion(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
-    final = final_key(files)
+def _confusion(r: Run, truth: pd.DataFrame, info: DatasetInfo) -> str:
+    final = r.final_or_last()
     if final is None:
         return _note("No trained model yet.")
-    threshold = threshold_of(files, final)
+    threshold = r.threshold_value(final)
     matrices = {}
-    group = oof_groups(files).get(final)
+    group = r.oof_by_model().get(final)
     if group is not None:
         g = _with_truth(group, truth)
         g = g[g["y"].notna()]
         matrices[f"{final}, cross-validated (n={len(g)})"] = binary_metrics(
             g["y"].astype(int), g["p_positive"], threshold)["confusion"]
-    pred = _test_predictions(files, truth)
+    pred = _test_predictions(r, truth)
     if pred is not None:
         known = pred[pred["y"].notna() & pred["split"].eq("test")]
         if len(known):
@@ -257,50 +200,51 @@ def _confusion(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
     if not matrices:
         return _note("No out-of-fold predictions of the final model and no labeled test predictions.")
     return _img(plots.confusion(matrices, _short_classes(info)), "confusion matrices") + _note(
-        f"Threshold {threshold:.3f} ({_threshold_method(files, final)}); rows are the truth, columns the prediction.")
+        f"Threshold {threshold:.3f} ({r.threshold_method(final)}); rows are the truth, columns the prediction.")
 
 
-def _votes(files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
-    pred = _test_predictions(files, truth)
+def _votes(r: Run, truth: pd.DataFrame, info: DatasetInfo) -> str:
+    pred = _test_predictions(r, truth)
     if pred is None or pred.empty:
         return _note("No predictions.csv: run `hiddenemo predict` (train runs it for the test split).")
-    final = final_key(files)
+    final = r.final_or_last()
     n_votes = int(pred["n_votes"].max()) if "n_votes" in pred else 1
     text = (f"{len(pred)} videos of the test split, model {final}; each point is the mean of {n_votes} samplings "
             f"of frames, the bar ± their standard deviation (median {pred['vote_std'].median():.3f}).")
     if pred["y"].isna().all():
         text += " Test labels are withheld in this workspace, so points are grey."
-    return _img(plots.votes(pred, threshold_of(files, final), _short_classes(info)), "votes") + _note(text)
+    return _img(plots.votes(pred, r.threshold_value(final), _short_classes(info)), "votes") + _note(text)
 
 
-def _training(files: dict) -> str:
-    histories = {k: h for k, h in files["histories"].items() if not h.empty}
-    if not histories and "ensemble.json" in files:
-        return _note(f"An ensemble of the runs {', '.join(files['ensemble.json']['members'])}: each member's "
+def _training(r: Run) -> str:
+    histories = {k: h for k, h in r.histories().items() if not h.empty}
+    if not histories and r.ensemble is not None:
+        return _note(f"An ensemble of the runs {', '.join(r.ensemble['members'])}: each member's "
                      "report has its training curves.")
     if not histories:
         return _note("No stage*/metrics.csv in this run: the stages have not been trained yet.")
     notes = [] if "stage2" in histories else [_note("Stage 2 has no metrics.csv (not run).")]
-    chosen = "; ".join(f"{k}: epoch {v['epochs']}" for k, v in files.get("selection.json", {}).items()
+    chosen = "; ".join(f"{k}: epoch {v['epochs']}" for k, v in r.selection_or_empty.items()
                        if isinstance(v, dict) and "epochs" in v)
     if chosen:
         notes.append(_note("Chosen epochs: " + chosen + "."))
     return _img(plots.training_curves(histories), "training curves") + "".join(notes)
 
 
-def _teachers(work: Path, files: dict, truth: pd.DataFrame, info: DatasetInfo) -> str:
+def _teachers(work: Path, r: Run, truth: pd.DataFrame, info: DatasetInfo) -> str:
     from hiddenemo.teacher.store import read_verdicts
 
     teacher_ids = sorted(p.stem for p in (work / "teacher").glob("*.jsonl"))
     if not teacher_ids:
         return _note("No teacher verdicts in WORK/teacher/: run `hiddenemo teach` to compare a teacher with the student.")
-    final = final_key(files)
+    final = r.final_or_last()
     student = pd.DataFrame(columns=["video_id", "p_student"])
     parts = []
-    if final in oof_groups(files):
-        parts.append(oof_groups(files)[final][["video_id", "p_positive"]])
-    if files.get("predictions") is not None:
-        parts.append(files["predictions"][["video_id", "p_positive"]])
+    if final in r.oof_by_model():
+        parts.append(r.oof_by_model()[final][["video_id", "p_positive"]])
+    predicted = r.predictions()
+    if predicted is not None:
+        parts.append(predicted.table[["video_id", "p_positive"]])
     if parts:
         student = pd.concat(parts).drop_duplicates("video_id").rename(columns={"p_positive": "p_student"})
     out, listing = [], []
@@ -312,7 +256,7 @@ def _teachers(work: Path, files: dict, truth: pd.DataFrame, info: DatasetInfo) -
         v = pd.DataFrame([{"video_id": k, "p_teacher": x.p_positive, "teacher_label": x.label, "text": x.text}
                           for k, x in verdicts.items()])
         v = _with_truth(v.merge(student, on="video_id", how="left"), truth)
-        out += [_teacher_rows(tid, v, files, final, split) for split in ("train", "test")]
+        out += [_teacher_rows(tid, v, r, final, split) for split in ("train", "test")]
         listing.append(_verdict_listing(tid, v, info))
     rows = [r for r in out if isinstance(r, dict)]
     html_rows = _html_table(pd.DataFrame(rows)) if rows else _note(
@@ -323,7 +267,7 @@ def _teachers(work: Path, files: dict, truth: pd.DataFrame, info: DatasetInfo) -
                     "the teacher's 0.5.") + "".join(listing))
 
 
-def _teacher_rows(tid: str, v: pd.DataFrame, files: dict, final: str | None, split: str) -> dict | str:
+def _teacher_rows(tid: str, v: pd.DataFrame, r: Run, final: str | None, split: str) -> dict | str:
     on = v[v["split"].eq(split) & v["y"].notna() & v["p_teacher"].notna()]
     if on.empty:
         return ""
@@ -334,7 +278,7 @@ def _teacher_rows(tid: str, v: pd.DataFrame, files: dict, final: str | None, spl
            "teacher AUROC": _fmt(teacher["auroc"])}
     both = on[on["p_student"].notna()]
     if len(both) and final:
-        s = binary_metrics(both["y"].astype(int).to_numpy(), both["p_student"].to_numpy(float), threshold_of(files, final))
+        s = binary_metrics(both["y"].astype(int).to_numpy(), both["p_student"].to_numpy(float), r.threshold_value(final))
         t = binary_metrics(both["y"].astype(int).to_numpy(), both["p_teacher"].to_numpy(float), 0.5)
         row.update({f"student ({final}) acc.": f"{s['accuracy']:.3f}", "student bal. acc.": f"{s['balanced_accuracy']:.3f}",
                     "student AUROC": _fmt(s["auroc"]),
@@ -460,15 +404,15 @@ def _decode_frame(path: Path, t: int) -> np.ndarray | None:
     return None
 
 
-def _config(run_dir: Path, files: dict) -> str:
-    path = run_dir / "config.yaml"
-    if not path.exists() and "ensemble.json" in files:
-        return (_note(f"An ensemble ({files['ensemble.json']['how']}); the members' configs are in "
+def _config(r: Run) -> str:
+    text = r.config_text()
+    if text is None and r.ensemble is not None:
+        return (_note(f"An ensemble ({r.ensemble['how']}); the members' configs are in "
                       "their own run directories.") +
-                f"<details><summary>ensemble.json</summary><pre>{html.escape(json.dumps(files['ensemble.json'], indent=2))}</pre></details>")
-    if not path.exists():
+                f"<details><summary>ensemble.json</summary><pre>{html.escape(json.dumps(r.ensemble, indent=2))}</pre></details>")
+    if text is None:
         return _note("No config.yaml in this run.")
-    return f"<details><summary>config.yaml</summary><pre>{html.escape(path.read_text())}</pre></details>"
+    return f"<details><summary>config.yaml</summary><pre>{html.escape(text)}</pre></details>"
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -497,13 +441,6 @@ def _labels_state(rows: pd.DataFrame) -> str:
     known = int(rows["y"].notna().sum())
     return "no videos" if rows.empty else "labels withheld" if known == 0 else \
         "labels known" if known == len(rows) else f"{known} of {len(rows)} labels known"
-
-
-def _threshold_method(files: dict, key: str) -> str:
-    chosen = files.get("selection.json", {}).get(key, {}).get("threshold")
-    if isinstance(chosen, dict) and chosen.get("method"):
-        return f"method: {chosen['method']}" + (f", on {chosen['metric']}" if chosen.get("metric") else "")
-    return "default 0.5: no selection.json entry"
 
 
 def _short_classes(info: DatasetInfo) -> list[str]:

@@ -28,7 +28,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.manifest import read_manifest
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.data.pooled import PooledFeatures, video_timings
 from hiddenemo.data.store import Store
 from hiddenemo.errors import UserError
@@ -130,7 +130,7 @@ class AnnotationsTeacher(Teacher):
 def person_table(work, store: Store, groups: dict[str, str], info, mode: str) -> pd.DataFrame:
     """Index video_id; columns `rate:<group>` (log1p onsets/min), `usual:<group>` (the person's mean
     over their videos) and, in fitted mode, `p_fitted`. attrs['fingerprint'] changes with any input."""
-    videos = video_timings(read_manifest(work))
+    videos = video_timings(Workspace.of(work).manifest)
     pooled = PooledFeatures(work, "events", videos, events_features=("group_rates",), event_groups=groups)
     names = sorted(set(groups.values()))
     rows, digest = {}, hashlib.sha256()
@@ -154,11 +154,10 @@ def cross_fitted(work, table: pd.DataFrame, names: list[str], info) -> tuple[pd.
     """p_positive of a logistic regression on the person-relative group rates: out-of-fold for the
     labeled training videos (folds grouped by subject), the fit on all of them for the others."""
     from hiddenemo.eval.baselines import fit_logistic, make_folds
-    from hiddenemo.train.selection import split_for_training
 
-    labeled, _ = split_for_training(read_manifest(work))
+    labeled, _ = Workspace.of(work).training_split()                     # label 1 = positive
     labeled = labeled[labeled["video_id"].isin(table.index)].reset_index(drop=True)
-    y = (labeled["label"] == info.positive_index).astype(int).to_numpy()
+    y = labeled["label"].to_numpy()
     X_all = np.stack([table[f"rate:{g}"] - table[f"usual:{g}"] for g in names], axis=1)
     position = {v: i for i, v in enumerate(table.index)}
     X = X_all[[position[v] for v in labeled["video_id"]]]

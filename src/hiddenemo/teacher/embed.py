@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hiddenemo.data.store import array_name
 from hiddenemo.errors import UserError
 
 DEFAULT_ENCODER = "minilm"
@@ -140,4 +141,4 @@ def embed_verdicts(work: Path, encoder: str = DEFAULT_ENCODER, teacher_id: str =
 
 def text_array(encoder: str) -> str:
     """The store array of the texts encoded by `encoder`: `text.<encoder_id>`."""
-    return f"text.{encoder_id(encoder)}"
+    return array_name("text", encoder_id(encoder))

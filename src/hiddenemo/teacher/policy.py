@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.manifest import DatasetInfo, read_manifest
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.teacher.store import read_all, read_verdicts
 from hiddenemo.words import count
 
@@ -37,13 +37,14 @@ class PseudoLabelPolicy:
             raise ValueError("threshold and min_confidence must lie in [0, 1]")
 
 
-def pseudo_labels(work: str | Path, teacher_id: str, policy: PseudoLabelPolicy) -> pd.DataFrame:
+def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoLabelPolicy) -> pd.DataFrame:
     """`[video_id, target, weight]` for the unlabeled videos the policy keeps (failed verdicts never count)."""
-    manifest = read_manifest(work)
+    ws = Workspace.of(work)
+    manifest = ws.manifest
     unlabeled = set(manifest.loc[manifest["label"].isna(), "video_id"])
-    verdicts = read_verdicts(work, teacher_id)
+    verdicts = read_verdicts(ws.work, teacher_id)
     answers = {vid: v.p_positive for vid, v in sorted(verdicts.items()) if vid in unlabeled and v.p_positive is not None}
-    calibration = training_answers(manifest, verdicts, work) if policy.calibrate else None
+    calibration = training_answers(ws, verdicts) if policy.calibrate else None
     return apply_policy(answers, policy, calibration)
 
 
@@ -67,10 +68,10 @@ def apply_policy(answers: dict[str, float], policy: PseudoLabelPolicy,
     return df[["video_id", "target", "weight"]].reset_index(drop=True)
 
 
-def calibrated(manifest: pd.DataFrame, verdicts: dict, work: str | Path, p: np.ndarray) -> np.ndarray:
+def calibrated(ws: Workspace, verdicts: dict, p: np.ndarray) -> np.ndarray:
     """`p` re-mapped by a logistic fit of the training labels on the teacher's answers for the labeled
     training videos (split == "train" only, so a labeled test split can never leak in)."""
-    return platt(training_answers(manifest, verdicts, work), p)
+    return platt(training_answers(ws, verdicts), p)
 
 
 def platt(calibration: tuple[np.ndarray, np.ndarray], p: np.ndarray) -> np.ndarray:
@@ -83,34 +84,31 @@ def platt(calibration: tuple[np.ndarray, np.ndarray], p: np.ndarray) -> np.ndarr
     return platt_calibrate(p_fit, y_fit, p)
 
 
-def training_answers(manifest: pd.DataFrame, verdicts: dict, work: str | Path,
+def training_answers(ws: Workspace, verdicts: dict,
                      exclude: set[str] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
     """(p, y): the teacher's answers and the labels (1 = positive) of the labeled training videos
     (split == "train" only, so a labeled test split can never leak in), minus `exclude`."""
-    from hiddenemo.train.selection import split_for_training
-
-    positive_index = DatasetInfo.load(work).positive_index
-    train, _ = split_for_training(manifest)          # the one place that hands out training labels
+    train, _ = ws.training_split()          # the one place that hands out training labels
     train = train[train["video_id"].map(lambda v: v not in exclude and v in verdicts
                                         and verdicts[v].p_positive is not None).astype(bool)]
-    y = (train["label"].astype(int) == positive_index).astype(int).to_numpy()
+    y = train["label"].to_numpy()
     return np.array([verdicts[v].p_positive for v in train["video_id"]], dtype=float), y
 
 
-def teacher_report(work: str | Path, teacher_id: str, threshold: float = 0.5) -> dict:
+def teacher_report(work: str | Path | Workspace, teacher_id: str, threshold: float = 0.5) -> dict:
     """How the teacher does on the labeled videos: accuracy and AUROC over the videos it answered,
     coverage (the share it answered), failures, and its answers on the unlabeled ones."""
     from hiddenemo.eval.metrics import binary_metrics
 
-    manifest = read_manifest(work)
-    info = DatasetInfo.load(work)
-    verdicts = read_verdicts(work, teacher_id)
-    failed = {v.video_id for v in read_all(work, teacher_id) if not v.ok} - set(verdicts)
+    ws = Workspace.of(work)
+    manifest, info = ws.truth(), ws.info
+    verdicts = read_verdicts(ws.work, teacher_id)
+    failed = {v.video_id for v in read_all(ws.work, teacher_id) if not v.ok} - set(verdicts)
     labeled = manifest[manifest["label"].notna()]
     # (a boolean mask even when nothing is labeled: an empty object Series would select columns)
     answered = labeled[labeled["video_id"].map(lambda v: v in verdicts and verdicts[v].p_positive is not None)
                        .astype(bool)]
-    y = (answered["label"].astype(int) == info.positive_index).astype(int).to_numpy()
+    y = answered["y"].astype(int).to_numpy()
     p = np.array([verdicts[v].p_positive for v in answered["video_id"]], dtype=float)
     out = {"teacher_id": teacher_id, "n_videos": len(manifest), "n_verdicts": len(verdicts),
            "n_failed": len(failed), "n_labeled": len(labeled), "n_labeled_answered": len(answered),

@@ -6,6 +6,7 @@ config of a run is saved as `WORK/runs/<run>/config.yaml`.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Literal, Optional
 
@@ -172,15 +173,23 @@ class TrainConfig:
     """Everything a run depends on; saved resolved as WORK/runs/<run>/config.yaml."""
 
     seed: int = 0
-    """Seed for weights, shuffling and every video's sampling draws."""
+    """Seed for weights, folds, shuffling and every video's sampling draws."""
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    """How many rows are drawn from each video's sequences."""
     pooled: PooledConfig = field(default_factory=PooledConfig)
+    """The per-video statistics of the pooled encoders (events-stats, ...) and their person baseline."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    """Modalities, encoders and fusion."""
     stage1: StageConfig = field(default_factory=StageConfig)
+    """Optimisation of stage 1 (each modality alone, labeled videos)."""
     stage2: StageConfig = field(default_factory=lambda: StageConfig(epochs=10, lr=3e-5))
+    """Optimisation of stage 2 (fused, labeled + pseudo-labeled videos, small learning rate)."""
     selection: SelectionConfig = field(default_factory=SelectionConfig)
+    """Cross-validation folds, epoch metric and threshold method."""
     pseudo: PseudoLabelConfig = field(default_factory=PseudoLabelConfig)
+    """Teacher and policy for the pseudo-labels of stage 2."""
     self_training: SelfTrainingConfig = field(default_factory=SelfTrainingConfig)
+    """Rounds of confidence-filtered self-training after stage 2 (0 = off)."""
     stage1_enabled: bool = True
     """Run stage 1 (each modality pretrained alone); false = stage 2 from freshly initialised encoders
     (the paper's "no pretraining" rows)."""
@@ -189,6 +198,7 @@ class TrainConfig:
     threads: Optional[int] = None
     """torch CPU threads (null = torch's default); 1 is fastest on a machine shared with other jobs."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    """Devices, nodes and strategy (ddp) of every fit; see docs/scale.md."""
 
 
 def to_dict(config: Any) -> dict:
@@ -207,3 +217,33 @@ def from_dict(cls: type, data: dict | None) -> Any:
         default = getattr(cls(), name)
         kwargs[name] = from_dict(type(default), value) if is_dataclass(default) else value
     return cls(**kwargs)
+
+
+def load_train_config(yaml_files=(), overrides: dict | None = None) -> TrainConfig:
+    """The TrainConfig of the YAML overlays `yaml_files` applied in order, then `overrides` (a nested dict,
+    e.g. {"seed": 1, "model": {"dim": 32}}), merged exactly as `hiddenemo train --config A --config B
+    --seed 1 --model.dim 32` merges them (the same parser), so library callers (demo, ablate) need no
+    command line."""
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_argument("--config", action=ActionConfigFile)
+    parser.add_class_arguments(TrainConfig, as_group=False)
+    argv = [arg for path in yaml_files for arg in ("--config", str(path))]
+    for key, value in _flatten(TrainConfig, overrides or {}):
+        argv += [f"--{key}", json.dumps(value)]
+    namespace = parser.parse_args(argv)
+    return from_dict(TrainConfig, {k: v for k, v in namespace.as_dict().items() if k != "config"})
+
+
+def _flatten(cls: type, overrides: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """[("model.dim", 32), ...]: a dict given for a dataclass section opens into its fields; any other
+    value (a list, a plain dict such as encoder_args) stays whole, as on the command line."""
+    out, defaults = [], cls()
+    for key, value in overrides.items():
+        section = getattr(defaults, key, None)
+        if isinstance(value, dict) and is_dataclass(section):
+            out += _flatten(type(section), value, f"{prefix}{key}.")
+        else:
+            out.append((prefix + key, value))
+    return out

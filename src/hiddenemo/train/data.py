@@ -23,15 +23,11 @@ from torch.utils.data import Dataset
 from hiddenemo.data.keypoints import anyone_seen, keypoint_features
 from hiddenemo.data.pooled import PooledFeatures, video_timings
 from hiddenemo.data.sampling import gap_in_rows, sample_indices, video_rng
-from hiddenemo.data.store import N_KEYPOINTS, Store, StoreError
+from hiddenemo.data.store import N_KEYPOINTS, Store, StoreError, array_name
 from hiddenemo.errors import UserError
 from hiddenemo.train.config import SamplingConfig, TrainConfig
 
 SEQUENCE_MODALITIES = ("pose", "frames", "events")
-
-
-def array_name(modality: str, text_encoder: str) -> str:
-    return f"text.{text_encoder}" if modality == "text" else modality
 
 
 def videos_without_input(store: Store, video_ids: list[str], modalities: list[str], text_encoder: str) -> list[str]:

@@ -4,7 +4,7 @@ probabilities averaged, the threshold chosen again on the averaged out-of-fold p
 Why: on a few hundred labeled videos one run's threshold and predicted class balance move with the
 seed (docs/training.md); the mean of several runs is steadier. Nothing here looks at test labels:
 the threshold comes from the members' out-of-fold predictions on the labeled training videos, whose
-labels are read from the manifest by `split_for_training`, as in training.
+labels come from `Workspace.training_split`, as in training.
 
 The ensemble is a run directory of its own, `WORK/runs/<run>/`, with the files `evaluate` and
 `report` read (oof.csv, selection.json, metrics.json, predictions.csv/.json) and `ensemble.json`
@@ -13,30 +13,28 @@ ensemble again.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.manifest import DatasetInfo, read_manifest
-from hiddenemo.data.store import atomic_write_text
-from hiddenemo.data.store import run_dir as store_run_dir
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.errors import UserError
 from hiddenemo.eval.metrics import binary_metrics
-from hiddenemo.eval.oof import by_model, key_parts
+from hiddenemo.eval.oof import key_parts
 from hiddenemo.train.predict import apply_threshold, predictions_table, submission_table
 from hiddenemo.rundir import Run
 from hiddenemo.train.run import test_metrics
-from hiddenemo.train.selection import choose_threshold, split_for_training
+from hiddenemo.train.selection import choose_threshold
 
 log = logging.getLogger(__name__)
 
 
-def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = False) -> dict:
+def ensemble_runs(work: Path | Workspace, run: str, members: list[str], submission: bool = False) -> dict:
     """Average the members' out-of-fold and test probabilities; write WORK/runs/RUN/. Returns the metrics."""
-    work = Path(work)
+    ws = Workspace.of(work)
+    work = ws.work
     if len(set(members)) < 2:
         raise UserError(f"an ensemble needs two or more different runs, got {members}")
     if run in members:
@@ -45,9 +43,9 @@ def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = F
     final = _common_final(runs)
     first = runs[members[0]]
 
-    labeled, _ = split_for_training(read_manifest(work))
-    info = DatasetInfo.load(work)
-    y = pd.Series((labeled["label"] == info.positive_index).astype(int).to_numpy(), index=labeled["video_id"])
+    labeled, _ = ws.training_split()                                     # label 1 = positive
+    info = ws.info
+    y = pd.Series(labeled["label"].to_numpy(), index=labeled["video_id"])
     keys = [k for k in first["oof"] if all(k in r["oof"] for r in runs.values())]
     oof = {key: _mean_oof(runs, key, y.index) for key in keys}
     thresholds = {key: choose_threshold(p.to_numpy(), y.to_numpy(), first["config"].selection, seed=first["config"].seed)
@@ -57,40 +55,39 @@ def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = F
     threshold = apply_threshold(votes["p_positive"].to_numpy(), thresholds[final])
     table = predictions_table(votes, threshold, info.classes, info.positive_index)
 
-    out = store_run_dir(work, run)
+    handle = Run(work, run)
+    out = handle.dir
     description = {"members": list(members), "final_model": final,
                    "how": f"mean of the {len(members)} runs' probabilities (each run's own voting over its "
                           "models and draws); thresholds chosen again on the mean out-of-fold predictions "
                           f"with the first member's selection.threshold = {first['config'].selection.threshold!r}"}
-    _claim(out, description)
-    atomic_write_text(out / "ensemble.json", json.dumps(description, indent=2))
+    _claim(handle, description)
+    handle.write_json("ensemble.json", description)
     folds = first["fold"]
-    atomic_write_text(out / "oof.csv", pd.concat([
+    handle.write_table("oof.csv", pd.concat([
         pd.DataFrame({"video_id": p.index, "stage": key_parts(key)[0], "modality": key_parts(key)[1],
                       "fold": folds.reindex(p.index).to_numpy(), "p_positive": p.to_numpy(), "y_true": y.to_numpy()})
-        for key, p in oof.items()]).to_csv(index=False))
+        for key, p in oof.items()]))
     selection = {key: {"threshold": thresholds[key], "epochs": [r["selection"][key]["epochs"] for r in runs.values()]}
                  for key in keys}
     selection["final"] = {"model": final, "how": description["how"], "final_model": "run-ensemble"}
     selection["folds"] = {**first["selection"]["folds"], "note": "the fold column of oof.csv is the first "
                           "member's (each member cut its own folds from its seed)"}
-    atomic_write_text(out / "selection.json", json.dumps(selection, indent=2))
-    atomic_write_text(out / "predictions.csv", table.to_csv(index=False))
-    atomic_write_text(out / "predictions.json", json.dumps({
-        "split": "test", "model": final, "threshold": threshold, "threshold_method": thresholds[final]["method"]}))
+    handle.write_json("selection.json", selection)
+    handle.write_predictions(table, {"split": "test", "model": final, "threshold": threshold,
+                                     "threshold_method": thresholds[final]["method"]})
     if submission:
-        atomic_write_text(out / "submission.csv",
-                          submission_table(table, info.classes[info.positive_index]).to_csv(index=False))
+        handle.write_table("submission.csv", submission_table(table, ws.positive))
 
     metrics = {"cross_validated": {key: binary_metrics(y.to_numpy(), p.to_numpy(), thresholds[key]["threshold"])
                                    for key, p in oof.items()},
                "members": {m: _member_summary(r, final) for m, r in runs.items()},
-               "predicted_positive_fraction": float((table["predicted_class"] == info.classes[info.positive_index]).mean()),
+               "predicted_positive_fraction": float((table["predicted_class"] == ws.positive).mean()),
                "note": "out-of-fold on the labeled training videos, averaged over the members; the thresholds "
                        "were chosen on the same predictions, so accuracy-type figures are slightly optimistic"}
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    metrics["test"] = test_metrics(work, run)
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    handle.write_json("metrics.json", metrics)
+    metrics["test"] = test_metrics(ws, run)
+    handle.write_json("metrics.json", metrics)
     log.info("wrote %s (%d members, %d videos, threshold %.3f)", out, len(members), len(table), threshold)
     return metrics
 
@@ -98,19 +95,16 @@ def ensemble_runs(work: Path, run: str, members: list[str], submission: bool = F
 def _read_member(work: Path, run: str) -> dict:
     """A finished run's config, selection, out-of-fold predictions per model key and test predictions."""
     member = Run(work, run)
-    directory, config, selection = member.dir, member.config, member.selection
-    paths = {name: directory / name for name in ("oof.csv", "predictions.csv")}
-    for name, path in paths.items():
-        if not path.exists():
-            how = "`hiddenemo predict`" if name == "predictions.csv" else "`hiddenemo train`"
-            raise UserError(f"run {run} has no {name}; finish it with {how} --run {run}")
-    oof = pd.read_csv(paths["oof.csv"], dtype={"video_id": str})
-    groups = {key: g.set_index("video_id")["p_positive"] for key, g in by_model(oof).items()}
+    config, selection = member.config, member.selection
+    oof, predicted = member.oof(), member.predictions()
+    if oof is None:
+        raise UserError(f"run {run} has no oof.csv; finish it with `hiddenemo train` --run {run}")
+    if predicted is None:
+        raise UserError(f"run {run} has no predictions.csv; finish it with `hiddenemo predict` --run {run}")
+    groups = {key: g.set_index("video_id")["p_positive"] for key, g in member.oof_by_model().items()}
     fold = oof.drop_duplicates("video_id").set_index("video_id")["fold"]
     return {"config": config, "selection": selection, "oof": groups, "fold": fold,
-            "predictions": pd.read_csv(paths["predictions.csv"], dtype={"video_id": str}),
-            "threshold": json.loads((directory / "predictions.json").read_text())["threshold"]
-            if (directory / "predictions.json").exists() else None}
+            "predictions": predicted.table, "threshold": predicted.threshold}
 
 
 def _common_final(runs: dict[str, dict]) -> str:
@@ -157,11 +151,11 @@ def _member_summary(run: dict, final: str) -> dict:
             "predicted_positive_fraction": float((run["predictions"]["p_positive"] >= threshold).mean())}
 
 
-def _claim(out: Path, description: dict) -> None:
+def _claim(handle: Run, description: dict) -> None:
     """Refuse to overwrite a run directory that holds something else (a trained run, another ensemble)."""
-    existing = out / "ensemble.json"
-    if (out / "config.yaml").exists():
-        raise UserError(f"{out} is a trained run; give the ensemble another --run name")
-    if existing.exists() and json.loads(existing.read_text())["members"] != description["members"]:
-        raise UserError(f"{out} is an ensemble of other runs ({existing}); use another --run name, or "
-                        "delete that directory to start over")
+    if handle.config_text() is not None:
+        raise UserError(f"{handle.dir} is a trained run; give the ensemble another --run name")
+    existing = handle.ensemble
+    if existing is not None and existing["members"] != description["members"]:
+        raise UserError(f"{handle.dir} is an ensemble of other runs ({handle.dir / 'ensemble.json'}); use another "
+                        "--run name, or delete that directory to start over")

@@ -1,7 +1,7 @@
 """A run from end to end: `train_run` (both stages, selection, the run files) and `predict_run`.
 
-The honest boundary: `train_run` reads the manifest once and passes on the labeled training rows
-(`selection.split_for_training`); the other videos reach training only as ids with pseudo-labels
+The honest boundary: `train_run` reads the workspace once and passes on the labeled training rows
+(`Workspace.training_split`); the other videos reach training only as ids with pseudo-labels
 from a teacher. Test labels are read in one place, `test_metrics`, after everything is chosen and
 only to report.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.manifest import DatasetInfo, read_manifest
-from hiddenemo.data.store import Store, atomic_write_text
+from hiddenemo.data.store import atomic_write_text
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.errors import UserError
 from hiddenemo.eval.bootstrap import bootstrap_metrics
 from hiddenemo.eval.labelshift import class_weights
@@ -27,23 +27,24 @@ from hiddenemo.train.build import candidate_encoders, encoder_name
 from hiddenemo.train.config import TrainConfig
 from hiddenemo.train.data import input_dims, pooled_inputs, videos_without_input
 from hiddenemo.train.predict import apply_threshold, predict_videos, predictions_table, submission_table
-from hiddenemo.train.selection import make_folds, split_for_training
+from hiddenemo.train.selection import make_folds
 from hiddenemo.train.selftrain import self_train
 from hiddenemo.train.stages import Context, chosen, run_stage1, run_stage2
 
 log = logging.getLogger(__name__)
 
 
-def train_run(work: Path, run: str, config: TrainConfig) -> dict:
+def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
     """Train, select and write WORK/runs/RUN/ (config.yaml, oof.csv, selection.json, metrics.json,
     predictions.csv for the test split). Returns the metrics."""
-    work = Path(work)
+    ws = Workspace.of(work)
+    work = ws.work
     run_dir = (handle := Run(work, run)).dir
     if not handle.same_config(config):
         raise UserError(f"{run_dir} was started with a different config ({run_dir / 'config.yaml'}); use another "
                         "--run name, or delete that directory to start over")
     _set_threads(config.threads)
-    info = DatasetInfo.load(work)
+    info = ws.info
     if not info.classes:
         raise UserError(f"{work} has no labels: training needs labeled videos. Re-create the workspace with "
                         "labels (`hiddenemo dataset folder --labels labels.csv ...`); extract, teach, embed and "
@@ -51,16 +52,14 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     if len(info.classes) != 2:
         raise UserError(f"training is binary, and {work} has {len(info.classes)} classes {info.classes}: re-create "
                         "the workspace with two (merge or blank the labels of the others)")
-    manifest = read_manifest(work)
-    labeled, others = split_for_training(manifest)
-    labeled["label"] = (labeled["label"] == info.positive_index).astype(int)   # 1 = positive class
-    store = Store(work)
-    pooled = pooled_inputs(work, manifest, config, info.extra.get("event_groups"),
+    labeled, others = ws.training_split()                                     # label 1 = positive class
+    store = ws.store
+    pooled = pooled_inputs(work, ws.manifest, config, info.extra.get("event_groups"),
                            {m: candidate_encoders(config.model, m) for m in config.model.modalities})
     configured = {m: encoder_name(config.model, m) for m in config.model.modalities}
     dims = input_dims(store, labeled["video_id"].tolist() + others["video_id"].tolist(), configured, config, pooled)
     ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"]), pooled)
-    _check_class_sizes(labeled, info)
+    _check_class_sizes(labeled, ws)
     folds = make_folds(labeled, config.selection, config.seed)
     _warn_small_folds(folds, config.selection.folds)
     empty = videos_without_input(store, labeled["video_id"].tolist(), config.model.modalities,
@@ -82,7 +81,7 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
     if stage1:
         ctx = chosen(ctx, stage1)
     if config.stage2_enabled:
-        pseudo = pseudo_labeled(work, config, others)
+        pseudo = pseudo_labeled(ws, config, others)
         log.info("stage 2: %d pseudo-labeled videos from teacher %s", len(pseudo), config.pseudo.teacher)
         selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1)
         if config.self_training.rounds:
@@ -118,66 +117,62 @@ def train_run(work: Path, run: str, config: TrainConfig) -> dict:
         metrics["stage2_gain_auroc"] = _gain(selections, "auroc")
     handle.write_json("metrics.json", metrics)
 
-    predict_run(work, run, split="test")
-    metrics["test"] = test_metrics(work, run)
+    predict_run(ws, run, split="test")
+    metrics["test"] = test_metrics(ws, run)
     handle.write_json("metrics.json", metrics)
     return metrics
 
 
-def predict_run(work: Path, run: str, split: str = "test", submission: bool = False,
+def predict_run(work: Path | Workspace, run: str, split: str = "test", submission: bool = False,
                 model: str | None = None) -> Path | None:
     """Voting inference with the run's final model on the videos of `split`; writes predictions.csv
     (predictions_<split>.csv for another split) and, with `submission`, submission.csv. `model`
     picks another of the run's models instead (e.g. `stage1/pose`, written as
     predictions_stage1-pose.csv), so each modality's stage-1 model can be compared on the same videos."""
-    work = Path(work)
+    ws = Workspace.of(work)
+    work = ws.work
     handle = Run(work, run)
     config = handle.config
     _set_threads(config.threads)
-    info = DatasetInfo.load(work)
-    manifest = read_manifest(work)
-    rows = manifest.loc[manifest["split"] == split, ["video_id"]].reset_index(drop=True)
+    info = ws.info
+    rows = ws.rows(split)[["video_id"]]
     if rows.empty:
         log.warning("no videos in split %r; nothing to predict", split)
         return None
     final = handle.require_finished(model)
     modalities = handle.modalities(final)
-    votes = predict_videos(work, manifest, rows["video_id"].tolist(), config, handle.model_config(final), modalities,
+    votes = predict_videos(work, ws.manifest, rows["video_id"].tolist(), config, handle.model_config(final), modalities,
                            handle.dims(final), handle.weights(final), fused=final == "stage2",
                            event_groups=info.extra.get("event_groups"))
     threshold = apply_threshold(votes["p_positive"].to_numpy(), handle.threshold(final))
     table = predictions_table(votes, threshold, info.classes, info.positive_index)
-    empty = videos_without_input(Store(work), rows["video_id"].tolist(), modalities, config.model.text_encoder)
+    empty = videos_without_input(ws.store, rows["video_id"].tolist(), modalities, config.model.text_encoder)
     if empty:
         log.warning("%d of %d videos have none of the modalities %s (failed extraction, no person found?): "
                     "their p_positive is the model's answer to no input, not a prediction (`without_input` in "
                     "the predictions' .json): %s", len(empty), len(rows), modalities, empty[:10])
-    name = "predictions" + (f"_{final.replace('/', '-')}" if model else "") + ("" if split == "test" else f"_{split}")
-    out = handle.write_table(f"{name}.csv", table)
-    handle.write_json(f"{name}.json", {"split": split, "model": final, "threshold": threshold,
-                                       "threshold_method": handle.threshold(final)["method"], "without_input": empty})
+    out = handle.write_predictions(table, {"split": split, "model": final, "threshold": threshold,
+                                           "threshold_method": handle.threshold(final)["method"],
+                                           "without_input": empty}, final if model else None, split)
     if submission:
-        handle.write_table("submission.csv", submission_table(table, info.classes[info.positive_index]))
+        handle.write_table("submission.csv", submission_table(table, ws.positive))
     log.info("wrote %s (%d videos, threshold %.3f)", out, len(table), threshold)
     return out
 
 
-def test_metrics(work: Path, run: str) -> dict | None:
+def test_metrics(work: Path | Workspace, run: str) -> dict | None:
     """Metrics of predictions.csv against the test labels, when the manifest has them (report only:
     nothing is chosen from these)."""
-    work = Path(work)
-    path = Run(work, run).dir / "predictions.csv"
-    if not path.exists():
+    ws = Workspace.of(work)
+    predictions = Run(ws.work, run).predictions()
+    if predictions is None:
         return None
-    info = DatasetInfo.load(work)
-    manifest = read_manifest(work)
-    truth = manifest.loc[(manifest["split"] == "test") & manifest["label"].notna(), ["video_id", "label"]]
-    preds = pd.read_csv(path, dtype={"video_id": str}).merge(truth, on="video_id")
+    truth = ws.truth()
+    truth = truth.loc[(truth["split"] == "test") & truth["y"].notna(), ["video_id", "y"]]
+    preds = predictions.table.merge(truth, on="video_id")
     if preds.empty:
         return None
-    y = (preds["label"].astype(int) == info.positive_index).astype(int).to_numpy()
-    threshold = json.loads(path.with_suffix(".json").read_text())["threshold"]
-    return bootstrap_metrics(y, preds["p_positive"].to_numpy(), threshold)
+    return bootstrap_metrics(preds["y"].astype(int).to_numpy(), preds["p_positive"].to_numpy(), predictions.threshold)
 
 
 def transductive_inputs(ctx: Context, n_pseudo: int = 0) -> list[str]:
@@ -194,7 +189,7 @@ def transductive_inputs(ctx: Context, n_pseudo: int = 0) -> list[str]:
     return out
 
 
-def pseudo_labeled(work: Path, config: TrainConfig, others: pd.DataFrame) -> pd.DataFrame:
+def pseudo_labeled(work: Path | Workspace, config: TrainConfig, others: pd.DataFrame) -> pd.DataFrame:
     """video_id, target, weight of the teacher-labeled videos in `pseudo.splits` (never their labels)."""
     if not config.pseudo.teacher:
         return pd.DataFrame(columns=["video_id", "target", "weight"])
@@ -231,12 +226,11 @@ def _set_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def _check_class_sizes(labeled: pd.DataFrame, info: DatasetInfo) -> None:
+def _check_class_sizes(labeled: pd.DataFrame, ws: Workspace) -> None:
     """Cross-validation needs two labeled training videos of each class (one to train on while the
     other validates); name the class that falls short and what to do."""
     counts = labeled["label"].value_counts()
-    short = {info.classes[info.positive_index if c == 1 else 1 - info.positive_index]: int(n)
-             for c, n in counts.items() if n < 2}
+    short = {ws.class_name(c): int(n) for c, n in counts.items() if n < 2}
     if short:
         raise UserError(f"cross-validation needs at least 2 labeled training videos of each class, and "
                         f"{', '.join(f'{name!r} has {n}' for name, n in short.items())} (of {len(labeled)} "

@@ -1,9 +1,8 @@
 """Honest model selection: folds, the number of epochs and the decision threshold, all chosen on
 the labeled training videos only.
 
-`split_for_training` is the one place that reads the manifest's labels: it hands on the labeled
-training rows with their labels and every other row WITHOUT a label column, so nothing downstream
-(training, fold cutting, epoch and threshold choice) can see a test label even by mistake. The
+The labeled training rows come from `Workspace.training_split`, the one place that hands out labels
+(every other row comes WITHOUT a label column), so nothing here can see a test label even by mistake. The
 paper chose epochs and thresholds from leaderboard feedback (its limitation 4); here they come from
 out-of-fold predictions.
 """
@@ -19,24 +18,6 @@ from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.train.config import SelectionConfig
 
 log = logging.getLogger(__name__)
-
-TRAIN_SPLIT = "train"
-
-
-def split_for_training(manifest: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(labeled: video_id, label, subject_id — split `train` with a label;
-    others: video_id, split, subject_id — every other video, its label dropped)."""
-    is_labeled_train = (manifest["split"] == TRAIN_SPLIT) & manifest["label"].notna()
-    labeled = manifest.loc[is_labeled_train, ["video_id", "label", "subject_id"]].reset_index(drop=True)
-    labeled["label"] = labeled["label"].astype(int)
-    others = manifest.loc[~is_labeled_train, ["video_id", "split", "subject_id"]].reset_index(drop=True)
-    if len(labeled) == 0:
-        raise UserError("the manifest has no labeled videos in split `train`; nothing to train on")
-    counts = labeled["label"].value_counts()
-    if set(counts.index) != {0, 1}:
-        raise UserError(f"training needs both classes among the labeled `train` videos; found {counts.to_dict()}")
-    return labeled, others
-
 
 def make_folds(labeled: pd.DataFrame, config: SelectionConfig, seed: int) -> np.ndarray:
     """Fold number (0..k-1) of each labeled video: stratified by label, grouped by subject when known."""
