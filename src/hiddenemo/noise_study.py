@@ -445,11 +445,12 @@ def recommendation(work: Path, run: str) -> str | None:
     from hiddenemo.teacher.policy import PseudoLabelPolicy, apply_policy, training_answers
     from hiddenemo.teacher.store import read_verdicts
 
+    ws = Workspace.of(work)
+    work = ws.work
     handle = Run(work, run)
     config, oof = handle.config, handle.oof()
     if not (config.stage2_enabled and config.pseudo.teacher) or oof is None:
         return None
-    ws = Workspace(work)
     verdicts = read_verdicts(work, config.pseudo.teacher)
     policy = PseudoLabelPolicy(**config.pseudo.policy)
     videos = oof.drop_duplicates("video_id").set_index("video_id")           # fold and y_true (1 = positive)

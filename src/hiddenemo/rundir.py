@@ -154,6 +154,19 @@ class Run:
         return self._json("evaluation.json")
 
     @property
+    def current_evaluation(self) -> dict | None:
+        """evaluation.json when it is newer than the predictions it scored (oof.csv, predictions.csv), else None."""
+        saved, path = self.evaluation, self.dir / "evaluation.json"
+        scored = [self.dir / name for name in ("oof.csv", "predictions.csv") if (self.dir / name).exists()]
+        if saved is None or any(p.stat().st_mtime > path.stat().st_mtime for p in scored):
+            return None
+        return saved
+
+    def has_predictions(self) -> bool:
+        """Out-of-fold or target predictions exist (something to evaluate)."""
+        return (self.dir / "oof.csv").exists() or (self.dir / "predictions.csv").exists()
+
+    @property
     def ensemble(self) -> dict | None:
         """ensemble.json of an ensemble run (members, final model, how), or None."""
         return self._json("ensemble.json")

@@ -36,17 +36,19 @@ def train_with(work: Path, run: str, config: TrainConfig) -> dict:
     """`hiddenemo train` with a config built already (the demo and ablations build theirs with
     `load_train_config`): hold the run, train it, print its figures; returns the metrics."""
     from hiddenemo.data.claims import hold_run
+    from hiddenemo.data.workspace import Workspace
 
+    ws = Workspace(work)                 # dataset.json and the manifest, read once for the whole command
     # A second `train` of this run refuses while this one lives; the later ranks of a DDP launch run
     # this same command and share the first rank's hold.
     with hold_run(work, run) if _first_rank() else contextlib.nullcontext():
         from hiddenemo.train.run import train_run
 
-        metrics = train_run(work, run, config)
+        metrics = train_run(ws, run, config)
     print(json.dumps(summary(metrics), indent=2))              # stdout stays JSON for scripts
     print(with_intervals(metrics), file=sys.stderr)            # the reader's table: figures with intervals
     from hiddenemo.noise_study import print_recommendation
-    print_recommendation(work, run)
+    print_recommendation(ws, run)
     return metrics
 
 

@@ -75,12 +75,10 @@ def _evaluation(ws: Workspace, r: Run) -> dict | None:
     """The run's figures with intervals as `hiddenemo evaluate` computes them: its evaluation.json when it
     is newer than the predictions it scores, else the same computation for the model alone (no
     baselines; not saved). None when the run has nothing to evaluate yet."""
-    saved = r.evaluation
-    scored = [r.dir / name for name in ("oof.csv", "predictions.csv") if (r.dir / name).exists()]
-    if not scored:
+    if not r.has_predictions():
         return None
-    if saved is not None and all((r.dir / "evaluation.json").stat().st_mtime >= p.stat().st_mtime for p in scored):
-        return saved
+    if r.current_evaluation is not None:
+        return r.current_evaluation
     from hiddenemo.eval.evaluate import evaluate_run
     try:
         return evaluate_run(ws, r.name, baselines=[])

@@ -91,7 +91,7 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
     final = "stage2" if config.stage2_enabled else max(stage1, key=lambda m: stage1[m]["cv_metrics"]["auroc"])
     final = final if final == "stage2" else f"stage1/{final}"
 
-    _write_oof(run_dir, labeled, folds, selections)
+    _write_oof(handle, labeled, folds, selections)
     kept = ("n_pseudo", "encoder", "dir", "candidates", "rounds")
     selection = {key: {"epochs": sel["epochs"], "epoch_metric": sel["epoch_metric"], "threshold": sel["threshold"],
                        **{k: sel[k] for k in kept if k in sel}}
@@ -267,10 +267,10 @@ def _gain(selections: dict, metric: str) -> dict:
             "best_stage1_value": stage1[best], "gain": selections["stage2"]["cv_metrics"][metric] - stage1[best]}
 
 
-def _write_oof(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray, selections: dict) -> None:
+def _write_oof(handle: Run, labeled: pd.DataFrame, folds: np.ndarray, selections: dict) -> None:
     parts = []
     for key, sel in selections.items():
         stage, modality = key_parts(key)
         parts.append(pd.DataFrame({"video_id": labeled["video_id"], "stage": stage, "modality": modality,
                                    "fold": folds, "p_positive": sel["oof"], "y_true": labeled["label"]}))
-    Run(run_dir.parent.parent, run_dir.name).write_table("oof.csv", pd.concat(parts))
+    handle.write_table("oof.csv", pd.concat(parts))
