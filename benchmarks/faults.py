@@ -31,7 +31,7 @@ from faults.conftest import EXTRACT, SYNTHETIC, TRAIN_YAML  # noqa: E402
 
 def campaign(seed: int, kills: int, root: Path) -> list[dict]:
     from hiddenemo.commands.dataset import imigue
-    from hiddenemo.data.synthetic import generate
+    from hiddenemo.synthetic import generate
 
     syn = root / "synthetic"
     generate(syn, **{**SYNTHETIC, "seed": seed})

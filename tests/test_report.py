@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiddenemo.data import synthetic as syn
+from hiddenemo.synthetic import files as syn
 from hiddenemo.data.manifest import read_manifest
 from hiddenemo.errors import UserError
 from hiddenemo.report.page import build_report

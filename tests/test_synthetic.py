@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hiddenemo.data import synthetic as syn
+from hiddenemo.synthetic import files, plan
+from hiddenemo.synthetic.separability import separability
 
 IMIGUE_COLUMNS = ["video_id", "label_id", "start_time", "start_frame", "end_time", "end_frame", "class",
                   "subject_id", "subject_gender", "subject_nationality", "win_or_lose"]
@@ -17,20 +18,20 @@ IMIGUE_COLUMNS = ["video_id", "label_id", "start_time", "start_frame", "end_time
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
-    summary = syn.generate(out, seed=3, n_videos=8, n_frames=40, width=96, height=72, progress=False)
+    summary = files.generate(out, seed=3, n_videos=8, n_frames=40, width=96, height=72, progress=False)
     return out, summary
 
 
 def test_files_in_imigue_formats(tiny):
     out, summary = tiny
-    labels = pd.read_csv(out / syn.LABELS_FILE, dtype={"video_id": str}, keep_default_na=False)
+    labels = pd.read_csv(out / files.LABELS_FILE, dtype={"video_id": str}, keep_default_na=False)
     splits = pd.read_csv(out / "splits.csv", dtype={"video_id": str})
     target = pd.read_csv(out / "target_labels.csv", dtype={"video_id": str})
     assert list(labels.columns) == IMIGUE_COLUMNS
     assert list(splits.columns) == ["video_id", "subject_id", "cvpr21_emotion", "miga_cross_subject"]
     assert len(splits) == summary["videos"] == 8
     assert set(labels["video_id"]) == set(splits["video_id"])          # every video has annotations
-    assert all(any(e.annotated for e in p.episodes) for p in syn.plan_dataset(0, 64, 150))
+    assert all(any(e.annotated for e in p.episodes) for p in plan.plan_dataset(0, 64, 150))
     test_ids = set(splits.loc[splits["miga_cross_subject"] == "test", "video_id"])
     assert test_ids and set(target["video_id"]) == test_ids
     # Withheld exactly on the target split; the target file holds the true labels.
@@ -41,7 +42,7 @@ def test_files_in_imigue_formats(tiny):
     by_split = splits.groupby("miga_cross_subject")["subject_id"].apply(set)
     assert not (by_split["train"] & by_split["test"])
     assert (labels["start_frame"] <= labels["end_frame"]).all()
-    assert set(labels["class"]) <= {c.gesture for c in syn.CUES if c.gesture is not None}
+    assert set(labels["class"]) <= {c.gesture for c in plan.CUES if c.gesture is not None}
 
 
 def test_openpose_json_matches_the_video(tiny):
@@ -74,9 +75,9 @@ def test_openpose_json_matches_the_video(tiny):
 
 def test_seeded_and_resumable(tiny, tmp_path):
     out, summary = tiny
-    a = syn.plan_dataset(3, 8, 40)
-    b = syn.plan_dataset(3, 8, 40)
-    c = syn.plan_dataset(4, 8, 40)
+    a = plan.plan_dataset(3, 8, 40)
+    b = plan.plan_dataset(3, 8, 40)
+    c = plan.plan_dataset(4, 8, 40)
     assert [(p.label, p.n_frames, len(p.episodes)) for p in a] == [(p.label, p.n_frames, len(p.episodes)) for p in b]
     assert [(p.label, p.n_frames) for p in a] != [(p.label, p.n_frames) for p in c]
     # A second run keeps finished videos (same bytes, untouched) and rewrites a missing one identically.
@@ -86,7 +87,7 @@ def test_seeded_and_resumable(tiny, tmp_path):
     video.unlink()
     import shutil
     shutil.rmtree(out / "openpose" / "2")
-    assert syn.generate(out, seed=3, n_videos=8, n_frames=40, width=96, height=72, progress=False) == summary
+    assert files.generate(out, seed=3, n_videos=8, n_frames=40, width=96, height=72, progress=False) == summary
     assert (out / "openpose" / "2" / "2_000000000003_keypoints.json").read_text() == pose_before
     after = {p: p.stat().st_mtime_ns for p in (out / "videos").iterdir()}
     assert all(after[p] == t for p, t in before.items() if p != video) and video.exists()
@@ -99,7 +100,7 @@ def test_ingested_by_the_imigue_adapter(tiny, tmp_path):
 
     out, summary = tiny
     work = tmp_path / "work"
-    imigue(labels=out / syn.LABELS_FILE, splits=out / "splits.csv", out=work, videos=out / "videos",
+    imigue(labels=out / files.LABELS_FILE, splits=out / "splits.csv", out=work, videos=out / "videos",
            openpose=out / "openpose", workers=1)
     manifest = read_manifest(work)
     assert len(manifest) == summary["videos"]
@@ -110,19 +111,19 @@ def test_ingested_by_the_imigue_adapter(tiny, tmp_path):
 
 def test_bad_sizes_are_refused(tmp_path):
     with pytest.raises(ValueError, match="even"):
-        syn.generate(tmp_path, n_videos=4, width=97, height=72, progress=False)
+        files.generate(tmp_path, n_videos=4, width=97, height=72, progress=False)
     with pytest.raises(ValueError, match="at least 4"):
-        syn.plan_dataset(0, 3, 40)
+        plan.plan_dataset(0, 3, 40)
 
 
 def test_default_size_balance_and_partial_separability():
     """At the demo's size: about 3:1 Win:Lose, and the cues each modality shows separate the classes
     less well than all cues together (from the ground truth the generator inserted)."""
-    plans = syn.plan_dataset(0, 64, 150)
-    summary = syn.summarise(plans)
+    plans = plan.plan_dataset(0, 64, 150)
+    summary = files.summarise(plans)
     assert 0.2 <= summary["lose"] / summary["videos"] <= 0.3
     assert summary["subjects"] < summary["videos"] and summary["target"] > 0
-    auc = syn.separability(syn.tables(plans)[3]).set_index("what")["auc"]
+    auc = separability(files.tables(plans)[3]).set_index("what")["auc"]
     assert auc["modality:all"] > 0.75
     for modality in ("keypoints", "pixels", "annotations", "teacher"):
         assert auc[f"modality:{modality}"] < auc["modality:all"], modality

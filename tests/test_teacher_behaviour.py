@@ -22,7 +22,7 @@ FACE_C, HW, HH = np.array([0.5, 0.2]), 0.08, 0.1
 
 def face_template() -> np.ndarray:
     """70 face points (68 landmarks + 2 pupils) in units of the face's half-width / half-height."""
-    from hiddenemo.data.synthetic import FACE
+    from hiddenemo.synthetic.figure import FACE
     return np.asarray(FACE[:, :2], dtype=np.float32)
 
 
@@ -77,7 +77,7 @@ def _fold(p):
 
 def face_depth() -> np.ndarray:
     """Depth of the 70 face points (the synthetic figure's), for turning the head in 3-D."""
-    from hiddenemo.data.synthetic import FACE
+    from hiddenemo.synthetic.figure import FACE
     return np.asarray(FACE[:, 2], dtype=np.float32)
 
 
@@ -273,24 +273,25 @@ def test_nobody_seen_is_no_input_not_a_verdict(work, capsys):
 
 
 def test_behaviour_on_synthetic_keypoints_finds_the_inserted_episodes():
-    """The synthetic dataset's own generator (data/synthetic.py) with its pixel noise: the cues it
+    """The synthetic dataset's own generator (hiddenemo.synthetic) with its pixel noise: the cues it
     inserts for a keypoint teacher are found where it put them."""
-    from hiddenemo.data import synthetic as S
     from hiddenemo.data.keypoints import normalise_to_box
+    from hiddenemo.synthetic.figure import skeleton
+    from hiddenemo.synthetic.plan import FPS, envelopes, plan_dataset
 
-    plan = S.plan_dataset(3, 8, 1000)[5]
+    plan = plan_dataset(3, 8, 1000)[5]
     rng = np.random.default_rng(0)
-    px = S.skeleton(plan, rng) * 2.5
+    px = skeleton(plan, rng) * 2.5
     px += rng.normal(0, 1.0, px.shape)
     pose, _ = normalise_to_box(px, np.where(np.isfinite(px).all(-1), 0.8, 0.0))
-    found = C.detect_all(pose.astype(np.float32), S.FPS)
-    env = S.envelopes(plan)
+    found = C.detect_all(pose.astype(np.float32), FPS)
+    env = envelopes(plan)
     for cue, name in (("face_touch", "hand-to-face contact"), ("arm_fold", "arms crossed / folded"),
                       ("gaze_away", "gaze aversion"), ("smile", "smile"), ("blink", "blink")):
         truth = env[cue] > 0.5
         seen = np.zeros(plan.n_frames, bool)
         for e in found[name].episodes:
-            seen[int(e.start_s * S.FPS):int(e.end_s * S.FPS)] = True
+            seen[int(e.start_s * FPS):int(e.end_s * FPS)] = True
         if truth.sum() < 10:
             continue
         overlap = (truth & seen).sum() / truth.sum()
@@ -372,29 +373,31 @@ def test_head_movements_in_2s_clips_are_named_with_their_times(kind, body_only):
 
 
 def render_head_clip(path: Path, kind: str, n: int = 60) -> Path:
-    """The synthetic figure (data/synthetic.py) making one head movement in 3-D, drawn to a video:
+    """The synthetic figure (hiddenemo.synthetic) making one head movement in 3-D, drawn to a video:
     a nod (pitch 2 Hz), a shake (yaw 2 Hz) or a turn held to the end, from 0.5 s to 2.0 s."""
     from helpers_video import write_video
 
-    from hiddenemo.data import synthetic as S
+    from hiddenemo.synthetic.figure import FACE, skeleton
+    from hiddenemo.synthetic.plan import FPS, plan_dataset
+    from hiddenemo.synthetic.render import render
 
-    t = np.arange(n) / S.FPS
+    t = np.arange(n) / FPS
     active = ((t > 0.5) & (t < 2.0)).astype(np.float32)
     angle = {"nod": 0.35 * np.sin(2 * np.pi * 2.0 * t) * active, "shake": 0.45 * np.sin(2 * np.pi * 2.0 * t) * active,
              "turn": 0.9 * np.clip((t - 0.5) / 0.3, 0, 1)}[kind]
     yaw, pitch = (angle, np.zeros(n)) if kind != "nod" else (np.zeros(n), angle)
-    plan = S.plan_dataset(0, 4, n)[0]
+    plan = plan_dataset(0, 4, n)[0]
     plan.n_frames, plan.episodes = n, []
     rng = np.random.default_rng(0)
-    kp = S.skeleton(plan, rng)                                   # a still person, base units
+    kp = skeleton(plan, rng)                                   # a still person, base units
     s = plan.subject.scale
     centre = (kp[:, 25] + kp[:, 41]) / 2 + np.array([0.0, 0.05 * 20 * s])     # the face template's origin
-    x = S.FACE[None, :, 0] * np.cos(yaw)[:, None] + S.FACE[None, :, 2] * np.sin(yaw)[:, None]
-    y = S.FACE[None, :, 1] * np.cos(pitch)[:, None] + S.FACE[None, :, 2] * np.sin(pitch)[:, None]
+    x = FACE[None, :, 0] * np.cos(yaw)[:, None] + FACE[None, :, 2] * np.sin(yaw)[:, None]
+    y = FACE[None, :, 1] * np.cos(pitch)[:, None] + FACE[None, :, 2] * np.sin(pitch)[:, None]
     kp[:, 25:95] = np.stack([centre[:, None, 0] + 16 * s * x, centre[:, None, 1] + 20 * s * y], -1)
     kp[:, 0], kp[:, 15], kp[:, 16] = kp[:, 25 + 30], kp[:, 25 + 68], kp[:, 25 + 69]
     kp[:, 17, 0], kp[:, 18, 0] = centre[:, 0] - 17 * s * np.cos(yaw), centre[:, 0] + 17 * s * np.cos(yaw)
-    frames = [f[..., ::-1] for f in S.render(plan, kp, 384, 288, rng)]     # BGR -> RGB
+    frames = [f[..., ::-1] for f in render(plan, kp, 384, 288, rng)]     # BGR -> RGB
     return write_video(path, frames, codec="h264")
 
 

@@ -40,7 +40,7 @@ class DemoConfig:
 def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
     """Run every step into `out` (data/ and work/); returns the held-out table as a dict."""
     from hiddenemo.commands import dataset, extract, report, teach
-    from hiddenemo.data.synthetic import generate
+    from hiddenemo.synthetic import generate
     from hiddenemo.export.bundle import export_run
     from hiddenemo.extract.config import ExtractConfig
     from hiddenemo.rundir import Run

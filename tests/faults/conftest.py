@@ -39,7 +39,7 @@ def ledger(request):
 
 @pytest.fixture(scope="session")
 def synthetic_dataset(tmp_path_factory) -> Path:
-    from hiddenemo.data.synthetic import generate
+    from hiddenemo.synthetic import generate
 
     out = tmp_path_factory.mktemp("faults") / "synthetic"
     generate(out, **SYNTHETIC)

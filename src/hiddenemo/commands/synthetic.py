@@ -29,12 +29,13 @@ def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150,
     """
     import pandas as pd
 
-    from hiddenemo.data import synthetic as syn
+    from hiddenemo.synthetic import generate
+    from hiddenemo.synthetic.separability import separability
 
     try:
-        summary = syn.generate(out, seed=seed, n_videos=n_videos, n_frames=n_frames, width=width,
-                               height=height, n_subjects=n_subjects, lose_share=lose_share,
-                               target_share=target_share)
+        summary = generate(out, seed=seed, n_videos=n_videos, n_frames=n_frames, width=width,
+                           height=height, n_subjects=n_subjects, lose_share=lose_share,
+                           target_share=target_share)
     except ValueError as e:
         raise UserError(f"dataset synthetic: {e}") from e
     print(f"synthetic dataset in {out}: {summary['videos']} videos of {summary['subjects']} people, "
@@ -45,6 +46,6 @@ def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150,
     truth = pd.read_csv(Path(out) / "truth" / "cues.csv", dtype={"video_id": str})
     # Cross-validated AUCs on a handful of videos are noise; show them only for a real-sized set.
     if min((truth["win_or_lose"] == "Lose").sum(), (truth["win_or_lose"] == "Win").sum()) >= 8:
-        table = syn.separability(truth)
+        table = separability(truth)
         print("Lose-vs-Win AUC of the inserted cues (ground truth, all videos):")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
