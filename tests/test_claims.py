@@ -172,10 +172,10 @@ def test_a_second_train_of_the_same_run_is_refused_while_the_first_lives(work):
 def test_only_the_first_rank_of_a_ddp_launch_holds_the_run(monkeypatch, env, first):
     """torchrun, srun and Lightning's own DDP processes run the same `train` command in every rank:
     the later ranks must not be refused by the first one's hold."""
-    from hiddenemo.commands.train import _first_rank
+    from hiddenemo.train.session import first_rank
 
     for var in ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "LOCAL_RANK", "NODE_RANK"):
         monkeypatch.delenv(var, raising=False)
     for var, value in env.items():
         monkeypatch.setenv(var, value)
-    assert _first_rank() is first
+    assert first_rank() is first

@@ -11,7 +11,9 @@ import pytest
 import yaml
 
 from hiddenemo.cli import main
-from hiddenemo.train.config import TrainConfig, from_dict
+from hiddenemo.errors import UserError
+from hiddenemo.train.build import check_encoder_args
+from hiddenemo.train.config import ModelConfig, TrainConfig, from_dict, load_train_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 
@@ -42,6 +44,35 @@ def test_paper_sizes():
 def test_unknown_keys_are_refused():
     with pytest.raises(ValueError, match="no field"):
         from_dict(TrainConfig, {"stage1": {"epoch": 3}})
+    with pytest.raises(ValueError, match=r"PseudoLabelPolicy has no field\(s\) \['wieght'\]; known: .*'weight'"):
+        from_dict(TrainConfig, {"pseudo": {"policy": {"wieght": 0.5}}})
+
+
+def test_the_pseudo_label_policy_is_a_dataclass_on_the_command_line(tmp_path, capsys):
+    """Its fields are in `train --help`, a YAML `policy:` sets them, and a misspelled one stops the parse."""
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--pseudo.policy.min_confidence" in capsys.readouterr().out
+    overlay = tmp_path / "soft.yaml"
+    overlay.write_text("pseudo:\n  policy: {mode: soft, weight: 0.5}\n")
+    config = load_train_config([overlay])
+    assert (config.pseudo.policy.mode, config.pseudo.policy.weight, config.pseudo.policy.threshold) == ("soft", 0.5, 0.5)
+    overlay.write_text("pseudo:\n  policy: {wieght: 0.5}\n")
+    with pytest.raises(SystemExit):
+        main(["train", "--work", str(tmp_path), "--config", str(overlay)])
+    assert "pseudo.policy.wieght" in capsys.readouterr().err
+
+
+def test_unknown_encoder_args_name_the_valid_ones():
+    """Checked before any data is read: a key that is neither a modality nor an encoder, and an option the
+    encoder (or a candidate the modality's arguments also reach) does not have."""
+    check_encoder_args(ModelConfig(encoder_args={"pose": {"depth": 2}, "events-stats": {"hidden": 8}}))
+    with pytest.raises(UserError, match=r"\['poze'\] names neither a modality nor an encoder; keys are a modality \(pose"):
+        check_encoder_args(ModelConfig(encoder_args={"poze": {"depth": 2}}))
+    with pytest.raises(UserError, match=r"encoder 'pose-mlp' has no option\(s\) \['depht'\]; its options are: .*depth"):
+        check_encoder_args(ModelConfig(encoder_args={"pose": {"depht": 2}}))
+    with pytest.raises(UserError, match=r"encoder_args.pose: encoder 'pose-stats' has no option\(s\) \['depth'\]"):
+        check_encoder_args(ModelConfig(encoder_args={"pose": {"depth": 2}}, candidates={"pose": ["pose-stats"]}))
 
 
 def test_progress_bars_are_throttled_when_stderr_is_not_a_terminal(monkeypatch):

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 
 from hiddenemo.train import distributed
-from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
-from hiddenemo.train.module import EpochShuffle
+from hiddenemo.train.distributed import DistributedEpochShuffle, EpochShuffle, VotingEvalSampler
 
 TESTS = Path(__file__).resolve().parent
 

@@ -14,7 +14,8 @@ from hiddenemo.extract.boxes import crop_window, iou, subject_boxes
 from hiddenemo.extract.config import ExtractConfig
 from hiddenemo.extract.embeddings import FrameEmbedder, letterbox, pool
 from hiddenemo.extract.keypoints import FACE70_FROM_MESH, holistic_to_openpose
-from hiddenemo.extract.skeleton import COLORS_137, EDGES_137, adjacency
+from hiddenemo.data.layout import EDGES, adjacency
+from hiddenemo.extract.skeleton import COLORS_137
 
 
 def test_decode_counts_every_frame_and_the_rate(tmp_path):
@@ -132,7 +133,7 @@ def test_holistic_result_maps_to_openpose_137():
 
 def test_skeleton_lists_are_consistent():
     assert len(COLORS_137) == 137
-    assert all(0 <= a < 137 and 0 <= b < 137 and a != b for a, b in EDGES_137)
+    assert all(0 <= a < 137 and 0 <= b < 137 and a != b for a, b in EDGES)
     adj = adjacency()
     assert (adj == adj.T).all() and adj[1, 8] == 1 and adj[25 + 36, 25 + 37] == 1
     assert adjacency(slice(95, 116)).shape == (21, 21)

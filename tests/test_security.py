@@ -107,7 +107,8 @@ def test_untrusted_text_is_escaped_in_the_report(tmp_path):
 
 
 def test_store_paths_stay_in_the_workspace(tmp_path):
-    from hiddenemo.data.store import Store, StoreError, UnsafeName, run_dir
+    from hiddenemo.data.ids import UnsafeName
+    from hiddenemo.data.store import Store, StoreError, run_dir
 
     store = Store(tmp_path / "work")
     for bad in ("../x", "..", "a/b", "/etc/passwd", ".hidden", "x\x00y", "a" * 300):

@@ -78,7 +78,7 @@ REFERENCE = {"pose-encoders": "mlp+offsets", "frame-encoders": "dinov2+transform
 
 def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> pd.DataFrame:
     """Run (or resume) every variant x seed, then write WORK/ablations/<study>.{md,csv,json}."""
-    from hiddenemo.commands.train import train_with
+    from hiddenemo.train.session import train_with
     from hiddenemo.train.config import load_train_config
 
     if study not in STUDIES:

@@ -14,8 +14,7 @@ their fields.
 from hiddenemo.demo import DemoConfig
 from hiddenemo.dist.config import RayOptions
 from hiddenemo.extract.config import ExtractConfig
-from hiddenemo.teacher.config import VlmConfig
-from hiddenemo.teacher.policy import PseudoLabelPolicy
+from hiddenemo.teacher.config import PseudoLabelPolicy, VlmConfig
 from hiddenemo.train.config import (ModelConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig, StageConfig,
                                     TrainConfig, TrainerConfig)
 

@@ -1,8 +1,8 @@
 """The whole pipeline on the built-in synthetic dataset, from nothing to a report.
 
-Every step is one of the public subcommands, called as a function with the demo's settings, so the
-demo exercises exactly what a user runs. Every step is resumable: running the demo again after an
-interruption skips what is done. At the end the held-out (target) labels, which the generator keeps
+Every step is what one of the public subcommands runs (the same library function), called with the
+demo's settings, so the demo exercises what a user runs. Every step is resumable: running the demo
+again after an interruption skips what is done. At the end the held-out (target) labels, which the generator keeps
 in a separate file that no step reads, score the teacher, each stage-1 modality and the fused
 student: the weak-to-strong table.
 """
@@ -39,11 +39,13 @@ class DemoConfig:
 
 def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
     """Run every step into `out` (data/ and work/); returns the held-out table as a dict."""
-    from hiddenemo.commands import dataset, extract, report, teach
-    from hiddenemo.synthetic import generate
     from hiddenemo.export.bundle import export_run
     from hiddenemo.extract.config import ExtractConfig
+    from hiddenemo.extract.session import extract_workspace
+    from hiddenemo.report.page import build_report
     from hiddenemo.rundir import Run
+    from hiddenemo.synthetic import generate
+    from hiddenemo.teacher.embed import embed_verdicts
 
     out = Path(out)
     data, work, run = out / "data", out / "work", f"demo-seed{config.seed}"
@@ -59,16 +61,15 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
 
     step("1/9 synthetic dataset", generate, data, seed=config.seed, n_videos=config.n_videos,
          n_frames=config.n_frames)
-    step("2/9 workspace + keypoints (OpenPose JSON)", dataset.imigue, labels=data / "labels_20200831.csv",
-         splits=data / "splits.csv", out=work, protocol="miga", videos=data / "videos", openpose=data / "openpose")
-    step("3/9 frame embeddings (DINOv2-S)", extract.extract, work=work, workers=config.workers,
+    step("2/9 workspace + keypoints (OpenPose JSON)", _workspace, data, work)
+    step("3/9 frame embeddings (DINOv2-S)", extract_workspace, work, workers=config.workers,
          extract=ExtractConfig(box="pose-box", keypoints="openpose-json", frames="dinov2-s",
                                frames_every=config.frames_every))
-    step("4/9 teacher (behaviour rules)", teach.teach, work=work, teacher="behaviour")
-    step("5/9 text embeddings (MiniLM)", teach.embed, work=work, teacher="behaviour")
+    step("4/9 teacher (behaviour rules)", _teach, work)
+    step("5/9 text embeddings (MiniLM)", embed_verdicts, work, "minilm", "behaviour")
     step("6/9 train: stage 1 per modality, stage 2 fused with pseudo-labels", _train, work, run, config)
     step("7/9 predict each stage-1 modality on the held-out set", _predict_stage1, work, run)
-    step("8/9 report", report.report, work=work, run=run)
+    step("8/9 report", build_report, work, run)
     model_dir = step("9/9 export the student", export_run, work, run, out / "model")
 
     table = held_out_table(work, run, data / "target_labels.csv")
@@ -79,8 +80,26 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
     return result
 
 
+def _workspace(data: Path, work: Path) -> None:
+    from hiddenemo.data.ingest import imigue_workspace, summary_lines
+
+    table, _, written = imigue_workspace(data / "labels_20200831.csv", data / "splits.csv", work, protocol="miga",
+                                         videos=data / "videos", openpose=data / "openpose")
+    print("\n".join(summary_lines(table, work, written)))
+
+
+def _teach(work: Path) -> None:
+    from hiddenemo.teacher import policy, runner
+    from hiddenemo.teacher.config import VlmConfig
+    from hiddenemo.teacher.registry import make_teacher
+
+    teacher = make_teacher("behaviour", work, VlmConfig(), "rules")
+    runner.run(work, teacher, "behaviour", runner.manifest_videos(work, None))
+    print(policy.format_report(policy.teacher_report(work, "behaviour")))
+
+
 def _train(work: Path, run: str, config: DemoConfig) -> None:
-    from hiddenemo.commands.train import train_with
+    from hiddenemo.train.session import train_with
     from hiddenemo.train.config import load_train_config
 
     train_with(work, run, load_train_config([config.train_config], {"seed": config.seed}))

@@ -178,7 +178,7 @@ def arms(work: Path, manifest: pd.DataFrame, config, study: NoiseStudy, target: 
     """(arm name, pseudo-label rows for the target videos, facts about the teacher) per arm."""
     y = target["label"].to_numpy()
     yield "none", pd.DataFrame(columns=["video_id", "target", "weight"]), {"kind": "none"}
-    weight = float(config.pseudo.policy.get("weight", 1.0))
+    weight = float(config.pseudo.policy.weight)
     for rate in study.rates:
         rng = np.random.default_rng([config.seed, int(round(rate * 1000)), len(y)])
         labels = simulated_teacher(y, rate, study.noise_kind, rng)
@@ -194,11 +194,11 @@ def _real_arms(work: Path, manifest: pd.DataFrame, config, study: NoiseStudy, ta
     """The real teacher's verdicts on the target videos under the base policy and each asked weight /
     confidence cut-off, calibrated (when the policy says so) on the source videos' answers only."""
     from hiddenemo.data.workspace import Workspace
-    from hiddenemo.teacher.policy import PseudoLabelPolicy, apply_policy, training_answers
+    from hiddenemo.teacher.policy import apply_policy, training_answers
     from hiddenemo.teacher.store import read_verdicts
 
     verdicts = read_verdicts(work, config.pseudo.teacher)
-    base = PseudoLabelPolicy(**config.pseudo.policy)
+    base = config.pseudo.policy
     calibration = training_answers(Workspace(work), verdicts, exclude=set(target["video_id"])) if base.calibrate else None
     truth = target.set_index("video_id")["label"]
     answers = {v: verdicts[v].p_positive for v in target["video_id"]
@@ -442,7 +442,7 @@ def recommendation(work: Path, run: str) -> str | None:
     teacher-noise study's curve, when there is one, expects of stage 2 at that noise."""
     from hiddenemo.data.workspace import Workspace
     from hiddenemo.rundir import Run
-    from hiddenemo.teacher.policy import PseudoLabelPolicy, apply_policy, training_answers
+    from hiddenemo.teacher.policy import apply_policy, training_answers
     from hiddenemo.teacher.store import read_verdicts
 
     ws = Workspace.of(work)
@@ -452,7 +452,7 @@ def recommendation(work: Path, run: str) -> str | None:
     if not (config.stage2_enabled and config.pseudo.teacher) or oof is None:
         return None
     verdicts = read_verdicts(work, config.pseudo.teacher)
-    policy = PseudoLabelPolicy(**config.pseudo.policy)
+    policy = config.pseudo.policy
     videos = oof.drop_duplicates("video_id").set_index("video_id")           # fold and y_true (1 = positive)
     said, truth = [], []
     for fold in sorted(videos["fold"].unique()):

@@ -246,9 +246,17 @@ class Run:
         self.__dict__.pop("config", None)
 
     def same_config(self, config: TrainConfig) -> bool:
-        """True when the run has no config yet or the same one (a run never mixes two configs)."""
+        """True when the run has no config yet or the same one (a run never mixes two configs). Both are
+        read as a TrainConfig, so a config saved before a section gained fields (pseudo.policy was a
+        plain dict) equals the same settings written out in full."""
         path = self.dir / "config.yaml"
-        return not path.exists() or yaml.safe_load(path.read_text()) == yaml.safe_load(yaml.safe_dump(to_dict(config)))
+        if not path.exists():
+            return True
+        as_saved = lambda c: yaml.safe_load(yaml.safe_dump(to_dict(c)))
+        try:
+            return as_saved(from_dict(TrainConfig, yaml.safe_load(path.read_text()))) == as_saved(config)
+        except (TypeError, ValueError):                    # fields this version does not know: not the same
+            return False
 
     def write_json(self, name: str, data: dict, default=None) -> None:
         """selection.json, metrics.json, predictions*.json, ensemble.json, demo.json."""

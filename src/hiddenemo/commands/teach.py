@@ -5,7 +5,8 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from hiddenemo.dist.config import Engine, RayOptions, check_engine, load_ray_engine
+from hiddenemo.dist import load_ray_engine
+from hiddenemo.dist.config import Engine, RayOptions, check_engine
 from hiddenemo.errors import UserError
 from hiddenemo.teacher.config import VlmConfig
 from hiddenemo.teacher.registry import make_teacher

@@ -5,15 +5,13 @@ Heavy imports (torch, Lightning) happen inside the functions so `hiddenemo --hel
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Optional
 
 from hiddenemo.commands.signature import takes
 from hiddenemo.train.config import TrainConfig
+from hiddenemo.train.session import summary, train_with
 
 
 @takes(TrainConfig)
@@ -30,33 +28,6 @@ def train(work: Path, run: str = "default", config: TrainConfig = TrainConfig())
         run: Name of the run directory under WORK/runs.
     """
     train_with(work, run, config)
-
-
-def train_with(work: Path, run: str, config: TrainConfig) -> dict:
-    """`hiddenemo train` with a config built already (the demo and ablations build theirs with
-    `load_train_config`): hold the run, train it, print its figures; returns the metrics."""
-    from hiddenemo.data.claims import hold_run
-    from hiddenemo.data.workspace import Workspace
-
-    ws = Workspace(work)                 # dataset.json and the manifest, read once for the whole command
-    # A second `train` of this run refuses while this one lives; the later ranks of a DDP launch run
-    # this same command and share the first rank's hold.
-    with hold_run(work, run) if _first_rank() else contextlib.nullcontext():
-        from hiddenemo.train.run import train_run
-
-        metrics = train_run(ws, run, config)
-    print(json.dumps(summary(metrics), indent=2))              # stdout stays JSON for scripts
-    print(with_intervals(metrics), file=sys.stderr)            # the reader's table: figures with intervals
-    from hiddenemo.noise_study import print_recommendation
-    print_recommendation(ws, run)
-    return metrics
-
-
-def _first_rank() -> bool:
-    """False in a later rank of a multi-process launch: torchrun, srun, MPI, or the processes
-    Lightning starts itself for `--trainer.devices 2` (it sets LOCAL_RANK and NODE_RANK in them)."""
-    ranks = ("RANK", "SLURM_PROCID", "OMPI_COMM_WORLD_RANK", "PMI_RANK", "LOCAL_RANK", "NODE_RANK")
-    return all(os.environ.get(var, "0") in ("", "0") for var in ranks)
 
 
 def predict(work: Path, run: str = "default", split: str = "test", submission: bool = False,
@@ -105,33 +76,3 @@ def ensemble(work: Path, runs: list[str], run: str = "ensemble", submission: boo
     out["members"] = metrics["members"]
     out["predicted_positive_fraction"] = metrics["predicted_positive_fraction"]
     print(json.dumps(out, indent=2))
-
-
-def with_intervals(metrics: dict) -> str:
-    """The figures as `estimate [low, high]`: with a dozen videos the interval is the news."""
-    models = {name: m for name, m in metrics["cross_validated"].items() if "ci" in m}
-    if metrics.get("test") and "ci" in metrics["test"]:
-        models["test split (labels in the manifest)"] = metrics["test"]
-    if not models:
-        return json.dumps(summary(metrics), indent=2)
-    first = next(iter(models.values()))
-    lines = [f"{first['level']:.0%} bootstrap intervals over {first['resampled']}; the stage rows are out-of-fold on "
-             f"the {first['n']} labeled training videos (metrics.json has every figure):"]
-    width = max(map(len, models))
-    for name, m in models.items():
-        cells = [f"{label} {m['ci'][k]['estimate']:.3f} [{m['ci'][k]['low']:.3f}, {m['ci'][k]['high']:.3f}]"
-                 for k, label in FIGURES.items()]
-        lines.append(f"  {name:<{width}}  " + "   ".join(cells) + f"   (n={m['n']})")
-    return "\n".join(lines)
-
-
-FIGURES = {"auroc": "AUROC", "balanced_accuracy": "balanced accuracy", "accuracy": "accuracy", "macro_f1": "macro-F1"}
-
-
-def summary(metrics: dict) -> dict:
-    """The headline figures of metrics.json."""
-    keys = ("accuracy", "balanced_accuracy", "macro_f1", "auroc")
-    out = {name: {k: round(m[k], 4) for k in keys} for name, m in metrics["cross_validated"].items()}
-    if metrics.get("test"):
-        out["test"] = {k: round(metrics["test"][k], 4) for k in keys}
-    return out

@@ -30,7 +30,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterable
 
-from hiddenemo.data.store import check_video_id
+from hiddenemo.data.ids import check_video_id
 from hiddenemo.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from hiddenemo.data.imigue import SPLITS, _read_csv
 from hiddenemo.data.manifest import VALENCES, DatasetInfo
-from hiddenemo.data.store import check_video_id
+from hiddenemo.data.ids import check_video_id
 from hiddenemo.errors import UserError
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ unlabeled, not broken. The split table has `video_id, subject_id, cvpr21_emotion
 miga_cross_subject`.
 
 This module is library code: pandas and numpy only. Probing video files and ingesting OpenPose
-folders is done by the `hiddenemo dataset imigue` command.
+folders is done by `hiddenemo.data.ingest`.
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hiddenemo.data.store import N_KEYPOINTS, POSE_GROUPS
+from hiddenemo.data.layout import LEFT_HAND, N_KEYPOINTS, POSE_GROUPS, RIGHT_HAND
 
 OFFSETS = (8, 16, 24)
 MIN_CONFIDENCE = 0.05
@@ -114,7 +114,7 @@ def video_coverage(box: np.ndarray, pose: np.ndarray | None, min_conf: float = M
         ok = np.asarray(pose[..., 2], dtype=np.float32) > min_conf                  # (T, 137)
         half = lambda sl: ok[:, sl].mean(1) >= 0.5
         out["face"] = float(half(POSE_GROUPS["face"]).mean())
-        out["hands"] = float((half(slice(95, 116)) | half(slice(116, 137))).mean())
+        out["hands"] = float((half(LEFT_HAND) | half(RIGHT_HAND)).mean())
     return {k: round(v, 4) for k, v in out.items()}
 
 

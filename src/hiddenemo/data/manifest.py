@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from hiddenemo.data.claims import exclusive
-from hiddenemo.data.store import atomic_write_bytes, atomic_write_text, check_video_id
+from hiddenemo.data.ids import check_video_id
+from hiddenemo.data.store import atomic_write_bytes, atomic_write_text
 from hiddenemo.errors import UserError
 
 COLUMNS = {

@@ -29,17 +29,15 @@ import numpy as np
 import orjson
 
 from hiddenemo.data.keypoints import MIN_CONFIDENCE, normalise_to_box
-from hiddenemo.data.store import N_KEYPOINTS, Store
+from hiddenemo.data.layout import BODY, N_KEYPOINTS, NECK, OPENPOSE_PARTS, part_size
+from hiddenemo.data.store import Store
 from hiddenemo.errors import UserError
 
 PRODUCER = "openpose-json"
 VERSION = "1"
-PARTS = (("pose_keypoints_2d", 25), ("face_keypoints_2d", 70),
-         ("hand_left_keypoints_2d", 21), ("hand_right_keypoints_2d", 21))
+PARTS = tuple((key, part_size(part)) for key, part in OPENPOSE_PARTS.items())     # (JSON key, points)
 FULL_LENGTHS = tuple(3 * n for _, n in PARTS)
 FRAME_FILE = re.compile(r"_(\d+)_keypoints\.json$")
-BODY = slice(0, 25)
-NECK = 1                      # BODY_25 point 1: the most stable point of a seated upper body
 PARALLEL_FROM = 2000          # below this many files a process pool costs more than it saves
 
 
@@ -130,7 +128,8 @@ def _parse_all(paths: list[Path], workers: int) -> tuple[np.ndarray, np.ndarray,
 
 
 def _centre(person: np.ndarray) -> np.ndarray | None:
-    """Where a person is: the neck when found, else the mean of the confident body points."""
+    """Where a person is: the neck when found (the most stable point of a seated upper body), else the
+    mean of the confident body points."""
     if person[NECK, 2] > MIN_CONFIDENCE:
         return person[NECK, :2]
     body = person[BODY]

@@ -28,7 +28,8 @@ import pandas as pd
 
 from hiddenemo.data.keypoints import OFFSETS, keypoint_features
 from hiddenemo.data.sampling import sample_indices
-from hiddenemo.data.store import N_KEYPOINTS, Store
+from hiddenemo.data.layout import N_KEYPOINTS
+from hiddenemo.data.store import Store
 from hiddenemo.errors import UserError
 
 log = logging.getLogger(__name__)

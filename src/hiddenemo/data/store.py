@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from hiddenemo.data.claims import exclusive
+from hiddenemo.data.ids import SAFE_NAME, check_video_id
 from hiddenemo.errors import UserError
 
 MODALITIES = ("pose", "frames", "text", "events")
-POSE_GROUPS = {"body": slice(0, 25), "face": slice(25, 95), "hands": slice(95, 137)}
-N_KEYPOINTS = 137
-
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
-
 
 def _read_umask() -> int:
     mask = os.umask(0o022)
@@ -39,20 +35,6 @@ FILE_MODE = 0o666 & ~_read_umask()
 class StoreError(UserError, RuntimeError):
     """A store entry is missing, stale, unreadable or outside the workspace; the message says which
     and what to do."""
-
-
-class UnsafeName(UserError, ValueError):
-    """An id or name that would become a path outside its folder (the CLI prints it, no traceback)."""
-
-
-def check_video_id(video_id: str, what: str = "video id") -> str:
-    """A video id (or teacher id, run name) becomes a directory name, so it may not climb out."""
-    video_id = str(video_id)
-    if not _SAFE_ID.match(video_id) or ".." in video_id:
-        hint = " (rename the file: a video's id is its file name without extension)" if what == "video id" else ""
-        raise UnsafeName(f"{what} {video_id!r} is not usable as a directory name: use letters, digits, "
-                         f"'.', '_' and '-' only{hint}")
-    return video_id
 
 
 def array_name(modality: str, text_encoder: str | None = None) -> str:
@@ -111,8 +93,6 @@ def append_line(path: Path, line: str) -> None:
     """Append one line to a log (jsonl), flushed and fsynced. A torn last line (a crash or a full disk
     in mid-write) is closed with a newline first, so that it cannot swallow this line as well. Under
     the log's lock: several processes may append to one log, and NFS does not make appends atomic."""
-    from hiddenemo.data.claims import exclusive     # here: claims itself builds on this module
-
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +124,7 @@ class Store:
         return directory
 
     def path(self, video_id: str, name: str) -> Path:
-        if not _SAFE_ID.match(name):
+        if not SAFE_NAME.match(name):
             raise ValueError(f"array name {name!r} is not a plain file name")
         return self.video_dir(video_id) / f"{name}.npy"
 

@@ -45,14 +45,3 @@ def check_engine(engine: str, address: str | None) -> None:
     if address and engine != "ray":
         raise UserError(f"--address {address} needs --engine ray (the local engine runs on this machine only)")
 
-
-def load_ray_engine():
-    """`hiddenemo.dist.ray_engine`, or a clear error when Ray is not installed."""
-    try:
-        from hiddenemo.dist import ray_engine
-    except ImportError as e:
-        if (e.name or "").split(".")[0] != "ray":
-            raise
-        raise UserError("--engine ray needs Ray: pip install 'hiddenemo[ray]' (the same version on every "
-                        "node of the cluster)") from e
-    return ray_engine

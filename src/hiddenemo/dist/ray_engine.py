@@ -169,7 +169,7 @@ def extract_ray(work: str | Path, config, options: RayOptions, address: str | No
     from tqdm import tqdm
 
     from hiddenemo.data.manifest import read_manifest, select_videos
-    from hiddenemo.extract.runner import STATUS_FILE, _record_video, append_status
+    from hiddenemo.extract.runner import STATUS_FILE, record_video, append_status
 
     options.check()
     config.check()
@@ -201,7 +201,7 @@ def extract_ray(work: str | Path, config, options: RayOptions, address: str | No
                 bar.update(status.get("n_frames") or 0)
             if status["status"] == "skipped" and bar.total:
                 bar.total = max(bar.total - todo[video_id][1], bar.n)   # skipped frames must not inflate the rate
-            _record_video(work, status)
+            record_video(work, status)
             bar.set_postfix(ok=counts["ok"], failed=counts["failed"], skipped=counts["skipped"])
 
         def lost(video_id: str, reason: str) -> None:

@@ -23,7 +23,8 @@ import pandas as pd
 
 from hiddenemo.data.folder import VIDEO_EXTENSIONS, find_videos
 from hiddenemo.data.manifest import read_manifest, write_manifest
-from hiddenemo.data.store import Store, atomic_write_text, check_video_id
+from hiddenemo.data.ids import check_video_id
+from hiddenemo.data.store import Store, atomic_write_text
 from hiddenemo.errors import UserError
 from hiddenemo.export.bundle import ModelDir, plain
 from hiddenemo.export.recipe import ARRAYS, TEACHER_INPUTS, check_packages, drop_per_video

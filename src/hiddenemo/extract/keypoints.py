@@ -1,7 +1,6 @@
 """Keypoints in the OpenPose 137 layout from MediaPipe Holistic.
 
-Layout (as OpenPose writes it): BODY_25 (0-24), 70 face points (25-94: the 68 of the iBUG scheme and
-the two pupils), left hand (95-115), right hand (116-136); left and right are the person's own.
+Layout: `hiddenemo.data.layout` (as OpenPose writes it: BODY_25, 70 face points, left and right hand).
 Holistic runs on the person crop in tracking mode; its points come back in full-frame pixels.
 MediaPipe's hands are the default rather than OpenPose's partly because OpenPose's hand points were
 noisy on iMiGUE (the paper's limitation 1).
@@ -10,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hiddenemo.data.store import N_KEYPOINTS
+from hiddenemo.data.layout import BODY, FACE, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
 
 # BODY_25 from the 33 pose landmarks; a pair is averaged (neck = mid-shoulders, mid-hip).
 BODY25_FROM_POSE = [0, (11, 12), 12, 14, 16, 11, 13, 15, (23, 24), 24, 26, 28, 23, 25, 27, 5, 2, 8, 7,
@@ -20,7 +19,6 @@ FACE70_FROM_MESH = [162, 234, 93, 58, 172, 136, 149, 148, 152, 377, 378, 365, 39
                     71, 63, 105, 66, 107, 336, 296, 334, 293, 301, 168, 197, 5, 4, 75, 97, 2, 326, 305,
                     33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380, 61, 39, 37, 0, 267, 269,
                     291, 405, 314, 17, 84, 181, 78, 82, 13, 312, 308, 317, 14, 87, 468, 473]
-BODY, FACE, LEFT_HAND, RIGHT_HAND = slice(0, 25), slice(25, 95), slice(95, 116), slice(116, 137)
 
 _BODY_A = np.array([p[0] if isinstance(p, tuple) else p for p in BODY25_FROM_POSE])
 _BODY_B = np.array([p[1] if isinstance(p, tuple) else p for p in BODY25_FROM_POSE])

@@ -77,7 +77,7 @@ def extract_all(work: str | Path, config: ExtractConfig, workers: int = 1,
             frames_done += n
         if status["status"] == "skipped" and bar.total:
             bar.total = max(bar.total - expected, bar.n)     # skipped frames must not inflate the rate
-        _record_video(work, status)
+        record_video(work, status)
         bar.set_postfix(ok=counts["ok"], failed=counts["failed"], skipped=counts["skipped"])
 
     claims = Claims.of_stage(work, "extract")
@@ -166,7 +166,7 @@ def _expected_frames(path, n_frames) -> int:
         return 0            # the job will report what is wrong with it
 
 
-def _record_video(work: Path, status: dict) -> None:
+def record_video(work: Path, status: dict) -> None:
     """Exact frame count and measured rate into the manifest, once a video has been decoded."""
     row = {"video_id": status["video_id"]}
     if status.get("n_frames"):

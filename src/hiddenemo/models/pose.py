@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 from torch_geometric.nn import DenseGATConv, DenseGCNConv, DenseGINConv
 
-from hiddenemo.data.store import N_KEYPOINTS, POSE_GROUPS
+from hiddenemo.data.layout import N_KEYPOINTS, POSE_GROUPS
 from hiddenemo.errors import UserError
 from hiddenemo.models.graph import GROUP_SIZES, adjacency
 from hiddenemo.models.layers import TemporalTransformer

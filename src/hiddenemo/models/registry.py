@@ -4,6 +4,9 @@
     def pose_mlp(**kwargs) -> nn.Module: ...
 
     encoder = build_encoder("pose-mlp", dim=256, point_features=8)
+
+The built-in encoder modules register themselves when `hiddenemo.models` (the package, imported before
+any of its modules) imports them; the registry imports none of them.
 """
 from __future__ import annotations
 
@@ -28,14 +31,12 @@ def register_encoder(name: str):
 
 
 def list_encoders() -> list[str]:
-    _load_builtin()
     return sorted(_ENCODERS)
 
 
 def build_encoder(name: str, **kwargs) -> nn.Module:
     """Build the encoder registered as `name`; unknown names and options are a UserError naming the
     choices, so a typo in a config says what to write instead."""
-    _load_builtin()
     if name not in _ENCODERS:
         raise UserError(f"unknown encoder {name!r}; choose one of: {', '.join(sorted(_ENCODERS))}")
     factory = _ENCODERS[name]
@@ -50,18 +51,11 @@ def build_encoder(name: str, **kwargs) -> nn.Module:
 
 def encoder_options(name: str) -> dict[str, object]:
     """The options of an encoder with their defaults (for configs and docs)."""
-    _load_builtin()
     return {p.name: p.default for p in inspect.signature(_ENCODERS[name]).parameters.values()}
 
 
 def reads_pooled(name: str) -> bool:
     """Whether the encoder reads one pooled vector per video (`<modality>_stats`) instead of a sequence."""
-    _load_builtin()
     factory = _ENCODERS.get(name)
     return getattr(getattr(factory, "func", factory), "reads", "sequence") == "pooled"
 
-
-def _load_builtin() -> None:
-    # The encoder modules register themselves on import; importing them here (not at the top)
-    # keeps the registry importable from those very modules.
-    from hiddenemo.models import pooled, pose, sequence, text  # noqa: F401

@@ -22,7 +22,8 @@ import pandas as pd
 
 from hiddenemo.data.keypoints import LOW_COVERAGE, MIN_CONFIDENCE, coverage, low_coverage, video_coverage
 from hiddenemo.data.manifest import DatasetInfo
-from hiddenemo.data.store import POSE_GROUPS, Store, atomic_write_text
+from hiddenemo.data.layout import POSE_GROUPS
+from hiddenemo.data.store import Store, atomic_write_text
 from hiddenemo.data.workspace import Workspace
 from hiddenemo.errors import UserError
 from hiddenemo.eval.metrics import METRICS, binary_metrics

@@ -8,6 +8,8 @@ import math
 
 import numpy as np
 
+from hiddenemo.data.layout import (BODY, L_EAR, L_ELBOW, L_EYE, L_SHOULDER, L_WRIST, NECK, NOSE, PUPILS, R_EAR, R_ELBOW,
+                                   R_EYE, R_SHOULDER, R_WRIST, part_size)
 from hiddenemo.synthetic.plan import FPS, VideoPlan, envelopes
 
 BASE_W, BASE_H = 192, 144                    # geometry below is in these units, scaled to the output size
@@ -72,18 +74,18 @@ def skeleton(plan: VideoPlan, rng: np.random.Generator) -> np.ndarray:
     gaze_side = env.get("gaze_away.side", np.zeros(T))
     yaw = env["gaze_away"] * gaze_side * 0.16 + 0.04 * _smooth_noise(rng, T, 60)
     head = neck + np.array([0.0, -34.0 * s]) + jitter_head + np.stack([np.zeros(T), nod * 20 * s], -1)
-    face = _face_points(head, yaw, nod, env, s, gaze_side)                 # (T, 70, 2)
+    face = _face_points(head, yaw, nod, env, s, gaze_side)                 # (T, 70, 2), face-local order
 
     arms = _arms(env, neck, r_sh, l_sh, face, s, t, jitter_hands)
-    pose = np.full((T, 25, 2), np.nan, dtype=np.float32)                   # lower body: under the desk
-    pose[:, 0] = face[:, 30]
-    pose[:, 1] = neck
-    pose[:, 2], pose[:, 3], pose[:, 4] = r_sh, arms["r_elbow"], arms["r_wrist"]
-    pose[:, 5], pose[:, 6], pose[:, 7] = l_sh, arms["l_elbow"], arms["l_wrist"]
-    pose[:, 15], pose[:, 16] = face[:, 68], face[:, 69]
+    pose = np.full((T, part_size(BODY), 2), np.nan, dtype=np.float32)      # lower body: under the desk
+    pose[:, NOSE] = face[:, 30]
+    pose[:, NECK] = neck
+    pose[:, R_SHOULDER], pose[:, R_ELBOW], pose[:, R_WRIST] = r_sh, arms["r_elbow"], arms["r_wrist"]
+    pose[:, L_SHOULDER], pose[:, L_ELBOW], pose[:, L_WRIST] = l_sh, arms["l_elbow"], arms["l_wrist"]
+    pose[:, R_EYE], pose[:, L_EYE] = face[:, PUPILS[0]], face[:, PUPILS[1]]
     ear_dx = 17 * s * np.cos(yaw)
-    pose[:, 17] = head + np.stack([-ear_dx - 2 * np.sin(yaw), np.full(T, -1.0)], -1)
-    pose[:, 18] = head + np.stack([ear_dx - 2 * np.sin(yaw), np.full(T, -1.0)], -1)
+    pose[:, R_EAR] = head + np.stack([-ear_dx - 2 * np.sin(yaw), np.full(T, -1.0)], -1)
+    pose[:, L_EAR] = head + np.stack([ear_dx - 2 * np.sin(yaw), np.full(T, -1.0)], -1)
     clench = env["clench"]
     hands_l = _hand(arms["l_wrist"], arms["l_dir"], side=+1, curl=0.25 + 1.25 * clench, size=11 * s)
     hands_r = _hand(arms["r_wrist"], arms["r_dir"], side=-1, curl=0.25 + 1.25 * clench, size=11 * s)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hiddenemo.data.layout import (BODY, FACE, HANDS, LEFT_HAND, N_KEYPOINTS, OPENPOSE_PARTS, PUPILS, RIGHT_HAND,
+                                   global_index, part_size)
 from hiddenemo.synthetic.figure import BASE_H, BASE_W
 from hiddenemo.synthetic.plan import VideoPlan, envelopes
 
@@ -16,19 +18,19 @@ def openpose_people(plan: VideoPlan, kp: np.ndarray, width: int, height: int,
     T = len(kp)
     scale = np.array([width / BASE_W, height / BASE_H], dtype=np.float32)
     px = kp * scale
-    sigma = np.full(137, 0.5, np.float32) * scale.mean()
-    sigma[:25], sigma[95:] = 0.8 * scale.mean(), 1.3 * scale.mean()
+    sigma = np.full(N_KEYPOINTS, 0.5, np.float32) * scale.mean()
+    sigma[BODY], sigma[HANDS] = 0.8 * scale.mean(), 1.3 * scale.mean()
     px = px + rng.standard_normal(px.shape).astype(np.float32) * sigma[None, :, None]
-    conf = np.concatenate([rng.uniform(0.55, 0.92, (T, 25)), rng.uniform(0.5, 0.85, (T, 70)),
-                           rng.uniform(0.2, 0.6, (T, 42))], axis=1).astype(np.float32)
+    conf = np.concatenate([rng.uniform(0.55, 0.92, (T, part_size(BODY))), rng.uniform(0.5, 0.85, (T, part_size(FACE))),
+                           rng.uniform(0.2, 0.6, (T, part_size(HANDS)))], axis=1).astype(np.float32)
     conf[~np.isfinite(px).all(-1)] = 0
     env = envelopes(plan)
     touching = env["face_touch"] > 0.5
-    for hand in (slice(95, 116), slice(116, 137)):
+    for hand in (LEFT_HAND, RIGHT_HAND):
         lost = _runs(rng, T, p_start=0.03, mean_len=10) | (touching & (rng.random(T) < 0.5))
         conf[lost, hand] = 0
     blink = env["blink"] > 0.5
-    conf[blink, 93:95] *= 0.2                                       # pupils behind closed lids
+    conf[np.ix_(blink, global_index(FACE, PUPILS))] *= 0.2          # pupils behind closed lids
     nobody = _runs(rng, T, p_start=0.004, mean_len=4)
     out = []
     for f in range(T):
@@ -38,7 +40,7 @@ def openpose_people(plan: VideoPlan, kp: np.ndarray, width: int, height: int,
         people = [_person(px[f], conf[f])]
         if rng.random() < 0.005:                                    # a passer-by, half seen
             ghost_xy = px[f] + np.array([width * 0.4, 0])
-            ghost_c = np.where(rng.random(137) < 0.3, conf[f] * 0.4, 0)
+            ghost_c = np.where(rng.random(N_KEYPOINTS) < 0.3, conf[f] * 0.4, 0)
             people.append(_person(ghost_xy, ghost_c))
         out.append(people)
     return out
@@ -48,8 +50,7 @@ def _person(xy: np.ndarray, conf: np.ndarray) -> dict:
     flat = np.concatenate([np.nan_to_num(xy, nan=0.0), conf[:, None]], -1)
     flat[conf <= 0] = 0
     flat = np.round(flat.astype(np.float64), 3)
-    parts = {"pose_keypoints_2d": flat[:25], "face_keypoints_2d": flat[25:95],
-             "hand_left_keypoints_2d": flat[95:116], "hand_right_keypoints_2d": flat[116:137]}
+    parts = {key: flat[part] for key, part in OPENPOSE_PARTS.items()}
     person = {"person_id": [-1]}
     person.update({k: v.ravel().tolist() for k, v in parts.items()})
     person.update({k: [] for k in ("pose_keypoints_3d", "face_keypoints_3d", "hand_left_keypoints_3d",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hiddenemo.data.layout import BODY, FACE, LEFT_HAND, RIGHT_HAND
 from hiddenemo.synthetic.figure import BASE_H, BASE_W
 from hiddenemo.synthetic.plan import VideoPlan, envelopes
 
@@ -30,8 +31,8 @@ def render(plan: VideoPlan, kp: np.ndarray, width: int, height: int, rng: np.ran
     for f in range(plan.n_frames):
         img = background.copy()
         k = kp[f]
-        body, face = k[:25], k[25:95]
-        hand_l, hand_r = k[95:116], k[116:137]
+        body, face = k[BODY], k[FACE]
+        hand_l, hand_r = k[LEFT_HAND], k[RIGHT_HAND]
         neck, r_sh, l_sh = body[1], body[2], body[5]
         # Torso: shirt from the shoulders down past the desk.
         torso = np.array([r_sh, l_sh, l_sh + [6, 70], r_sh + [-6, 70]])

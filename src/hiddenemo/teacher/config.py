@@ -1,9 +1,12 @@
-"""Settings of the VLM teachers (`gemini`, `openai`): one dataclass, its attribute docstrings are the
-`hiddenemo teach --help` text. Prices are per million tokens and only feed the cost estimate and
-the counts in the verdicts; check your provider's current price list."""
+"""Settings of the teachers and of their pseudo-labels, one dataclass each; their attribute docstrings
+are the `--help` text. `VlmConfig`: the VLM teachers (`gemini`, `openai`) of `hiddenemo teach`; prices
+are per million tokens and only feed the cost estimate and the counts in the verdicts; check your
+provider's current price list. `PseudoLabelPolicy`: how `hiddenemo train` turns a teacher's verdicts
+into stage-2 targets (`pseudo.policy`; applied by `hiddenemo.teacher.policy`)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Literal
 
 from hiddenemo.errors import UserError
 from hiddenemo.teacher.prompts import DEFAULT_PROMPT
@@ -86,3 +89,29 @@ class VlmConfig:
         if duration_s is not None and end is not None:
             end = min(end, duration_s)
         return start, end
+
+
+@dataclass
+class PseudoLabelPolicy:
+    """How a teacher's verdicts on the unlabeled videos become stage-2 targets and weights."""
+
+    threshold: float = 0.5
+    """A video counts as positive when the teacher's p_positive >= threshold."""
+    min_confidence: float = 0.0
+    """Keep only videos whose teacher confidence max(p, 1 - p) reaches this (0.5-1; 0 keeps all)."""
+    mode: Literal["hard", "soft"] = "hard"
+    """hard: target 0/1 by the threshold; soft: target = the teacher's p_positive."""
+    weight: float = 1.0
+    """Loss weight of each pseudo-labeled video (labeled videos weigh 1)."""
+    class_balance: bool = False
+    """Reweight so that both classes carry the same total weight (mean weight stays `weight`)."""
+    calibrate: bool = False
+    """Platt-scale the teacher's p_positive on the labeled training videos before thresholding: a
+    rule-based or VLM teacher that ranks well but is biased to one class then gives pseudo-labels at
+    the training prior. Uses training labels only (never a test label)."""
+
+    def __post_init__(self):
+        if self.mode not in ("hard", "soft"):
+            raise ValueError(f"pseudo-label mode must be 'hard' or 'soft', got {self.mode!r}")
+        if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("threshold and min_confidence must lie in [0, 1]")

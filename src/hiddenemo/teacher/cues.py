@@ -32,20 +32,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from hiddenemo.data import layout
+from hiddenemo.data.layout import L_SHOULDER, L_WRIST, NECK, NOSE, R_SHOULDER, R_WRIST, global_index
 from hiddenemo.teacher.head import head_signals, oscillations, reference
 from hiddenemo.teacher.head import rolling_median as _rolling_median
 from hiddenemo.teacher.head import smooth as _smooth
 
-# OpenPose 137 indices.
-NOSE, NECK, R_SHOULDER, R_WRIST, L_SHOULDER, L_WRIST = 0, 1, 2, 4, 5, 7
-FACE = 25
-RIGHT_EYE = np.arange(FACE + 36, FACE + 42)       # corner, upper, upper, corner, lower, lower
-LEFT_EYE = np.arange(FACE + 42, FACE + 48)
-MOUTH_RIGHT, MOUTH_LEFT = FACE + 48, FACE + 54
-INNER_TOP, INNER_BOTTOM = FACE + 62, FACE + 66
-PUPILS = (93, 94)
-FACE_POINTS = np.arange(25, 95)
-LEFT_HAND, RIGHT_HAND = np.arange(95, 116), np.arange(116, 137)
+# Indices into the 137 points (hiddenemo.data.layout).
+RIGHT_EYE = global_index(layout.FACE, layout.RIGHT_EYE)       # corner, upper, upper, corner, lower, lower
+LEFT_EYE = global_index(layout.FACE, layout.LEFT_EYE)
+MOUTH_RIGHT, MOUTH_LEFT = global_index(layout.FACE, 48), global_index(layout.FACE, 54)
+INNER_TOP, INNER_BOTTOM = global_index(layout.FACE, 62), global_index(layout.FACE, 66)
+PUPILS = tuple(global_index(layout.FACE, p) for p in layout.PUPILS)
+FACE_POINTS = np.arange(layout.FACE.start, layout.FACE.stop)
+LEFT_HAND = np.arange(layout.LEFT_HAND.start, layout.LEFT_HAND.stop)
+RIGHT_HAND = np.arange(layout.RIGHT_HAND.start, layout.RIGHT_HAND.stop)
 
 MERGE_S = 0.2
 # Real interviewees turn their heads to each reporter: only a turn beyond the usual spread (about the
@@ -366,7 +367,7 @@ DETECTORS = (hand_to_face, arms_crossed, head_motion, shoulder_rises, blinks, mo
 def detect_all(pose: np.ndarray, fps: float) -> dict[str, Cue]:
     """Every cue of one video, by name."""
     pose = np.asarray(pose, dtype=np.float32)
-    if pose.ndim != 3 or pose.shape[1:] != (137, 3):
+    if pose.ndim != 3 or pose.shape[1:] != (layout.N_KEYPOINTS, 3):
         raise ValueError(f"pose must be (T, 137, 3), got {pose.shape}")
     found = [detect(pose, fps) for detect in DETECTORS]
     return {c.name: c for cue in found for c in (cue if isinstance(cue, list) else [cue])}

@@ -28,12 +28,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# OpenPose 137 indices.
-NOSE, NECK, R_EYE, L_EYE, R_EAR, L_EAR = 0, 1, 15, 16, 17, 18
-FACE = 25
-JAW_RIGHT, JAW_LEFT, CHIN, NOSE_TIP = FACE + 0, FACE + 16, FACE + 8, FACE + 30
-RIGHT_EYE, LEFT_EYE = np.arange(FACE + 36, FACE + 42), np.arange(FACE + 42, FACE + 48)
-BROWS = np.arange(FACE + 17, FACE + 27)
+from hiddenemo.data import layout
+from hiddenemo.data.layout import L_EAR, L_EYE, NECK, NOSE, R_EAR, R_EYE, global_index
+
+# Indices into the 137 points (hiddenemo.data.layout).
+JAW_RIGHT, JAW_LEFT, CHIN, NOSE_TIP = (global_index(layout.FACE, i) for i in (0, 16, 8, 30))
+RIGHT_EYE, LEFT_EYE = global_index(layout.FACE, layout.RIGHT_EYE), global_index(layout.FACE, layout.LEFT_EYE)
+BROWS = global_index(layout.FACE, layout.BROWS)
 
 MIN_FRAMES = 3              # a source seen on fewer frames than this says nothing about motion
 

@@ -2,39 +2,15 @@
 is on the videos whose labels we know (`hiddenemo teach --report`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from hiddenemo.data.workspace import Workspace
+from hiddenemo.teacher.config import PseudoLabelPolicy
 from hiddenemo.teacher.store import read_all, read_verdicts
 from hiddenemo.words import count
-
-
-@dataclass
-class PseudoLabelPolicy:
-    threshold: float = 0.5
-    """A video counts as positive when the teacher's p_positive >= threshold."""
-    min_confidence: float = 0.0
-    """Keep only videos whose teacher confidence max(p, 1 - p) reaches this (0.5-1; 0 keeps all)."""
-    mode: str = "hard"
-    """hard: target 0/1 by the threshold; soft: target = the teacher's p_positive."""
-    weight: float = 1.0
-    """Loss weight of each pseudo-labeled video (labeled videos weigh 1)."""
-    class_balance: bool = False
-    """Reweight so that both classes carry the same total weight (mean weight stays `weight`)."""
-    calibrate: bool = False
-    """Platt-scale the teacher's p_positive on the labeled training videos before thresholding: a
-    rule-based or VLM teacher that ranks well but is biased to one class then gives pseudo-labels at
-    the training prior. Uses training labels only (never a test label)."""
-
-    def __post_init__(self):
-        if self.mode not in ("hard", "soft"):
-            raise ValueError(f"pseudo-label mode must be 'hard' or 'soft', got {self.mode!r}")
-        if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError("threshold and min_confidence must lie in [0, 1]")
 
 
 def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoLabelPolicy) -> pd.DataFrame:

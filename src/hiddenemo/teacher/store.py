@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from hiddenemo.data.store import append_line, check_video_id
+from hiddenemo.data.ids import check_video_id
+from hiddenemo.data.store import append_line
 from hiddenemo.teacher.retry import redact
 from hiddenemo.teacher.schema import Verdict
 

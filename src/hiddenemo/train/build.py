@@ -11,7 +11,9 @@ import torch.nn as nn
 from safetensors.torch import load_file
 
 from hiddenemo.models.fusion import Classifier, FusionModel, load_encoder_weights
-from hiddenemo.models.registry import build_encoder, encoder_options
+from hiddenemo.data.store import MODALITIES
+from hiddenemo.errors import UserError
+from hiddenemo.models.registry import build_encoder, encoder_options, list_encoders
 from hiddenemo.train.config import ModelConfig
 
 DEFAULT_ENCODERS = {"pose": "pose-mlp", "frames": "frames-transformer", "text": "text-linear",
@@ -46,8 +48,35 @@ def modality_encoder(config: ModelConfig, modality: str, in_dim: int, dropout: f
     width_key = "point_features" if "point_features" in options else "in_dim"
     if width_key in options:
         kwargs[width_key] = in_dim
-    kwargs.update(config.encoder_args.get(name, config.encoder_args.get(modality, {})))
+    kwargs.update(encoder_args(config, name, modality))
     return build_encoder(name, **kwargs)
+
+
+def encoder_args(config: ModelConfig, name: str, modality: str) -> dict:
+    """The extra arguments `model.encoder_args` gives encoder `name` for `modality` (a key naming the
+    encoder wins over the modality's); an option the encoder does not have is an error naming those it has."""
+    key = name if name in config.encoder_args else modality
+    args = config.encoder_args.get(key, {})
+    options = [o for o in encoder_options(name) if o != "modality"]      # modality: fixed by the registration
+    unknown = sorted(set(args) - set(options))
+    if unknown:
+        raise UserError(f"model.encoder_args.{key}: encoder {name!r} has no option(s) {unknown}; its options are: "
+                        f"{', '.join(options)}")
+    return args
+
+
+def check_encoder_args(config: ModelConfig) -> None:
+    """Every `model.encoder_args` key is a modality or an encoder name, and every encoder the run will
+    build (each modality's encoder and candidates) knows the options it is given: checked before any
+    data is read, so a misspelled option stops the run at once."""
+    keys = [*MODALITIES, *list_encoders()]
+    stray = sorted(set(config.encoder_args) - set(keys))
+    if stray:
+        raise UserError(f"model.encoder_args: {stray} names neither a modality nor an encoder; keys are a modality "
+                        f"({', '.join(MODALITIES)}) or an encoder ({', '.join(list_encoders())})")
+    for modality in config.modalities:
+        for name in candidate_encoders(config, modality):
+            encoder_args(config, name, modality)
 
 
 def load_weights(model: nn.Module, path: Path, strict: bool = True) -> None:

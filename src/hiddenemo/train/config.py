@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Literal, Optional
 
+from hiddenemo.teacher.config import PseudoLabelPolicy
+
 
 @dataclass
 class SamplingConfig:
@@ -134,8 +136,8 @@ class PseudoLabelConfig:
 
     teacher: Optional[str] = "behaviour"
     """Teacher id whose verdicts (WORK/teacher/<id>.jsonl) become pseudo-labels; null = stage 2 on labeled videos only."""
-    policy: dict[str, Any] = field(default_factory=dict)
-    """Fields of `hiddenemo.teacher.policy.PseudoLabelPolicy` (confidence cut-off, soft targets, weights, ...)."""
+    policy: PseudoLabelPolicy = field(default_factory=PseudoLabelPolicy)
+    """How verdicts become targets: confidence cut-off, soft targets, weights, calibration."""
     splits: list[str] = field(default_factory=lambda: ["test"])
     """Splits whose videos may be pseudo-labeled (transductively: their features and teacher verdicts, never their labels)."""
 

@@ -21,9 +21,10 @@ import torch
 from torch.utils.data import Dataset
 
 from hiddenemo.data.keypoints import anyone_seen, keypoint_features
+from hiddenemo.data.layout import N_KEYPOINTS
 from hiddenemo.data.pooled import PooledFeatures, video_timings
 from hiddenemo.data.sampling import gap_in_rows, sample_indices, video_rng
-from hiddenemo.data.store import N_KEYPOINTS, Store, StoreError, array_name
+from hiddenemo.data.store import Store, StoreError, array_name
 from hiddenemo.errors import UserError
 from hiddenemo.train.config import SamplingConfig, TrainConfig
 

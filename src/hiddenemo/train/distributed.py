@@ -5,6 +5,8 @@ when they are built, so one sampler serves a single process, `devices=2` on one 
 torchrun/srun over nodes (Lightning creates the process group after the loaders are made). With
 one process they give exactly the order the single-process code always had.
 
+- `EpochShuffle`: the single-process shuffle, from (seed, epoch) only, so epoch e is the same after
+  a resume.
 - `DistributedEpochShuffle`: every rank draws the same (seed, epoch) permutation and takes every
   world-th index of it, so per-rank batches of `batch_size / world` add up to the single-process
   batch; the dataset itself draws fresh rows per epoch (`VideoDataset.set_epoch`, the resampling
@@ -24,7 +26,21 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from hiddenemo.train.module import EpochShuffle
+
+class EpochShuffle(Sampler[int]):
+    """A shuffle that depends only on (seed, epoch), so epoch e is the same after a resume."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
 
 
 def rank_and_world() -> tuple[int, int]:

@@ -21,12 +21,12 @@ import lightning as L
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from torch.utils.data import Sampler
 
 from hiddenemo.data.store import atomic_write_text
 from hiddenemo.eval.metrics import binary_metrics
 from hiddenemo.models.losses import focal_loss, supervised_contrastive_loss
 from hiddenemo.train.config import StageConfig
+from hiddenemo.train.distributed import gather_validation, mean_across_ranks
 
 log = logging.getLogger(__name__)
 
@@ -34,22 +34,6 @@ log = logging.getLogger(__name__)
 def epoch_seed(seed: int, tag: str, epoch: int) -> int:
     digest = hashlib.sha256(f"{seed}/{tag}/{epoch}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
-
-
-class EpochShuffle(Sampler[int]):
-    """A shuffle that depends only on (seed, epoch), so epoch e is the same after a resume."""
-
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __iter__(self):
-        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
-
-    def __len__(self) -> int:
-        return self.n
 
 
 class ClassifierModule(L.LightningModule):
@@ -112,7 +96,6 @@ class ClassifierModule(L.LightningModule):
         if self.trainer.sanity_checking:
             self._val_out = []
             return
-        from hiddenemo.train.distributed import gather_validation   # here: distributed imports this module
         index, probs, losses = gather_validation(self._val_out)       # every rank's videos (DDP)
         self._val_out = []
         if not len(index):
@@ -142,7 +125,6 @@ class EpochCheckpoint(L.Callback):
         self.last_line = time.monotonic()
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: ClassifierModule) -> None:
-        from hiddenemo.train.distributed import mean_across_ranks
         epoch = module.epoch + 1                                          # epochs done, 1-based
         row = {"epoch": epoch, "train_loss": mean_across_ranks(module.train_loss_mean()), "val_loss": module.val_loss}
         if module.val_probs is not None:

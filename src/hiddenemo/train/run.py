@@ -23,7 +23,7 @@ from hiddenemo.eval.labelshift import class_weights
 from hiddenemo.eval.oof import key_parts
 from hiddenemo.models.registry import reads_pooled
 from hiddenemo.rundir import Run
-from hiddenemo.train.build import candidate_encoders, encoder_name
+from hiddenemo.train.build import candidate_encoders, check_encoder_args, encoder_name
 from hiddenemo.train.config import TrainConfig
 from hiddenemo.train.data import input_dims, pooled_inputs, videos_without_input
 from hiddenemo.train.predict import apply_threshold, predict_videos, predictions_table, submission_table
@@ -43,6 +43,7 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
     if not handle.same_config(config):
         raise UserError(f"{run_dir} was started with a different config ({run_dir / 'config.yaml'}); use another "
                         "--run name, or delete that directory to start over")
+    check_encoder_args(config.model)
     _set_threads(config.threads)
     info = ws.info
     if not info.classes:
@@ -133,6 +134,7 @@ def predict_run(work: Path | Workspace, run: str, split: str = "test", submissio
     work = ws.work
     handle = Run(work, run)
     config = handle.config
+    check_encoder_args(config.model)
     _set_threads(config.threads)
     info = ws.info
     rows = ws.rows(split)[["video_id"]]
@@ -193,12 +195,8 @@ def pseudo_labeled(work: Path | Workspace, config: TrainConfig, others: pd.DataF
     """video_id, target, weight of the teacher-labeled videos in `pseudo.splits` (never their labels)."""
     if not config.pseudo.teacher:
         return pd.DataFrame(columns=["video_id", "target", "weight"])
-    from hiddenemo.teacher.policy import PseudoLabelPolicy, pseudo_labels
-    try:
-        policy = PseudoLabelPolicy(**config.pseudo.policy)
-    except (TypeError, ValueError) as e:
-        raise UserError(f"pseudo.policy: {e}") from e
-    table = pseudo_labels(work, config.pseudo.teacher, policy)
+    from hiddenemo.teacher.policy import pseudo_labels
+    table = pseudo_labels(work, config.pseudo.teacher, config.pseudo.policy)
     allowed = others.loc[others["split"].isin(config.pseudo.splits), "video_id"]
     table = table[table["video_id"].isin(allowed)]
     return table[["video_id", "target", "weight"]].reset_index(drop=True)
