@@ -11,7 +11,8 @@ from train_fixtures import TINY, study_workspace
 
 from hiddenemo.cli import main
 from hiddenemo.errors import UserError
-from hiddenemo.noise_study import NoiseStudy, crossing_point, simulated_teacher
+from hiddenemo.noise_study import crossing_point, simulated_teacher
+from hiddenemo.train.config import NoiseStudy
 
 CONFIG = {**TINY, "model": {**TINY["model"], "modalities": ["text", "events"]},
           "stage1": {"epochs": 2, "lr": 3e-3, "batch_size": 8}, "stage2": {"epochs": 1, "lr": 1e-3, "batch_size": 8},
@@ -67,7 +68,7 @@ def test_held_out_subjects_never_reach_training(workspace, monkeypatch, capsys):
     monkeypatch.setattr(policy, "training_answers", spy_answers)
     import hiddenemo.train.selftrain as selftrain
     monkeypatch.setattr(selftrain, "cross_validate", spy_cv)
-    run_noise_study(work, 1, base, NoiseStudy(rates=(0.0, 0.5), splits=2))
+    run_noise_study(work, 1, base, NoiseStudy(noise_rates=[0.0, 0.5], splits=2))
     cells = work / "ablations" / "teacher-noise" / "cells"
     for split in (0, 1):
         target = set(pd.read_csv(cells / f"s0-t{split}of2" / "target.csv", dtype={"video_id": str})["video_id"])

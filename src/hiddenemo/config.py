@@ -10,13 +10,14 @@ their fields.
 | `pseudo.policy:` | `PseudoLabelPolicy` | stage 2 of `hiddenemo train` |
 | `sampling:`, `model:`, `stage1:`, `stage2:`, `selection:`, `pseudo:`, `trainer:` | `TrainConfig` and its parts | `hiddenemo train` |
 | (options) | `DemoConfig` | `hiddenemo demo` |
+| (options) | `NoiseStudy` | `hiddenemo ablate --study teacher-noise` |
 """
 from hiddenemo.demo import DemoConfig
 from hiddenemo.dist.config import RayOptions
 from hiddenemo.extract.config import ExtractConfig
 from hiddenemo.teacher.config import PseudoLabelPolicy, VlmConfig
-from hiddenemo.train.config import (ModelConfig, PseudoLabelConfig, SamplingConfig, SelectionConfig, StageConfig,
-                                    TrainConfig, TrainerConfig)
+from hiddenemo.train.config import (ModelConfig, NoiseStudy, PseudoLabelConfig, SamplingConfig, SelectionConfig,
+                                    StageConfig, TrainConfig, TrainerConfig)
 
-__all__ = ["DemoConfig", "ExtractConfig", "ModelConfig", "PseudoLabelConfig", "PseudoLabelPolicy", "RayOptions",
-           "SamplingConfig", "SelectionConfig", "StageConfig", "TrainConfig", "TrainerConfig", "VlmConfig"]
+__all__ = ["DemoConfig", "ExtractConfig", "ModelConfig", "NoiseStudy", "PseudoLabelConfig", "PseudoLabelPolicy",
+           "RayOptions", "SamplingConfig", "SelectionConfig", "StageConfig", "TrainConfig", "TrainerConfig", "VlmConfig"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -36,34 +36,10 @@ import yaml
 
 from hiddenemo.data.store import atomic_write_text
 from hiddenemo.errors import UserError
+from hiddenemo.train.config import NoiseStudy
 
 log = logging.getLogger(__name__)
 STUDY = "teacher-noise"
-NOISE_KINDS = ("uniform", "positives", "negatives")
-
-
-@dataclass
-class NoiseStudy:
-    rates: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
-    """Simulated teacher noise rates (share of target videos whose label is flipped)."""
-    splits: int = 3
-    """Subject-grouped splits of the labeled videos; each in turn is the simulated target."""
-    noise_kind: str = "uniform"
-    """uniform: flips drawn from all target videos; positives / negatives: that share of one class flipped."""
-    real: bool = True
-    """Also the real teacher's verdicts (the base config's pseudo.teacher) and its self-training."""
-    weights: tuple[float, ...] = ()
-    """Pseudo-label weights tried with the real teacher (default: the base policy's)."""
-    cutoffs: tuple[float, ...] = ()
-    """Teacher confidence cut-offs (policy min_confidence) tried with the real teacher (default: the base's)."""
-
-    def __post_init__(self):
-        if self.noise_kind not in NOISE_KINDS:
-            raise UserError(f"noise kind must be one of {NOISE_KINDS}, got {self.noise_kind!r}")
-        if not all(0.0 <= r <= 1.0 for r in self.rates):
-            raise UserError(f"noise rates must lie in [0, 1], got {list(self.rates)}")
-        if self.splits < 2:
-            raise UserError("the teacher-noise study needs at least 2 subject splits")
 
 
 def simulated_teacher(y: np.ndarray, rate: float, kind: str, rng: np.random.Generator) -> np.ndarray:
@@ -179,7 +155,7 @@ def arms(work: Path, manifest: pd.DataFrame, config, study: NoiseStudy, target: 
     y = target["label"].to_numpy()
     yield "none", pd.DataFrame(columns=["video_id", "target", "weight"]), {"kind": "none"}
     weight = float(config.pseudo.policy.weight)
-    for rate in study.rates:
+    for rate in study.noise_rates:
         rng = np.random.default_rng([config.seed, int(round(rate * 1000)), len(y)])
         labels = simulated_teacher(y, rate, study.noise_kind, rng)
         pseudo = pd.DataFrame({"video_id": target["video_id"], "target": labels.astype(np.float32), "weight": weight})

@@ -4,13 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal, Optional
 
+from hiddenemo.commands.signature import takes
+from hiddenemo.train.config import NoiseStudy
 
+
+@takes(NoiseStudy)
 def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strategy", "stages",
                                       "teacher-noise"] = "pose-encoders",
-           seeds: int = 3, base: Optional[Path] = None,
-           noise_rates: list[float] = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
-           splits: int = 3, noise_kind: Literal["uniform", "positives", "negatives"] = "uniform",
-           real: bool = True, weights: list[float] = [], cutoffs: list[float] = []) -> None:
+           seeds: int = 3, base: Optional[Path] = None, config: NoiseStudy = NoiseStudy()) -> None:
     """Run one of the paper's ablation studies on a workspace and print mean ± std over seeds.
 
     The table is markdown, also written to WORK/ablations/<study>.md, .csv, .json. Each variant x seed
@@ -34,19 +35,11 @@ def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strate
         study: Which study to run.
         seeds: Seeds per variant (0 .. seeds-1).
         base: Base training config every variant overlays (e.g. configs/demo.yaml, configs/imigue_events.yaml).
-        noise_rates: teacher-noise: the simulated teacher's share of flipped labels, each a stage 2 per cell.
-        splits: teacher-noise: subject-grouped splits of the labeled videos; each in turn is the simulated target.
-        noise_kind: teacher-noise: flips drawn from every video (uniform), or that share of one class flipped
-            (positives: the teacher misses positives; negatives: it calls negatives positive).
-        real: teacher-noise: also the real teacher (the base config's pseudo.teacher) and its self-training rounds.
-        weights: teacher-noise: pseudo-label weights tried with the real teacher (default: the base policy's).
-        cutoffs: teacher-noise: teacher confidence cut-offs (min_confidence) tried with the real teacher.
     """
     if study == "teacher-noise":
-        from hiddenemo.noise_study import NoiseStudy, run_noise_study
+        from hiddenemo.noise_study import run_noise_study
 
-        run_noise_study(work, seeds, base, NoiseStudy(rates=tuple(noise_rates), splits=splits, noise_kind=noise_kind,
-                                                      real=real, weights=tuple(weights), cutoffs=tuple(cutoffs)))
+        run_noise_study(work, seeds, base, config)
         return
     from hiddenemo.ablate import run_study
 

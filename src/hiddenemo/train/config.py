@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Literal, Optional
 
+from hiddenemo.errors import UserError
 from hiddenemo.teacher.config import PseudoLabelPolicy
 
 
@@ -201,6 +202,36 @@ class TrainConfig:
     """torch CPU threads (null = torch's default); 1 is fastest on a machine shared with other jobs."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Devices, nodes and strategy (ddp) of every fit; see docs/scale.md."""
+
+
+NOISE_KINDS = ("uniform", "positives", "negatives")
+
+
+@dataclass
+class NoiseStudy:
+    """The teacher-noise study's options (`hiddenemo ablate --study teacher-noise`)."""
+
+    noise_rates: list[float] = field(default_factory=lambda: [0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    """teacher-noise: the simulated teacher's share of flipped labels, each a stage 2 per cell."""
+    splits: int = 3
+    """teacher-noise: subject-grouped splits of the labeled videos; each in turn is the simulated target."""
+    noise_kind: Literal["uniform", "positives", "negatives"] = "uniform"
+    """teacher-noise: flips drawn from every video (uniform), or that share of one class flipped
+    (positives: the teacher misses positives; negatives: it calls negatives positive)."""
+    real: bool = True
+    """teacher-noise: also the real teacher (the base config's pseudo.teacher) and its self-training rounds."""
+    weights: list[float] = field(default_factory=list)
+    """teacher-noise: pseudo-label weights tried with the real teacher (default: the base policy's)."""
+    cutoffs: list[float] = field(default_factory=list)
+    """teacher-noise: teacher confidence cut-offs (min_confidence) tried with the real teacher."""
+
+    def __post_init__(self):
+        if self.noise_kind not in NOISE_KINDS:
+            raise UserError(f"noise kind must be one of {NOISE_KINDS}, got {self.noise_kind!r}")
+        if not all(0.0 <= r <= 1.0 for r in self.noise_rates):
+            raise UserError(f"noise rates must lie in [0, 1], got {list(self.noise_rates)}")
+        if self.splits < 2:
+            raise UserError("the teacher-noise study needs at least 2 subject splits")
 
 
 def to_dict(config: Any) -> dict:
