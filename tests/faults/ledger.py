@@ -26,7 +26,7 @@ DEFECTS_FIXED: list[str] = [
     "three requirements had no upper version bound: pyproject.toml (b728f0d)",
     "two extract/teach processes on one workspace computed every video twice and concurrent manifest updates lost "
     "writes: data/claims.py (per-video claims, locks around update_manifest and append_line)",
-    "a second train of a running run wrote into the same run directory: commands/train.py holds the run (hold_run)",
+    "a second train of a running run wrote into the same run directory: train/session.py holds the run (hold_run)",
 ]
 
 
