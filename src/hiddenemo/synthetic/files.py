@@ -140,7 +140,8 @@ def _write_video(path: Path, frames, width: int, height: int) -> None:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         # One encoder thread: libx264's threaded encoding differs from run to run (6 of 64 videos, frames
-        # up to 72 grey levels apart), and the demo's figures must come back the same from one seed.
+        # up to 72 grey levels apart). Even so, one or two of 8 small videos still come out with other
+        # bytes now and then although their frames are identical (cause not found; docs/synthetic.md).
         stream.options = {"crf": "20", "preset": "veryfast", "threads": "1"}
         for img in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
