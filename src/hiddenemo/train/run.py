@@ -61,9 +61,9 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
                            {m: candidate_encoders(config.model, m) for m in config.model.modalities})
     configured = {m: encoder_name(config.model, m) for m in config.model.modalities}
     dims = input_dims(store, labeled["video_id"].tolist() + others["video_id"].tolist(), configured, config, pooled)
+    _check_class_sizes(labeled, ws)
     ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"], max(n_classes, 2)), pooled,
                   n_classes=max(n_classes, 2))
-    _check_class_sizes(labeled, ws)
     folds = make_folds(labeled, config.selection, config.seed)
     _warn_small_folds(folds, config.selection.folds)
     empty = videos_without_input(store, labeled["video_id"].tolist(), config.model.modalities,
@@ -246,7 +246,7 @@ def _set_threads(threads: int | None) -> None:
 def _check_class_sizes(labeled: pd.DataFrame, ws: Workspace) -> None:
     """Cross-validation needs two labeled training videos of each class (one to train on while the
     other validates); name the class that falls short and what to do."""
-    counts = labeled["label"].value_counts()
+    counts = labeled["label"].value_counts().reindex(range(max(len(ws.classes), 2)), fill_value=0)
     short = {ws.class_name(c): int(n) for c, n in counts.items() if n < 2}
     if short:
         raise UserError(f"cross-validation needs at least 2 labeled training videos of each class, and "
