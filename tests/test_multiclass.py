@@ -70,7 +70,7 @@ def test_training_writes_class_probabilities_and_decides_by_argmax(levels):
     oof = pd.read_csv(run / "oof.csv")
     columns = [f"p_{c}" for c in CLASSES]
     assert list(oof.columns) == ["video_id", "stage", "modality", "fold", *columns, "y_true"]
-    np.testing.assert_allclose(oof[columns].sum(1), 1.0, atol=1e-9)
+    np.testing.assert_allclose(oof[columns].sum(1), 1.0, atol=1e-6)          # float32 softmax
     predicted = pd.read_csv(run / "predictions.csv", dtype={"video_id": str})
     assert list(predicted.columns) == ["video_id", *columns, "predicted_class", "n_votes", "vote_std"]
     argmax = np.asarray(CLASSES)[predicted[columns].to_numpy().argmax(1)]

@@ -98,7 +98,10 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: 
         head = LogisticRegression(max_iter=5000)
     else:
         splits = list(StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed).split(X, y, groups))
-        head = LogisticRegressionCV(Cs=C_GRID, cv=splits, scoring="neg_log_loss", max_iter=5000, solver="newton-cholesky",
+        # More than two classes: multinomial. Newton's Hessian grows with (classes x features)^2, which
+        # for ~1000 pooled keypoint features is minutes per fit; lbfgs needs only gradients.
+        solver = "newton-cholesky" if len(np.unique(y)) <= 2 else "lbfgs"
+        head = LogisticRegressionCV(Cs=C_GRID, cv=splits, scoring="neg_log_loss", max_iter=5000, solver=solver,
                                     l1_ratios=(0.0,), use_legacy_attributes=False)
     return make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), head).fit(X, y)
 
