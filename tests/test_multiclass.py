@@ -220,3 +220,15 @@ def test_a_two_class_head_keeps_one_logit():
     from hiddenemo.models.fusion import head_outputs
 
     assert head_outputs(2) == 1 and head_outputs(5) == 5
+
+
+def test_a_run_started_before_class_prior_existed_keeps_its_config(tmp_path):
+    from hiddenemo.rundir import Run
+    from hiddenemo.train.config import TrainConfig, to_dict
+
+    run = Run(tmp_path, "old")
+    run.dir.mkdir(parents=True)
+    before = to_dict(TrainConfig())
+    del before["selection"]["class_prior"]                 # as config.yaml was written before the field
+    (run.dir / "config.yaml").write_text(yaml.safe_dump(before))
+    assert run.same_config(TrainConfig()) and not run.same_config(TrainConfig(seed=1))
