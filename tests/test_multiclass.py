@@ -115,7 +115,7 @@ def test_evaluate_report_ensemble_and_ablate_summary(levels):
     page = (levels["run"] / "report.html").read_text()
     assert "One-vs-rest ROC" in page and "arg-max" in page
 
-    assert main(["ensemble", "--work", str(work), "--run", "both", "--members", "[s0, s1]"]) == 0
+    assert main(["ensemble", "--work", str(work), "--run", "both", "--runs", "[s0, s1]"]) == 0
     both = work / "runs" / "both"
     table = pd.read_csv(both / "predictions.csv", dtype={"video_id": str}).set_index("video_id")
     members = [pd.read_csv(work / "runs" / m / "predictions.csv", dtype={"video_id": str}).set_index("video_id")
