@@ -142,8 +142,8 @@ def test_ctrl_c_in_training_is_a_keyboard_interrupt(tmp_path, monkeypatch):
 
 
 def test_a_run_that_cannot_start_claims_nothing(tmp_path):
-    """Inputs that cannot be trained on (a missing modality, a missing workspace, three classes) leave
-    no config.yaml behind, so the same --run name stays free for the corrected command."""
+    """Inputs that cannot be trained on (a missing modality, a missing workspace, a class without labeled
+    videos) leave no config.yaml behind, so the same --run name stays free for the corrected command."""
     from hiddenemo.data.manifest import DatasetInfo
     from hiddenemo.errors import UserError
     make_workspace(tmp_path, n_train=12, n_test=4)
@@ -154,7 +154,7 @@ def test_a_run_that_cannot_start_claims_nothing(tmp_path):
         train_run(tmp_path / "nope", "r", tiny_config())
     assert not (tmp_path / "nope" / "runs").exists()
     DatasetInfo(name="tiny", classes=["calm", "neutral", "stressed"], positive=None).save(tmp_path)
-    with pytest.raises(UserError, match="training is binary"):
+    with pytest.raises(UserError, match="'stressed' has 0"):                 # three classes, two labeled
         train_run(tmp_path, "r", tiny_config())
     assert not (tmp_path / "runs" / "r").exists()
 

@@ -117,14 +117,18 @@ def summarise(work: Path, per_run: pd.DataFrame, reference: str) -> pd.DataFrame
     from scipy.stats import ttest_rel
 
     rows = []
-    ref = _mean_oof(work, per_run[per_run["variant"] == reference])
+    # More than two classes: no threshold to pair decisions on; the per-seed t-test of the (mean
+    # one-vs-rest) AUROC still compares the variants.
+    many = Run(work, per_run["run"].iloc[0]).classes is not None
+    ref = None if many else _mean_oof(work, per_run[per_run["variant"] == reference])
     ref_auroc = per_run[per_run["variant"] == reference].set_index("seed")["auroc"]
     for variant, group in per_run.groupby("variant", sort=False):
         row = {"variant": variant, "seeds": len(group)}
         for m in METRICS:
             row[m] = group[m].mean()
             row[f"{m}_std"] = group[m].std(ddof=1) if len(group) > 1 else float("nan")
-        row.update(_versus(ref, _mean_oof(work, group)) if variant != reference else {"vs_reference": "reference"})
+        row.update({"vs_reference": "reference"} if variant == reference else
+                   {"vs_reference": "paired bootstrap: two classes only"} if many else _versus(ref, _mean_oof(work, group)))
         paired = group.set_index("seed")["auroc"].align(ref_auroc, join="inner")
         if variant != reference and len(paired[0]) > 1:
             difference = paired[0] - paired[1]

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -23,20 +24,36 @@ from hiddenemo.eval.oof import by_model, key_parts
 from hiddenemo.train.config import ModelConfig, TrainConfig, from_dict, to_dict
 
 
-OOF_COLUMNS = ["video_id", "stage", "modality", "fold", "p_positive"]
-PREDICTION_COLUMNS = ["video_id", "p_positive"]
+OOF_COLUMNS = ["video_id", "stage", "modality", "fold"]
+PREDICTION_COLUMNS = ["video_id"]
+
+
+def class_probs(table: pd.DataFrame, classes: list[str]) -> np.ndarray:
+    """(n, C) class probabilities of an oof or predictions table, in `classes` order: its `p_<class>`
+    columns (more than two classes), or for two classes [1 - p_positive, p_positive] with `classes` =
+    [negative, positive]."""
+    columns = [f"p_{c}" for c in classes]
+    if all(c in table for c in columns):
+        return table[columns].to_numpy(np.float64)
+    p = table["p_positive"].to_numpy(np.float64)
+    return np.stack([1 - p, p], axis=1)
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """One predictions*.csv (video_id, predicted_class, p_<class>..., p_positive, n_votes, vote_std) and its
-    .json sidecar (split, model, threshold, threshold_method, without_input)."""
+    """One predictions*.csv (video_id, p_positive or p_<class>... for more than two classes,
+    predicted_class, n_votes, vote_std) and its .json sidecar (split, model, threshold or, for more
+    classes, decision; threshold_method, without_input)."""
     table: pd.DataFrame
     meta: dict
 
     @property
     def threshold(self) -> float | None:
         return float(self.meta["threshold"]) if "threshold" in self.meta else None
+
+    def probs(self, classes: list[str]) -> np.ndarray:
+        """(n, C) class probabilities (`class_probs`)."""
+        return class_probs(self.table, classes)
 
 
 def predictions_name(model: str | None = None, split: str = "test") -> str:
@@ -113,8 +130,14 @@ class Run:
         return dims
 
     def oof(self) -> pd.DataFrame | None:
-        """oof.csv: video_id, stage, modality, fold, p_positive, y_true (None before training ends)."""
+        """oof.csv: video_id, stage, modality, fold, p_positive (more than two classes: p_<class>...),
+        y_true (None before training ends)."""
         return self._table("oof.csv", OOF_COLUMNS)
+
+    @property
+    def classes(self) -> list[str] | None:
+        """The classes of a run of more than two classes (selection.json), else None (two classes)."""
+        return self.selection_or_empty.get("classes")
 
     def oof_by_model(self) -> dict[str, pd.DataFrame]:
         oof = self.oof()
@@ -314,6 +337,8 @@ class Run:
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
         missing = [c for c in columns if c not in df.columns]
+        if columns and "p_positive" not in df.columns and not any(c.startswith("p_") for c in df.columns):
+            missing.append("p_positive or p_<class>")
         if missing:
             raise UserError(f"{path} lacks column(s) {missing} (see docs/contracts.md); re-run the stage that writes it")
         return df

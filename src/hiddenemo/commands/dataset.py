@@ -38,7 +38,7 @@ def imigue(labels: Path, splits: Path, out: Path, protocol: str = "miga", videos
 
 def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | None = None,
            missing_videos: str = "error", pleasant: str | None = None, classes: list[str] | None = None,
-           safe_ids: bool = False) -> None:
+           safe_ids: bool = False, openpose: Path | None = None, workers: int | None = None) -> None:
     """Workspace from any folder of videos and, optionally, a CSV `video_id,label[,split,subject_id]`.
 
     video_id is the file name without extension. Videos without a label row (or with a blank label)
@@ -60,10 +60,15 @@ def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | 
         safe_ids: Give a video whose file name cannot be an id (spaces, brackets, accents) an id derived
             from it (`Interview (2).mp4` -> Interview_2) instead of stopping; the labels CSV may use
             either, and the manifest's path keeps the file's own name.
+        openpose: Optional folder with one subfolder per video id of OpenPose *_keypoints.json (e.g.
+            shipped with the dataset, or `dataset synthetic`'s): keypoints are ingested now and
+            `extract` skips them.
+        workers: Processes for ingesting OpenPose JSON (default: all cores).
     """
     from hiddenemo.data.ingest import folder_workspace, summary_lines
 
-    table, info = folder_workspace(videos, out, labels, positive, missing_videos, pleasant, classes, safe_ids)
+    table, info = folder_workspace(videos, out, labels, positive, missing_videos, pleasant, classes, safe_ids,
+                                   openpose, workers)
     print("\n".join(summary_lines(table, out, None, info.classes, info.positive)))
     print(f"  pleasant class {info.pleasant!r} (the behaviour teacher's cues point to it)" if info.pleasant else
           "  pleasant class not given: the behaviour teacher needs it (--pleasant CLASS); other teachers do not")

@@ -8,7 +8,7 @@ from hiddenemo.errors import UserError
 
 def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, width: int = 192,
               height: int = 144, n_subjects: int | None = None, lose_share: float = 0.25,
-              target_share: float = 0.3) -> None:
+              target_share: float = 0.3, levels: int = 2) -> None:
     """Write drawn interview videos, their OpenPose JSON and iMiGUE-format labels (docs/synthetic.md).
 
     The folder is then a dataset for `hiddenemo dataset imigue --labels OUT/labels_20200831.csv
@@ -26,6 +26,11 @@ def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150,
         n_subjects: Number of people (default: a third of the videos, so several videos each).
         lose_share: Share of Lose videos (iMiGUE has about a quarter).
         target_share: Share of videos, by whole subjects, in the unlabeled target (test) split.
+        levels: 2 = Win/Lose; 3-5 = a task of that many classes: graded hidden levels (calm, tense,
+            stressed, ...) whose cue rates lie between Win's and Lose's, written as OUT/levels.csv for
+            `hiddenemo dataset folder --videos OUT/videos --labels OUT/levels.csv --openpose OUT/openpose
+            --out WORK` (withheld target levels in OUT/target_levels.csv); the iMiGUE-format files
+            then carry the two-class projection (the upper half of the levels = Lose).
     """
     import pandas as pd
 
@@ -35,7 +40,7 @@ def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150,
     try:
         summary = generate(out, seed=seed, n_videos=n_videos, n_frames=n_frames, width=width,
                            height=height, n_subjects=n_subjects, lose_share=lose_share,
-                           target_share=target_share)
+                           target_share=target_share, levels=levels)
     except ValueError as e:
         raise UserError(f"dataset synthetic: {e}") from e
     print(f"synthetic dataset in {out}: {summary['videos']} videos of {summary['subjects']} people, "
@@ -43,6 +48,8 @@ def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150,
           f"({summary['labelled_lose']} Lose), {summary['target']} target with withheld labels; "
           f"frames {summary['frames_min']}-{summary['frames_max']} (median {summary['frames_median']}, "
           f"total {summary['frames_total']}); {summary['annotations']} annotated micro-gestures.")
+    if "levels" in summary:
+        print(f"levels: {summary['levels']} (labels for `dataset folder` in {Path(out) / 'levels.csv'})")
     truth = pd.read_csv(Path(out) / "truth" / "cues.csv", dtype={"video_id": str})
     # Cross-validated AUCs on a handful of videos are noise; show them only for a real-sized set.
     if min((truth["win_or_lose"] == "Lose").sum(), (truth["win_or_lose"] == "Win").sum()) >= 8:

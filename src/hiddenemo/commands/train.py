@@ -35,14 +35,16 @@ def predict(work: Path, run: str = "default", split: str = "test", submission: b
     """Predict a split with a trained run, voting over several samplings of each video.
 
     Writes WORK/runs/RUN/predictions.csv (video_id, p_positive, predicted_class, n_votes, vote_std;
-    predictions_SPLIT.csv for a split other than test).
+    more than two classes: p_<class> per class, predicted_class the arg-max; predictions_SPLIT.csv for
+    a split other than test).
 
     Args:
         work: The workspace directory.
         run: Name of the trained run.
         split: Which split to predict.
         submission: Also write WORK/runs/RUN/submission.csv in the challenge layout: video_id,prediction
-            with 1 = the positive class (iMiGUE: win), 0 = the negative class (lose).
+            with 1 = the positive class (iMiGUE: win), 0 = the negative class (lose); more than two
+            classes: the predicted class's name.
         model: Predict with another of the run's models instead of its final one, e.g. stage1/pose
             (written as predictions_stage1-pose.csv).
     """
@@ -59,7 +61,8 @@ def ensemble(work: Path, runs: list[str], run: str = "ensemble", submission: boo
     """Average finished runs (one config, several seeds) into one steadier prediction.
 
     Into WORK/runs/RUN/: the members' out-of-fold and test probabilities are averaged and the
-    threshold is chosen again on the averaged out-of-fold predictions, never on test labels. One run's
+    threshold is chosen again on the averaged out-of-fold predictions, never on test labels (more than
+    two classes: the arg-max of the averaged class probabilities). One run's
     threshold and predicted class balance move with its seed; their mean moves less. `evaluate` and
     `report` read the result like any run.
 
@@ -74,5 +77,7 @@ def ensemble(work: Path, runs: list[str], run: str = "ensemble", submission: boo
     metrics = ensemble_runs(work, run, runs, submission=submission)
     out = summary(metrics)
     out["members"] = metrics["members"]
-    out["predicted_positive_fraction"] = metrics["predicted_positive_fraction"]
+    for share in ("predicted_positive_fraction", "predicted_class_fraction"):      # two classes / more
+        if share in metrics:
+            out[share] = metrics[share]
     print(json.dumps(out, indent=2))

@@ -71,9 +71,11 @@ def imigue_workspace(labels: Path, splits: Path, out: Path, protocol: str = "mig
 
 def folder_workspace(videos: Path, out: Path, labels: Path | None = None, positive: str | None = None,
                      missing_videos: str = "error", pleasant: str | None = None, classes: list[str] | None = None,
-                     safe_ids: bool = False) -> tuple[pd.DataFrame, DatasetInfo]:
+                     safe_ids: bool = False, openpose: Path | None = None,
+                     workers: int | None = None) -> tuple[pd.DataFrame, DatasetInfo]:
     """Workspace `out` from a folder of videos and an optional labels CSV (options as `hiddenemo dataset
-    folder`); returns (the manifest table, the dataset info)."""
+    folder`), with the OpenPose JSON folders under `openpose` ingested when given; returns (the
+    manifest table, the dataset info)."""
     from hiddenemo.data.folder import find_videos, folder_table, read_labels
 
     found = find_videos(videos, safe_ids)
@@ -86,6 +88,9 @@ def folder_workspace(videos: Path, out: Path, labels: Path | None = None, positi
     out.mkdir(parents=True, exist_ok=True)
     info.save(out)
     write_manifest(out, keep_measured(out, table))
+    if openpose is not None:
+        ingest_openpose_folders(Store(out), out, match_by_id(subfolders(openpose), table["video_id"], "OpenPose folder"),
+                                workers)
     return table, info
 
 

@@ -64,12 +64,6 @@ class Workspace:
     def is_binary(self) -> bool:
         return len(self.info.classes) == 2
 
-    def require_binary(self, what: str) -> None:
-        """Refuse a task of more than two classes for `what` (e.g. "evaluation") with a clear error."""
-        if not self.is_binary:
-            raise UserError(f"{self.work}/dataset.json has {len(self.classes)} classes {self.classes}; {what} "
-                            "is built for binary tasks (one positive class)")
-
     @property
     def positive(self) -> str:
         """The positive class's name (two classes)."""

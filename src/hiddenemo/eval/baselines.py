@@ -98,7 +98,10 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: 
         head = LogisticRegression(max_iter=5000)
     else:
         splits = list(StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed).split(X, y, groups))
-        head = LogisticRegressionCV(Cs=C_GRID, cv=splits, scoring="neg_log_loss", max_iter=5000, solver="newton-cholesky",
+        # More than two classes: multinomial. Newton's Hessian grows with (classes x features)^2, which
+        # for ~1000 pooled keypoint features is minutes per fit; lbfgs needs only gradients.
+        solver = "newton-cholesky" if len(np.unique(y)) <= 2 else "lbfgs"
+        head = LogisticRegressionCV(Cs=C_GRID, cv=splits, scoring="neg_log_loss", max_iter=5000, solver=solver,
                                     l1_ratios=(0.0,), use_legacy_attributes=False)
     return make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), head).fit(X, y)
 
@@ -124,11 +127,11 @@ def baseline_predictions(work: Path | Workspace, modality: str, folds: pd.Series
         text_encoder: Encoder id of the `text.<id>` array (None = the only one present).
 
     Returns:
-        DataFrame with COLUMNS (label = true 0/1, <NA> when unknown; fold = -1 on the target split)
+        DataFrame with COLUMNS (label = true 0/1 — more than two classes: the class index, and p_<class>
+        columns in place of p_positive; <NA> when unknown; fold = -1 on the target split)
         and `attrs["C"]`: the C chosen per fold ("all" = the final fit), `attrs["train_prior"]`.
     """
     ws = Workspace.of(work)
-    ws.require_binary("evaluation")
     manifest = ws.truth()
     train = manifest[(manifest["split"] == "train") & manifest["y"].notna()].reset_index(drop=True)
     target = manifest[manifest["split"] == target_split].reset_index(drop=True)
@@ -147,27 +150,36 @@ def baseline_predictions(work: Path | Workspace, modality: str, folds: pd.Series
     X = pooled_features(ws, modality, train["video_id"].tolist(), text_encoder)
     X_target = pooled_features(ws, modality, target["video_id"].tolist(), text_encoder) if len(target) else None
 
-    p_logistic, chosen = np.empty(len(y)), {}
+    many = not ws.is_binary                      # more than two classes: multinomial, p_<class> columns
+    p_logistic, chosen = np.empty((len(y), len(ws.classes)) if many else len(y)), {}
     for k in np.unique(fold):
         fit_on, held = fold != k, fold == k
         model = fit_logistic(X[fit_on], y[fit_on], None if groups is None else groups[fit_on], seed)
-        p_logistic[held] = model.predict_proba(X[held])[:, 1]
+        p_logistic[held] = _proba(model, X[held], many)
         chosen[int(k)] = chosen_C(model)
-    prior = float(y.mean())
-    frames = [_frame(train, "majority", modality, "train", fold, np.full(len(y), prior)),
-              _frame(train, "logistic", modality, "train", fold, p_logistic)]
+    prior = np.bincount(y, minlength=len(ws.classes)) / len(y) if many else float(y.mean())
+    majority = lambda n: np.tile(prior, (n, 1)) if many else np.full(n, prior)   # noqa: E731
+    frames = [_frame(train, "majority", modality, "train", fold, majority(len(y)), ws.classes),
+              _frame(train, "logistic", modality, "train", fold, p_logistic, ws.classes)]
     if X_target is not None:
         final = fit_logistic(X, y, groups, seed)
         chosen["all"] = chosen_C(final)
         minus_one = np.full(len(target), -1)
-        frames += [_frame(target, "majority", modality, target_split, minus_one, np.full(len(target), prior)),
-                   _frame(target, "logistic", modality, target_split, minus_one, final.predict_proba(X_target)[:, 1])]
+        frames += [_frame(target, "majority", modality, target_split, minus_one, majority(len(target)), ws.classes),
+                   _frame(target, "logistic", modality, target_split, minus_one, _proba(final, X_target, many), ws.classes)]
     out = pd.concat(frames, ignore_index=True)
-    out.attrs.update(C=chosen, train_prior=prior, missing=int(np.isnan(X).all(1).sum()))
+    out.attrs.update(C=chosen, train_prior=prior.tolist() if many else prior, missing=int(np.isnan(X).all(1).sum()))
     return out
 
 
-def _frame(rows: pd.DataFrame, baseline: str, modality: str, split: str, fold, p) -> pd.DataFrame:
+def _proba(model, X: np.ndarray, many: bool) -> np.ndarray:
+    """P(positive) (n,), or with more than two classes the multinomial class probabilities (n, C)."""
+    proba = model.predict_proba(X)
+    return proba if many else proba[:, 1]
+
+
+def _frame(rows: pd.DataFrame, baseline: str, modality: str, split: str, fold, p, classes: list[str]) -> pd.DataFrame:
+    probs = {"p_positive": p} if np.ndim(p) == 1 else {f"p_{c}": p[:, k] for k, c in enumerate(classes)}
     return pd.DataFrame({"video_id": rows["video_id"].to_numpy(), "baseline": baseline, "modality": modality,
-                         "split": split, "fold": np.asarray(fold, dtype=np.int64), "p_positive": p,
+                         "split": split, "fold": np.asarray(fold, dtype=np.int64), **probs,
                          "label": rows["y"].astype("Int64").to_numpy(), "subject_id": rows["subject_id"].to_numpy()})

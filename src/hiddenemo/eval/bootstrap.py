@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from hiddenemo.eval.metrics import METRICS, _check, binary_metrics, weighted_metrics
+from hiddenemo.eval.metrics import (METRICS, _check, binary_metrics, check_multiclass, multiclass_metrics,
+                                    weighted_metrics, weighted_multiclass)
 
 N_BOOT = 2000
 LEVEL = 0.95
@@ -39,21 +40,28 @@ def percentile_interval(samples: np.ndarray, level: float = LEVEL) -> tuple[floa
 
 def bootstrap_metrics(y_true, p_positive, threshold: float = 0.5, groups=None, n_boot: int = N_BOOT,
                       level: float = LEVEL, seed: int = 0) -> dict:
-    """`binary_metrics` plus, for each of METRICS, `{estimate, low, high}` at the given level.
+    """`binary_metrics` (or `multiclass_metrics`) plus, for each of METRICS, `{estimate, low, high}` at
+    the given level (more classes: per-class recall intervals too, `per_class_recall_ci`).
 
     Args:
-        y_true: (n,) 0/1 labels.
-        p_positive: (n,) probabilities of the positive class.
-        threshold: Predict positive when `p_positive >= threshold`.
+        y_true: (n,) 0/1 labels, or class indices with (n, C) probabilities.
+        p_positive: (n,) probabilities of the positive class, or (n, C) class probabilities (arg-max).
+        threshold: Predict positive when `p_positive >= threshold` (two classes only).
         groups: (n,) subject ids for a cluster bootstrap, or None to resample videos.
         n_boot: Number of bootstrap replicates.
         level: Confidence level of the intervals.
         seed: Seed of the resampling.
     """
-    y, p = _check(y_true, p_positive)
-    out = binary_metrics(y, p, threshold)
+    if np.ndim(p_positive) == 2:
+        y, p = check_multiclass(y_true, p_positive)
+        out = multiclass_metrics(y, p)
+    else:
+        y, p = _check(y_true, p_positive)
+        out = binary_metrics(y, p, threshold)
     w = bootstrap_weights(len(y), n_boot, np.random.default_rng(seed), groups)
-    replicates = weighted_metrics(y, p, w, threshold)
+    replicates = weighted_multiclass(y, p, w) if p.ndim == 2 else weighted_metrics(y, p, w, threshold)
+    if p.ndim == 2:
+        out["per_class_recall_ci"] = [percentile_interval(r, level) for r in replicates["recall"].T]
     out["ci"] = {}
     for name in METRICS:
         low, high = percentile_interval(replicates[name], level)

@@ -9,6 +9,10 @@ baseline modalities, it gives
   (transductive, labelled so);
 - the majority and logistic baselines on the same folds, and whether the model beats them (paired
   bootstrap + McNemar on the same videos).
+A task of more than two classes gets the same figures at the arg-max (AUROC: mean one-vs-rest), with
+per-class recall and the confusion matrix, the class prior estimated by EM on the target set
+(transductive), and the majority and multinomial logistic baselines on the same folds; the paired
+comparison with a baseline is two-class only.
 Truth always comes from the manifest, never from a run's files.
 """
 from __future__ import annotations
@@ -24,17 +28,17 @@ from hiddenemo.errors import UserError
 from hiddenemo.eval.baselines import baseline_predictions
 from hiddenemo.eval.bootstrap import LEVEL, N_BOOT, bootstrap_metrics
 from hiddenemo.eval.compare import compare_runs
-from hiddenemo.eval.labelshift import (TRANSDUCTIVE_NOTE, balanced_threshold, em_prior, em_prior_interval,
-                                       platt_calibrate)
+from hiddenemo.eval.labelshift import (TRANSDUCTIVE_NOTE, balanced_threshold, em_class_prior, em_prior,
+                                       em_prior_interval, platt_calibrate)
 from hiddenemo.eval.metrics import METRICS, binary_metrics
 from hiddenemo.eval.oof import FUSED, by_model, key_parts
-from hiddenemo.rundir import Run
+from hiddenemo.rundir import Run, class_probs
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_predictions(df: pd.DataFrame, threshold: float = 0.5, n_boot: int = N_BOOT, level: float = LEVEL,
-                         seed: int = 0) -> dict:
+                         seed: int = 0, classes: list[str] | None = None) -> dict:
     """Figures for one table of predictions.
 
     Args:
@@ -44,12 +48,16 @@ def evaluate_predictions(df: pd.DataFrame, threshold: float = 0.5, n_boot: int =
         n_boot: Bootstrap replicates.
         level: Confidence level.
         seed: Seed of the resampling.
+        classes: A task of more than two classes: its classes (df has p_<class> columns, label is the
+            class index, the prediction is the arg-max; `threshold` is not used).
 
     Returns:
         {n_videos, n_labeled, threshold, labels ("known" / "unknown" / "partly known"),
         predicted_positive_fraction, metrics (None without labels: `bootstrap_metrics` output with
         `ci`), per_subject (list of {subject_id, n, n_positive, n_correct, accuracy, mean_p})}.
     """
+    if classes:
+        return _evaluate_classes(df, classes, n_boot, level, seed)
     p_all = df["p_positive"].to_numpy(float)
     out = {"n_videos": len(df), "threshold": float(threshold),
            "predicted_positive_fraction": float((p_all >= threshold).mean()) if len(df) else float("nan")}
@@ -64,6 +72,51 @@ def evaluate_predictions(df: pd.DataFrame, threshold: float = 0.5, n_boot: int =
     groups = subjects.astype(str).to_numpy() if subjects.notna().all() else None
     out["metrics"] = bootstrap_metrics(y, p, threshold, groups, n_boot, level, seed)
     out["per_subject"] = _per_subject(labeled.assign(correct=(p >= threshold) == y)) if groups is not None else []
+    return out
+
+
+def _evaluate_classes(df: pd.DataFrame, classes: list[str], n_boot: int, level: float, seed: int) -> dict:
+    """`evaluate_predictions` for more than two classes: arg-max of the p_<class> columns."""
+    P = class_probs(df, classes)
+    out = {"n_videos": len(df), "threshold": "arg-max", "classes": list(classes),
+           "predicted_class_fraction": (np.bincount(P.argmax(1), minlength=len(classes)) / max(len(df), 1)).tolist()}
+    labeled = df["label"].notna().to_numpy()
+    out["n_labeled"] = int(labeled.sum())
+    out["labels"] = "unknown" if not labeled.any() else "known" if labeled.all() else "partly known"
+    out["per_subject"] = []
+    if not labeled.any():
+        out["metrics"] = None
+        return out
+    rows = df[labeled]
+    subjects = rows["subject_id"] if "subject_id" in rows else pd.Series([pd.NA] * len(rows))
+    groups = subjects.astype(str).to_numpy() if subjects.notna().all() else None
+    out["metrics"] = bootstrap_metrics(rows["label"].astype(int).to_numpy(), P[labeled], groups=groups,
+                                       n_boot=n_boot, level=level, seed=seed)
+    return out
+
+
+def class_shift_summary(P_target: np.ndarray, train_prior: list[float], oof_P: np.ndarray | None = None,
+                        y_target: np.ndarray | None = None) -> dict:
+    """More than two classes: the target set's class prior estimated by EM from its predicted class
+    probabilities (transductive), the class fractions it implies, and EM's label-free self-check on
+    the out-of-fold predictions (whose prior is the training prior)."""
+    prior, adjusted = em_class_prior(P_target, train_prior)
+    out = {"transductive": True, "note": TRANSDUCTIVE_NOTE, "n_target": len(P_target), "train_prior": list(train_prior),
+           "em_prior": prior.tolist(), "predicted_fraction": {
+               "at_argmax": (np.bincount(P_target.argmax(1), minlength=len(prior)) / len(P_target)).tolist(),
+               "em_adjusted_argmax": (np.bincount(adjusted.argmax(1), minlength=len(prior)) / len(P_target)).tolist()}}
+    if oof_P is not None and len(oof_P):
+        out["em_prior_on_oof"] = em_class_prior(oof_P, train_prior)[0].tolist()
+        drift = float(np.abs(np.subtract(out["em_prior_on_oof"], train_prior)).max())
+        out["reliable"] = drift < 0.05
+        if not out["reliable"]:
+            out["warning"] = (f"EM is unreliable here: on the out-of-fold predictions, whose prior is known, it drifts "
+                              f"by up to {drift:.3f} from the training prior")
+    if y_target is not None:
+        out["check_with_target_labels"] = {
+            "true_prior": (np.bincount(y_target, minlength=len(prior)) / len(y_target)).tolist(),
+            "accuracy_at_argmax": float((P_target.argmax(1) == y_target).mean()),
+            "accuracy_em_adjusted_argmax": float((adjusted.argmax(1) == y_target).mean())}
     return out
 
 
@@ -123,12 +176,13 @@ def evaluate_run(work: Path | Workspace, run: str, split: str = "test", baseline
         raise UserError("--split train is the training split: its cross-validated (out-of-fold) figures are "
                         "already in every evaluation. --split names a target split (test, val, ...)")
     handle = Run(work, run)
-    ws.require_binary("evaluation")
     truth = ws.truth()
     labeled_train = truth[(truth["split"] == "train") & truth["y"].notna()]
     if labeled_train.empty:
         raise UserError(f"{work}: no labeled videos in the train split; nothing can be evaluated")
-    train_prior = float(labeled_train["y"].astype(int).mean())
+    classes = None if ws.is_binary else ws.classes
+    train_y = labeled_train["y"].astype(int).to_numpy()
+    train_prior = (np.bincount(train_y, minlength=len(classes)) / len(train_y)).tolist() if classes else float(train_y.mean())
     target = truth[truth["split"] == split]
     result = {"work": str(work), "run": run, "split": split, "level": level, "n_boot": n_boot,
               "train_prior": train_prior, "n_target": len(target),
@@ -142,7 +196,9 @@ def evaluate_run(work: Path | Workspace, run: str, split: str = "test", baseline
     if oof is None and predicted is None and not baselines:
         raise UserError(f"{handle.dir} has no oof.csv or predictions.csv: train the run first, or evaluate "
                         "baselines only with --baselines [events,text,...]")
-    args = dict(n_boot=n_boot, level=level, seed=seed)
+    args = dict(n_boot=n_boot, level=level, seed=seed, classes=classes)
+    if classes:
+        result["classes"] = classes
     folds = None
     result["notes"] += [f"transductive input — {what} (label-free)" for what in handle.transductive]
     model = oof is not None or predicted is not None
@@ -159,7 +215,10 @@ def evaluate_run(work: Path | Workspace, run: str, split: str = "test", baseline
         result["baselines"][modality], predictions = _evaluate_baselines(
             work, modality, folds, split, train_prior, seed, text_encoder, args)
         logistic_oof[modality] = predictions[(predictions["baseline"] == "logistic") & (predictions["split"] == "train")]
-    if model and oof is not None and logistic_oof:
+    if classes and logistic_oof:
+        result["notes"].append("the paired comparison with the logistic baseline (bootstrap + McNemar) is built for "
+                               "two classes: compare the intervals of the rows above")
+    elif model and oof is not None and logistic_oof:
         result["versus_baseline"] = _versus_baselines(oof, truth, result, logistic_oof, args)
         result["notes"] += [v["verdict"] for v in result["versus_baseline"].values()]
     return result
@@ -173,9 +232,11 @@ def save_evaluation(result: dict, handle: Run) -> tuple[Path, Path]:
 def render_markdown(result: dict) -> str:
     """The evaluation as a short markdown page: one row per (model or baseline, threshold)."""
     pct = int(round(100 * result["level"]))
+    prior = result["train_prior"]
+    prior = f"{prior:.3f}" if isinstance(prior, float) else "[" + ", ".join(f"{x:.3f}" for x in prior) + "]"
     lines = [f"# Evaluation of `{result['run']}` ({result['work']})", "",
              f"Cross-validated = out-of-fold on the labeled training videos (training prior "
-             f"{result['train_prior']:.3f}). Intervals: {pct} % bootstrap, {result['n_boot']} resamples.", ""]
+             f"{prior}). Intervals: {pct} % bootstrap, {result['n_boot']} resamples.", ""]
     lines += [f"- {note}" for note in result["notes"]] + [""]
     header = ("| what | on | threshold | n | accuracy | balanced accuracy | macro-F1 | AUROC |\n"
               "| --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -194,7 +255,9 @@ def render_markdown(result: dict) -> str:
                 if ev["target"]["metrics"]:
                     rows.append(_row(f"{name} ({modality})", result["split"], ev["target"]))
     lines += [header, *rows, ""]
+    lines += _class_sections(result)
     shifts = ([("model " + model["final"], model["label_shift"])] if model and model.get("label_shift") else [])
+    shifts = [] if "classes" in result else shifts
     shifts += [(f"logistic ({m})", bl["logistic"]["label_shift"]) for m, bl in result["baselines"].items()
                if bl["logistic"].get("label_shift")]
     if shifts:
@@ -231,6 +294,38 @@ def render_markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _class_sections(result: dict) -> list[str]:
+    """More than two classes: the final model's per-class recall and confusion matrix, and the EM class prior."""
+    model = result.get("model") or {}
+    if "classes" not in result or not model:
+        return []
+    classes, lines = result["classes"], []
+    for on, ev in [("cross-validated", model["cross_validated"].get(model["final"])), (result["split"], model["target"])]:
+        if not ev or not ev.get("metrics"):
+            continue
+        m = ev["metrics"]
+        lines += [f"## Model {model['final']}, {on}: per class", "",
+                  "| truth \\ predicted | " + " | ".join(classes) + " | recall [CI] | AUROC (one vs rest) |",
+                  "| --- |" + " --- |" * (len(classes) + 2)]
+        for k, c in enumerate(classes):
+            low, high = m["per_class_recall_ci"][k]
+            lines.append(f"| {c} | " + " | ".join(str(x) for x in m["confusion"][k])
+                         + f" | {m['per_class_recall'][k]:.3f} [{low:.3f}, {high:.3f}] | {m['per_class_auroc'][k]:.3f} |")
+        lines.append("")
+    shift = model.get("label_shift")
+    if shift:
+        lines += [f"## Class prior on `{result['split']}` (transductive)", "", TRANSDUCTIVE_NOTE + ".", "",
+                  "| | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes),
+                  "| train prior | " + " | ".join(f"{x:.3f}" for x in shift["train_prior"]) + " |",
+                  "| EM prior | " + " | ".join(f"{x:.3f}" for x in shift["em_prior"]) + " |",
+                  "| predicted (arg-max) | " + " | ".join(f"{x:.3f}" for x in shift["predicted_fraction"]["at_argmax"]) + " |"]
+        if "em_prior_on_oof" in shift:
+            lines.append("| EM on out-of-fold (should = train prior) | "
+                         + " | ".join(f"{x:.3f}" for x in shift["em_prior_on_oof"]) + " |")
+        lines += [""] + ([f"- {shift['warning']}", ""] if shift.get("warning") else [])
+    return lines
+
+
 def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -239,7 +334,8 @@ def _row(what: str, on: str, ev: dict) -> str:
     m = ev["metrics"]
     cells = [f"{m['ci'][k]['estimate']:.3f} [{m['ci'][k]['low']:.3f}, {m['ci'][k]['high']:.3f}]"
              if np.isfinite(m["ci"][k]["estimate"]) else "n/a" for k in METRICS]
-    return f"| {what} | {on} | {ev['threshold']:.3f} | {m['n']} | " + " | ".join(cells) + " |"
+    cut = ev["threshold"] if isinstance(ev["threshold"], str) else f"{ev['threshold']:.3f}"
+    return f"| {what} | {on} | {cut} | {m['n']} | " + " | ".join(cells) + " |"
 
 
 def _chosen_threshold(handle: Run, key: str, override: float | None) -> float:
@@ -271,7 +367,15 @@ def _evaluate_model(handle: Run, oof, predicted, truth, split, threshold, train_
     preds = preds[preds["video_id"].isin(truth.loc[truth["split"] == split, "video_id"])]
     cut = _chosen_threshold(handle, final, threshold)
     out["target"] = evaluate_predictions(preds, cut, **args)
-    if len(preds):
+    if len(preds) and args["classes"]:
+        if "decision" in predicted.meta:
+            out["target"]["decision"] = predicted.meta["decision"]
+        final_rows = by_model(oof).get(final) if oof is not None else None
+        out["label_shift"] = class_shift_summary(
+            class_probs(preds, args["classes"]), train_prior,
+            None if final_rows is None else class_probs(final_rows, args["classes"]),
+            preds["label"].astype(int).to_numpy() if preds["label"].notna().all() else None)
+    elif len(preds):
         final_rows = by_model(oof).get(final) if oof is not None else None
         final_oof = None if final_rows is None else _with_truth(final_rows, truth)
         out["label_shift"] = label_shift_summary(
@@ -286,6 +390,12 @@ def _evaluate_baselines(work, modality, folds, split, train_prior, seed, text_en
     log.info("baselines for %s", modality)
     df = baseline_predictions(work, modality, folds=folds, seed=seed, target_split=split, text_encoder=text_encoder)
     out = {"C": {str(k): v for k, v in df.attrs["C"].items()}, "videos_without_array": df.attrs["missing"]}
+    if args["classes"]:
+        for name in ("majority", "logistic"):
+            rows = df[df["baseline"] == name]
+            out[name] = {"cross_validated": {"arg-max": evaluate_predictions(rows[rows["split"] == "train"], **args)},
+                         "target": evaluate_predictions(rows[rows["split"] == split], **args)}
+        return out, df
     cut = balanced_threshold(train_prior)
     for name in ("majority", "logistic"):
         rows = df[df["baseline"] == name]

@@ -21,14 +21,14 @@ TRANSDUCTIVE_NOTE = ("transductive: the prior was estimated by EM from the unlab
                      "predicted probabilities (no target labels used)")
 
 
-def class_weights(labels) -> dict[int, float]:
-    """Weights n / (2 n_c) per class, so each class carries half the loss (sklearn's "balanced");
-    the training engineer's `--class-balanced` consumes this."""
+def class_weights(labels, n_classes: int = 2) -> dict[int, float]:
+    """Weights n / (C n_c) per class, so each of the C classes carries an equal share of the loss
+    (sklearn's "balanced"); the training engineer's `--class-balanced` consumes this."""
     y = np.asarray(labels).astype(np.int64)
-    counts = np.bincount(y, minlength=2).astype(np.float64)
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     if (counts == 0).any():
-        raise ValueError(f"class-balanced weights need both classes; counts are {counts.tolist()}")
-    return {c: float(len(y) / (2 * counts[c])) for c in range(2)}
+        raise ValueError(f"class-balanced weights need every class; counts are {counts.tolist()}")
+    return {c: float(len(y) / (n_classes * counts[c])) for c in range(n_classes)}
 
 
 def balanced_threshold(train_prior: float) -> float:
@@ -74,6 +74,32 @@ def em_prior(p_target, train_prior: float, max_iter: int = 1000, tol: float = 1e
             break
         prior = new_prior
     return prior, adjust_posteriors(p, train_prior, prior)
+
+
+def adjust_class_posteriors(P, train_prior, target_prior) -> np.ndarray:
+    """Bayes' rule re-weighting of class posteriors (n, C) from the training prior (C,) to a target prior (C,)."""
+    P = np.clip(np.asarray(P, dtype=np.float64), 1e-12, None)
+    scaled = P * (np.asarray(target_prior, dtype=np.float64) / np.asarray(train_prior, dtype=np.float64))
+    return scaled / scaled.sum(1, keepdims=True)
+
+
+def em_class_prior(P_target, train_prior, max_iter: int = 1000, tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+    """`em_prior` for C classes: (the target set's estimated class prior (C,), adjusted posteriors (n, C))
+    from calibrated posteriors (n, C) under the training prior (C,). Transductive (TRANSDUCTIVE_NOTE)."""
+    P = np.asarray(P_target, dtype=np.float64)
+    train_prior = np.asarray(train_prior, dtype=np.float64)
+    if P.ndim != 2 or len(P) == 0:
+        raise ValueError("EM prior estimation needs the (n, C) posteriors of at least one target video")
+    if (train_prior <= 0).any():
+        raise ValueError(f"every class needs a positive training prior, got {train_prior.tolist()}")
+    prior = train_prior.copy()
+    for _ in range(max_iter):
+        new_prior = adjust_class_posteriors(P, train_prior, prior).mean(0)
+        done = np.abs(new_prior - prior).max() < tol
+        prior = new_prior
+        if done:
+            break
+    return prior, adjust_class_posteriors(P, train_prior, prior)
 
 
 def em_prior_interval(p_target, train_prior: float, n_boot: int = 1000, level: float = 0.95, seed: int = 0,

@@ -311,11 +311,16 @@ class _Plan:
 
         manifest = read_manifest(work)
 
+        many = model["positive"] is None                  # more than two classes: p_<class> columns, arg-max
+
         def run(leave_out: list[str]) -> pd.DataFrame:
             return predict_videos(work, manifest, ids, config, model.model_config, modalities, model["dims"],
                                   model.weights, fused=model["fused"], event_groups=model.info.extra.get("event_groups"),
-                                  leave_out=[*self.options.without, *leave_out]).set_index("video_id")
+                                  leave_out=[*self.options.without, *leave_out],
+                                  classes=model["classes"] if many else None).set_index("video_id")
 
+        if many:
+            return self._predict_classes(work, ids, run)
         votes = run([])
         p = votes["p_positive"].to_numpy()
         threshold = apply_threshold(p, model["threshold"])
@@ -342,6 +347,38 @@ class _Plan:
                 why["teacher"] = {"teacher_id": v.teacher_id, "model": v.model, "p_positive": v.p_positive,
                                   "text": v.text_variant(self.text["teacher"]["variant"])}
             explained[video_id] = why
+        return table, explained
+
+    def _predict_classes(self, work: Path, ids: list[str], run) -> tuple[pd.DataFrame, dict]:
+        """`predict` for more than two classes: the arg-max of the class probabilities (at the batch's EM
+        class prior when the model's decision says so), and how much each modality moved the predicted
+        class's probability."""
+        from hiddenemo.train.data import videos_without_input
+        from hiddenemo.train.predict import apply_decision, prob_columns
+
+        model, classes = self.model, self.model["classes"]
+        columns = prob_columns(classes)
+        votes, decision = apply_decision(run([]).reset_index(), model["threshold"], classes)
+        P = votes[columns].to_numpy()
+        predicted = np.asarray(classes, dtype=object)[P.argmax(1)]
+        table = pd.DataFrame({"video_id": ids, "predicted_class": predicted, **{c: votes[c].to_numpy() for c in columns},
+                              "n_votes": votes["n_votes"].to_numpy(), "vote_std": votes["vote_std"].to_numpy()})
+        store, encoder = Store(work), model.config.model.text_encoder
+        present = {m: set(ids) - set(videos_without_input(store, ids, [m], encoder)) for m in self.modalities}
+        moved = ({m: apply_decision(run([m]).reset_index(), model["threshold"], classes)[0].set_index("video_id")
+                  for m in self.modalities} if model["fused"] and len(self.modalities) > 1 else {})
+        explained = {}
+        for i, video_id in enumerate(ids):
+            c = f"p_{predicted[i]}"
+            explained[video_id] = {
+                "video_id": video_id, "predicted_class": predicted[i], **{k: float(votes[k].iloc[i]) for k in columns},
+                "decision": decision, "model": model["source"],
+                "modalities": {m: {"present": video_id in present[m]} | (
+                    {f"{c}_without_it": float(moved[m].loc[video_id, c]),
+                     "moved_by": float(P[i, classes.index(predicted[i])] - moved[m].loc[video_id, c])} if m in moved else {})
+                    for m in self.modalities},
+                "left_out": list(self.options.without), "substituted": self.substituted,
+                "without_input": not any(video_id in present[m] for m in self.modalities)}
         return table, explained
 
     def _verdicts(self, work: Path) -> dict:

@@ -45,14 +45,16 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
     training_ids = oof["video_id"].tolist()
     manifest = read_manifest(work).set_index("video_id")
     threshold = source.threshold(key)
+    many = len(info.classes) > 2                     # the arg-max of p_<class> instead of a threshold
     figures = evaluate_predictions(oof.rename(columns={"y_true": "label"}).assign(
-        subject_id=manifest["subject_id"].reindex(oof["video_id"]).to_numpy()), threshold["threshold"])
+        subject_id=manifest["subject_id"].reindex(oof["video_id"]).to_numpy()), threshold.get("threshold", 0.5),
+        classes=info.classes if many else None)
     selection = source.selection
     description = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "hiddenemo_version": hiddenemo_version(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "source": {"work": str(work.resolve()), "run": run, "model": key},
-        "classes": list(info.classes), "positive": info.classes[info.positive_index],
+        "classes": list(info.classes), "positive": None if many else info.classes[info.positive_index],
         "positive_valence": info.positive_valence,
         "dataset": {"name": info.name, "protocol": info.protocol, "extra": info.extra},
         "modalities": source.modalities(key), "fused": key == "stage2", "dims": source.dims(key),
@@ -61,7 +63,9 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
         "final_model": config.selection.final_model, "how": selection["final"]["how"],
         "threshold": threshold | {"how": threshold_how(threshold, config)},
         "recipe": make_recipe(work, training_ids, source.modalities(key), config.model.text_encoder),
-        "training": {"n_labeled": len(oof), "n_positive": int(oof["y_true"].sum()), "folds": selection["folds"],
+        "training": {"n_labeled": len(oof), "folds": selection["folds"],
+                     **({"per_class": {c: int((oof["y_true"] == k).sum()) for k, c in enumerate(info.classes)}} if many
+                        else {"n_positive": int(oof["y_true"].sum())}),
                      "n_pseudo": selection.get("stage2", {}).get("n_pseudo") if key == "stage2" else None,
                      "pseudo_teacher": config.pseudo.teacher if key == "stage2" else None,
                      "n_videos_in_workspace": len(manifest), "epochs": selection[key]["epochs"]},
@@ -94,6 +98,10 @@ def apply_command(model_dir: Path, description: dict, videos: str = "NEW_VIDEOS"
 def threshold_how(threshold: dict, config: TrainConfig) -> str:
     """The threshold's choice in words (selection.threshold of the training config)."""
     method = threshold["method"]
+    if method == "argmax":
+        return ("the arg-max of the class probabilities" + (
+            ", re-weighted to the class prior EM estimates on each batch given to apply (transductive)"
+            if threshold.get("class_prior") == "em" else ""))
     if method == "quantile":
         return (f"quantile: the cut that makes {threshold.get('prior')} of the videos predicted together positive "
                 "(computed on each batch given to apply, as on the target split in training)")

@@ -24,12 +24,20 @@ METRIC_NAMES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"
 
 
 def model_card(d: dict) -> str:
-    negative = next(c for c in d["classes"] if c != d["positive"])
     t, cv, r = d["training"], d["cross_validated"], d["recipe"]
+    if d["positive"] is None:                        # more than two classes
+        title, what = " / ".join(d["classes"]), ("the probability of each of the classes " + ", ".join(
+            f"**{c}**" for c in d["classes"]) + " for the person's hidden emotional state")
+        counts = ", ".join(f"{n} {c}" for c, n in t["per_class"].items())
+    else:
+        negative = next(c for c in d["classes"] if c != d["positive"])
+        title, what = f"{d['positive']} vs {negative}", (
+            f"the probability that the person's hidden emotional state is **{d['positive']}** (the positive class) "
+            f"rather than **{negative}**")
+        counts = f"{t['n_positive']} {d['positive']}, {t['n_labeled'] - t['n_positive']} {negative}"
     lines = [
-        f"# hiddenemo model: {d['positive']} vs {negative}", "",
-        f"Predicts, for an interview video, the probability that the person's hidden emotional state is "
-        f"**{d['positive']}** (the positive class) rather than **{negative}**, from {', '.join(d['modalities'])}. "
+        f"# hiddenemo model: {title}", "",
+        f"Predicts, for an interview video, {what}, from {', '.join(d['modalities'])}. "
         f"Exported by hiddenemo {d['hiddenemo_version']} on {d['created']} from run `{d['source']['run']}` "
         f"(model `{d['source']['model']}`).", "",
         "## Use", "",
@@ -43,8 +51,7 @@ def model_card(d: dict) -> str:
         "```", "",
         "## Training data", "",
         f"- Dataset: {d['dataset']['name']}" + (f", protocol {d['dataset']['protocol']}" if d['dataset']['protocol'] else ""),
-        f"- {t['n_labeled']} labeled training videos ({t['n_positive']} {d['positive']}, "
-        f"{t['n_labeled'] - t['n_positive']} {negative}), {t['folds']['k']}-fold cross-validation"
+        f"- {t['n_labeled']} labeled training videos ({counts}), {t['folds']['k']}-fold cross-validation"
         + (" grouped by subject" if t["folds"].get("grouped_by_subject") else ""),
     ]
     if t.get("n_pseudo") is not None:
@@ -61,7 +68,8 @@ def model_card(d: dict) -> str:
         "| metric | estimate | interval |", "| --- | --- | --- |",
         *(f"| {name} | {cv[k]['estimate']:.3f} | [{cv[k]['low']:.3f}, {cv[k]['high']:.3f}] |"
           for k, name in METRIC_NAMES.items()), "",
-        f"Threshold: {d['threshold']['threshold']:.3f} ({d['threshold']['how']}).", "",
+        (f"Decision: {d['threshold']['how']}." if d["positive"] is None else
+         f"Threshold: {d['threshold']['threshold']:.3f} ({d['threshold']['how']})."), "",
         "## Intended use", "",
         "Research on hidden-emotion understanding from interview-style videos like the training data (one seated "
         "person, upper body visible). The probabilities are a model's estimate, not a fact about a person: do not "

@@ -30,31 +30,41 @@ def present_mask(batch: dict[str, torch.Tensor], modality: str, like: torch.Tens
     return present.bool().to(like.device)
 
 
-class Classifier(nn.Module):
-    """Stage 1: one encoder + its own one-logit head. forward(batch) -> logits (B,)."""
+def head_outputs(n_classes: int) -> int:
+    """Logits a head gives: one for two classes (sigmoid), one per class for more (softmax)."""
+    return 1 if n_classes <= 2 else n_classes
 
-    def __init__(self, encoder: nn.Module, dim: int = 256, dropout: float = 0.1):
+
+def logits_out(h: torch.Tensor) -> torch.Tensor:
+    """(B, 1) -> (B,) for a one-logit head; (B, C) stays."""
+    return h.squeeze(-1) if h.shape[-1] == 1 else h
+
+
+class Classifier(nn.Module):
+    """Stage 1: one encoder + its own head. forward(batch) -> logits (B,) for two classes, (B, C) for more."""
+
+    def __init__(self, encoder: nn.Module, dim: int = 256, dropout: float = 0.1, n_classes: int = 2):
         super().__init__()
         self.encoder = encoder
         self.modality = encoder.modality
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, 1))
+        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, head_outputs(n_classes)))
 
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder.forward_features(batch)                      # (B, dim)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(self.forward_features(batch)).squeeze(-1)       # (B,)
+        return logits_out(self.head(self.forward_features(batch)))       # (B,) or (B, C)
 
 
 class FusionModel(nn.Module):
-    """Stage 2: encoders keyed by modality, fused. forward(batch) -> logits (B,).
+    """Stage 2: encoders keyed by modality, fused. forward(batch) -> logits (B,), or (B, C) for C > 2 classes.
 
     `concat` (the paper's): features concatenated (B, M*dim) -> linear with a residual connection ->
     head. `cross-attention` (the paper's variant that overfit): the M modality vectors as tokens
     through one Transformer block, mean over the tokens -> head."""
 
     def __init__(self, encoders: dict[str, nn.Module], dim: int = 256, fusion: str = "concat",
-                 dropout: float = 0.1, heads: int = 4):
+                 dropout: float = 0.1, heads: int = 4, n_classes: int = 2):
         super().__init__()
         if fusion not in FUSIONS:
             raise UserError(f"unknown fusion {fusion!r}; choose one of {FUSIONS}")
@@ -70,12 +80,12 @@ class FusionModel(nn.Module):
         width = len(self.modalities) * dim
         if fusion == "concat":
             self.fuse = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Dropout(dropout))
-            self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 1))
+            self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, head_outputs(n_classes)))
         else:
             self.token_type = nn.Parameter(torch.zeros(len(self.modalities), dim))
             nn.init.normal_(self.token_type, std=0.02)
             self.fuse = Block(dim, heads, dropout)
-            self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 1))
+            self.head = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, head_outputs(n_classes)))
 
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Fused features: (B, M*dim) for concat, (B, dim) for cross-attention."""
@@ -92,7 +102,7 @@ class FusionModel(nn.Module):
         return self.fuse(tokens, key_padding_mask(everyone)).mean(1)      # (B, dim)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.head(self.forward_features(batch)).squeeze(-1)       # (B,)
+        return logits_out(self.head(self.forward_features(batch)))       # (B,) or (B, C)
 
 
 def load_encoder_weights(model: FusionModel, stage1: dict[str, dict[str, torch.Tensor]],

@@ -26,9 +26,9 @@ from hiddenemo.data.layout import POSE_GROUPS
 from hiddenemo.data.store import Store, atomic_write_text
 from hiddenemo.data.workspace import Workspace
 from hiddenemo.errors import UserError
-from hiddenemo.eval.metrics import METRICS, binary_metrics
+from hiddenemo.eval.metrics import METRICS, binary_metrics, multiclass_metrics
 from hiddenemo.report import plots
-from hiddenemo.rundir import Run
+from hiddenemo.rundir import Run, class_probs
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +45,18 @@ def build_report(work: Path | Workspace, run: str) -> Path:
     r = Run(work, run)
     if not r.dir.is_dir():
         raise UserError(f"{r.dir} does not exist: train it first (`hiddenemo train --work {work} --run {run}`)")
-    ws.require_binary("the report")
     info, truth = ws.info, ws.truth()
     evaluation = _evaluation(ws, r)
+    many = not ws.is_binary
     sections = [
         ("Summary", _summary(r, evaluation, truth)),
-        ("ROC and precision-recall", _curves(r, truth)),
-        ("Confusion matrix at the chosen threshold", _confusion(r, truth, info)),
-        ("Per-video probabilities and vote spread", _votes(r, truth, info)),
+        ("One-vs-rest ROC and precision-recall" if many else "ROC and precision-recall", _curves(r, truth, ws)),
+        ("Confusion matrix at the arg-max" if many else "Confusion matrix at the chosen threshold",
+         _confusion(r, truth, ws)),
+        ("Per-video probabilities and vote spread", _votes(r, truth, ws)),
         ("Training curves", _training(r)),
-        ("Teacher vs student", _teachers(work, r, truth, info)),
+        ("Teacher vs student", _note("The teacher-versus-student comparison is built for two classes.") if many
+         else _teachers(work, r, truth, info)),
         ("Data: video lengths", _frame_counts(truth, info)),
         ("Data: coverage per video and keypoint group", _coverage(work, truth)),
         ("Data: a frame with its skeleton", _skeleton(work, truth)),
@@ -65,7 +67,8 @@ def build_report(work: Path | Workspace, run: str) -> Path:
                    for i, (title, content) in enumerate(sections))
     page = Template(TEMPLATE.read_text(encoding="utf-8")).substitute(
         title=html.escape(f"hiddenemo report: {run}"), run=html.escape(run), work=html.escape(str(work.resolve())),
-        dataset=html.escape(f"{info.name} ({' / '.join(info.classes)}, positive: {ws.positive})"),
+        dataset=html.escape(f"{info.name} ({' / '.join(info.classes)}"
+                            + (")" if many else f", positive: {ws.positive})")),
         created=html.escape(time.strftime("%Y-%m-%d %H:%M")), nav=nav, body=body)
     out = r.dir / "report.html"
     atomic_write_text(out, page)
@@ -112,8 +115,9 @@ def _summary(r: Run, evaluation: dict | None, truth: pd.DataFrame) -> str:
     if final is None:
         return intro + "</p>" + _note("No trained models in this run yet (no oof.csv or selection.json): "
                                       "run `hiddenemo train` with this --run.")
-    intro += (f"Final model: <b>{html.escape(final)}</b>, threshold {r.threshold_value(final):.3f}"
-              f" ({html.escape(r.threshold_method(final))}).</p>")
+    intro += f"Final model: <b>{html.escape(final)}</b>, " + (
+        f"the arg-max of the class probabilities ({_decision_text(r, final)}).</p>" if r.classes else
+        f"threshold {r.threshold_value(final):.3f} ({html.escape(r.threshold_method(final))}).</p>")
     model = (evaluation or {}).get("model") or {"cross_validated": {}, "target": {}}
     rows = [_metric_row(key + (" (final)" if key == final else ""), "cross-validated (out-of-fold)", ev)
             for key, ev in model["cross_validated"].items()]
@@ -137,10 +141,17 @@ def _summary(r: Run, evaluation: dict | None, truth: pd.DataFrame) -> str:
     return intro + table + "".join(_note(n) for n in notes) + _baselines(evaluation)
 
 
+def _decision_text(r: Run, final: str) -> str:
+    decision = r.selection_or_empty.get(final, {}).get("threshold", {})
+    return ("class prior estimated by EM on the target videos: transductive" if decision.get("class_prior") == "em"
+            else "at the training class prior")
+
+
 def _metric_row(what: str, on: str, ev: dict) -> dict:
     """One row of figures from an evaluation entry (`evaluate_predictions` output)."""
     m = ev["metrics"]
-    row = {"model": what, "on": on, "n": m["n"], "threshold": f"{ev['threshold']:.3f}"}
+    cut = ev["threshold"]
+    row = {"model": what, "on": on, "n": m["n"], "threshold": cut if isinstance(cut, str) else f"{cut:.3f}"}
     for k in METRICS:
         ci = m["ci"][k]
         row[METRIC_NAMES[k]] = (f"{ci['estimate']:.3f} [{ci['low']:.2f}, {ci['high']:.2f}]"
@@ -159,7 +170,9 @@ def _baselines(ev: dict | None) -> str:
     return "<h3>Baselines (from evaluation.json)</h3>" + (_html_table(pd.DataFrame(rows)) if rows else _note("none")) + notes
 
 
-def _curves(r: Run, truth: pd.DataFrame) -> str:
+def _curves(r: Run, truth: pd.DataFrame, ws: Workspace) -> str:
+    if not ws.is_binary:
+        return _class_curves(r, truth, ws.classes)
     curves = {}
     for key, group in r.oof_by_model().items():
         g = _with_truth(group, truth)
@@ -178,10 +191,37 @@ def _curves(r: Run, truth: pd.DataFrame) -> str:
         "only when the test labels are in the manifest.")
 
 
-def _confusion(r: Run, truth: pd.DataFrame, info: DatasetInfo) -> str:
+def _class_curves(r: Run, truth: pd.DataFrame, classes: list[str]) -> str:
+    """More than two classes: one-vs-rest curves of the final model, cross-validated (and on the test
+    split when its labels are known)."""
+    final = r.final_or_last()
+    tables = {"cross-val.": r.oof_by_model().get(final)}
+    pred = _test_predictions(r, truth)
+    if pred is not None:
+        tables["test"] = pred[pred["split"].eq("test")]
+    curves = {}
+    for on, table in tables.items():
+        if table is None:
+            continue
+        g = _with_truth(table, truth)
+        g = g[g["y"].notna()]
+        y, P = g["y"].astype(int).to_numpy(), class_probs(g, classes)
+        for k, c in enumerate(classes):
+            if len(np.unique(y == k)) == 2:
+                curves[f"{c} vs rest, {on}"] = ((y == k).astype(int), P[:, k])
+    if not curves:
+        return _note("No predictions with known labels of several classes yet (oof.csv missing?).")
+    return _img(plots.roc_pr(curves), "one-vs-rest ROC and PR curves") + _note(
+        f"Model {final}: each class against the others. Cross-validated curves are out-of-fold predictions on the "
+        "labeled training videos; test curves appear only when the test labels are in the manifest.")
+
+
+def _confusion(r: Run, truth: pd.DataFrame, ws: Workspace) -> str:
     final = r.final_or_last()
     if final is None:
         return _note("No trained model yet.")
+    if not ws.is_binary:
+        return _class_confusion(r, truth, ws.classes, final)
     threshold = r.threshold_value(final)
     matrices = {}
     group = r.oof_by_model().get(final)
@@ -198,11 +238,30 @@ def _confusion(r: Run, truth: pd.DataFrame, info: DatasetInfo) -> str:
                 known["y"].astype(int), known["p_positive"], threshold)["confusion"]
     if not matrices:
         return _note("No out-of-fold predictions of the final model and no labeled test predictions.")
-    return _img(plots.confusion(matrices, _short_classes(info)), "confusion matrices") + _note(
+    return _img(plots.confusion(matrices, _short_classes(ws.info)), "confusion matrices") + _note(
         f"Threshold {threshold:.3f} ({r.threshold_method(final)}); rows are the truth, columns the prediction.")
 
 
-def _votes(r: Run, truth: pd.DataFrame, info: DatasetInfo) -> str:
+def _class_confusion(r: Run, truth: pd.DataFrame, classes: list[str], final: str) -> str:
+    matrices = {}
+    tables = {"cross-validated": r.oof_by_model().get(final)}
+    pred = _test_predictions(r, truth)
+    if pred is not None:
+        tables["test"] = pred[pred["split"].eq("test")]
+    for on, table in tables.items():
+        if table is None:
+            continue
+        g = _with_truth(table, truth)
+        g = g[g["y"].notna()]
+        if len(g):
+            matrices[f"{final}, {on} (n={len(g)})"] = multiclass_metrics(g["y"].astype(int), class_probs(g, classes))["confusion"]
+    if not matrices:
+        return _note("No out-of-fold predictions of the final model and no labeled test predictions.")
+    return _img(plots.confusion(matrices, classes), "confusion matrices") + _note(
+        f"The arg-max of the class probabilities ({_decision_text(r, final)}); rows are the truth, columns the prediction.")
+
+
+def _votes(r: Run, truth: pd.DataFrame, ws: Workspace) -> str:
     pred = _test_predictions(r, truth)
     if pred is None or pred.empty:
         return _note("No predictions.csv: run `hiddenemo predict` (train runs it for the test split).")
@@ -212,7 +271,11 @@ def _votes(r: Run, truth: pd.DataFrame, info: DatasetInfo) -> str:
             f"of frames, the bar ± their standard deviation (median {pred['vote_std'].median():.3f}).")
     if pred["y"].isna().all():
         text += " Test labels are withheld in this workspace, so points are grey."
-    return _img(plots.votes(pred, r.threshold_value(final), _short_classes(info)), "votes") + _note(text)
+    if not ws.is_binary:
+        pred = pred.assign(p_predicted=class_probs(pred, ws.classes).max(1))
+        return _img(plots.votes(pred, None, ws.classes, "p_predicted"), "votes") + _note(
+            text + " The probability shown is the predicted class's.")
+    return _img(plots.votes(pred, r.threshold_value(final), _short_classes(ws.info)), "votes") + _note(text)
 
 
 def _training(r: Run) -> str:
@@ -443,7 +506,9 @@ def _labels_state(rows: pd.DataFrame) -> str:
 
 
 def _short_classes(info: DatasetInfo) -> list[str]:
-    """[negative, positive] class names."""
+    """The class names as counted (`Workspace.counted`): [negative, positive] for two, the classes for more."""
+    if len(info.classes) > 2:
+        return list(info.classes)
     return [info.classes[1 - info.positive_index], info.classes[info.positive_index]]
 
 

@@ -18,6 +18,11 @@ DPI = 100
 CLASS_COLOURS = ("#d62728", "#1f77b4")          # negative, positive
 
 
+def class_colours(n: int) -> tuple[str, ...]:
+    """A colour per counted class: [negative, positive] for two, matplotlib's tab10 for more."""
+    return CLASS_COLOURS if n <= 2 else tuple(plt.get_cmap("tab10")(k % 10) for k in range(n))
+
+
 def to_png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
@@ -53,36 +58,40 @@ def roc_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
 
 def confusion(matrices: dict[str, np.ndarray], classes: list[str]) -> bytes:
     """Confusion matrices `[[tn, fp], [fn, tp]]` (rows truth, columns prediction), side by side;
-    `classes` = [negative, positive]."""
-    fig, axes = plt.subplots(1, len(matrices), figsize=(3.8 * len(matrices), 3.4), squeeze=False)
+    `classes` = [negative, positive], or the C classes of a C x C matrix."""
+    size = max(1.0, len(classes) / 2.5)
+    fig, axes = plt.subplots(1, len(matrices), figsize=(3.8 * size * len(matrices), 3.4 * size), squeeze=False)
     for ax, (title, m) in zip(axes[0], matrices.items()):
         m = np.asarray(m)
         ax.imshow(m, cmap="Blues", vmin=0, vmax=max(int(m.max()), 1))
         for (i, j), v in np.ndenumerate(m):
             ax.text(j, i, str(int(v)), ha="center", va="center", fontsize=14,
                     color="white" if v > m.max() / 2 else "black")
-        ax.set_xticks([0, 1], [f"pred. {c}" for c in classes])
-        ax.set_yticks([0, 1], [f"true {c}" for c in classes])
+        ax.set_xticks(range(len(classes)), [f"pred. {c}" for c in classes], rotation=0 if len(classes) <= 3 else 45)
+        ax.set_yticks(range(len(classes)), [f"true {c}" for c in classes])
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return to_png(fig)
 
 
-def votes(pred: pd.DataFrame, threshold: float, classes: list[str]) -> bytes:
-    """Each video's probability with its vote spread (± std over the k samplings), sorted;
-    coloured by the true class when known (column `y`: 1 positive, 0 negative, NaN unknown)."""
-    pred = pred.sort_values("p_positive").reset_index(drop=True)
+def votes(pred: pd.DataFrame, threshold: float | None, classes: list[str], column: str = "p_positive") -> bytes:
+    """Each video's probability (`column`) with its vote spread (± std over the k samplings), sorted;
+    coloured by the true class when known (column `y`: the counted class, NaN unknown). More than two
+    classes: `column` is the predicted class's probability and there is no threshold (None)."""
+    pred = pred.sort_values(column).reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(11, 3.8))
     x = np.arange(len(pred))
     y = pred["y"].astype(float) if "y" in pred else pd.Series(np.nan, index=pred.index)
-    groups = [("unknown label", y.isna(), "grey")] + [(f"true {classes[k]}", y == k, CLASS_COLOURS[k]) for k in (0, 1)]
+    colours = class_colours(len(classes))
+    groups = [("unknown label", y.isna(), "grey")] + [(f"true {c}", y == k, colours[k]) for k, c in enumerate(classes)]
     for label, mask, colour in groups:
         mask = mask.to_numpy()
         if mask.any():
-            ax.errorbar(x[mask], pred["p_positive"][mask], yerr=pred["vote_std"].fillna(0)[mask], fmt="o", ms=4,
+            ax.errorbar(x[mask], pred[column][mask], yerr=pred["vote_std"].fillna(0)[mask], fmt="o", ms=4,
                         capsize=2, color=colour, label=label)
-    ax.axhline(threshold, ls="--", c="black", lw=1, label=f"threshold {threshold:.2f}")
-    ax.set(ylabel=f"p({classes[1]})", ylim=(-0.02, 1.02), xlim=(-1, len(pred)),
+    if threshold is not None:
+        ax.axhline(threshold, ls="--", c="black", lw=1, label=f"threshold {threshold:.2f}")
+    ax.set(ylabel=f"p({classes[1]})" if len(classes) == 2 else "p(predicted class)", ylim=(-0.02, 1.02), xlim=(-1, len(pred)),
            xlabel="videos, sorted by probability" + ("" if len(pred) > 60 else " (ids below)"))
     if len(pred) <= 60:
         ax.set_xticks(x, pred["video_id"], rotation=90, fontsize=7)
@@ -125,7 +134,7 @@ def frame_counts(n_frames: pd.Series, labels: pd.Series | None, classes: list[st
     bins = np.histogram_bin_edges(n.dropna(), bins=min(30, max(5, n.notna().sum() // 3)))
     parts = [(n[labels.isna()] if labels is not None else n, "unlabeled" if labels is not None else "all", "grey")]
     if labels is not None:
-        parts += [(n[labels == k], classes[k], CLASS_COLOURS[k]) for k in (0, 1)]
+        parts += [(n[labels == k], c, class_colours(len(classes))[k]) for k, c in enumerate(classes)]
     ax.hist([p.dropna() for p, _, _ in parts], bins=bins, stacked=True, color=[c for _, _, c in parts],
             label=[f"{name} ({p.notna().sum()})" for p, name, _ in parts])
     ax.set(xlabel="frames per video", ylabel="videos",

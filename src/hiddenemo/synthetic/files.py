@@ -14,17 +14,21 @@ import pandas as pd
 from hiddenemo.data.store import atomic_write_text
 from hiddenemo.synthetic.figure import skeleton
 from hiddenemo.synthetic.openpose import openpose_people
-from hiddenemo.synthetic.plan import CLASSES, CUE_NAMES, CUES, FPS, LOSE, WIN, VideoPlan, envelopes, plan_dataset
+from hiddenemo.synthetic.plan import (CLASSES, CUE_NAMES, CUES, FPS, LOSE, WIN, VideoPlan, envelopes, level_names,
+                                      plan_dataset)
 from hiddenemo.synthetic.render import render
 
 VERSION = "1"
 LABELS_FILE = "labels_20200831.csv"
+LEVELS_FILE = "levels.csv"              # levels > 2: video_id,label,split,subject_id for `dataset folder`
 
 
 def generate(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, width: int = 192,
              height: int = 144, n_subjects: int | None = None, lose_share: float = 0.25,
-             target_share: float = 0.3, progress: bool = True) -> dict:
-    """Write the dataset under `out` (see the module docstring); returns a summary dict.
+             target_share: float = 0.3, progress: bool = True, levels: int = 2) -> dict:
+    """Write the dataset under `out` (see the module docstring); returns a summary dict. With `levels`
+    > 2 (graded hidden levels, `plan.level_names`), also `levels.csv` (the labels for `hiddenemo
+    dataset folder`, blank on the target split) and `target_levels.csv` (the withheld ones).
 
     Finished videos (both the mp4 and the OpenPose folder present) are kept, so an interrupted run
     resumes. Asking for different parameters in an existing folder starts over in that folder."""
@@ -35,12 +39,13 @@ def generate(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, 
     out = Path(out)
     params = {"version": VERSION, "seed": seed, "n_videos": n_videos, "n_frames": n_frames, "width": width,
               "height": height, "n_subjects": n_subjects, "lose_share": lose_share,
-              "target_share": target_share}
+              "target_share": target_share, **({"levels": levels} if levels > 2 else {})}
     meta_path = out / "synthetic.json"
     if meta_path.exists() and json.loads(meta_path.read_text()).get("params") != params:
         for sub in ("videos", "openpose", "truth"):
             shutil.rmtree(out / sub, ignore_errors=True)
-    plans = plan_dataset(seed, n_videos, n_frames, n_subjects, lose_share, target_share)
+    names = level_names(levels) if levels > 2 else None          # refuses a bad `levels` before drawing
+    plans = plan_dataset(seed, n_videos, n_frames, n_subjects, lose_share, target_share, levels)
     for sub in ("videos", "openpose", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
@@ -58,8 +63,19 @@ def generate(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, 
     atomic_write_text(out / LABELS_FILE, labels.to_csv(index=False))
     atomic_write_text(out / "splits.csv", splits.to_csv(index=False))
     atomic_write_text(out / "target_labels.csv", target.to_csv(index=False))
+    if names:
+        level = [names[p.level] for p in plans]
+        truth.insert(4, "level", level)
+        table = pd.DataFrame({"video_id": [p.video_id for p in plans], "label": level,
+                              "split": [p.split for p in plans], "subject_id": [p.subject.id for p in plans]})
+        atomic_write_text(out / "target_levels.csv", table.loc[table["split"] == "test", ["video_id", "label"]]
+                          .to_csv(index=False))
+        table.loc[table["split"] == "test", "label"] = ""
+        atomic_write_text(out / LEVELS_FILE, table.to_csv(index=False))
     atomic_write_text(out / "truth" / "cues.csv", truth.to_csv(index=False))
     summary = summarise(plans)
+    if names:
+        summary["levels"] = {n: sum(names[p.level] == n for p in plans) for n in names}
     atomic_write_text(meta_path, json.dumps({"params": params, "summary": summary,
                                              "cues": [asdict(c) for c in CUES]}, indent=2))
     return summary

@@ -4,6 +4,11 @@ from a plan.
 
 Labels are indices into `CLASSES`, the workspace's class order (`hiddenemo.data.imigue.CLASSES`:
 0 = Lose, 1 = Win), spelled as iMiGUE's `win_or_lose` column spells them. The cue-rich class is Lose.
+
+With `levels` > 2 (a task of more than two classes) each video has a hidden level 0 .. levels-1
+(`LEVEL_NAMES`: calm, tense, stressed, ...) whose cue rates lie evenly between Win's (level 0) and
+Lose's (the top level): graded cues, so neighbouring levels are harder to tell apart than the ends.
+Its two-class projection (the upper half of the levels = Lose) is what iMiGUE's format can carry.
 """
 from __future__ import annotations
 
@@ -33,9 +38,11 @@ class Cue:
     teacher: bool                    # read by a keypoint-rule teacher (hand-to-face, arms, gaze, ...)
     track: str = "head"              # episodes on one track never overlap (arms cannot do two things)
 
-    def rate(self, label: int) -> float:
-        """Episodes per 10 s for a video of class `label`."""
-        return self.rate_lose if label == LOSE else self.rate_win
+    def rate(self, stress: float) -> float:
+        """Episodes per 10 s for a video of cue-richness `stress`: 0 = Win, 1 = Lose, between for a level."""
+        if stress in (0.0, 1.0):
+            return self.rate_lose if stress else self.rate_win
+        return self.rate_win + stress * (self.rate_lose - self.rate_win)
 
 
 # Annotated cues carry the id of the nearest official iMiGUE class (hiddenemo.data.imigue.TAXONOMY):
@@ -57,6 +64,17 @@ CUES: tuple[Cue, ...] = (
 CUE_NAMES = tuple(c.name for c in CUES)
 FIDGET_LOSE_FACTOR = 1.15           # continuous hand/body jitter, keypoints (dynamics) and teacher
 ANNOTATOR_RECALL = 0.85             # share of annotatable episodes the annotator writes down
+
+LEVEL_NAMES = {3: ("calm", "tense", "stressed"), 4: ("calm", "uneasy", "tense", "stressed"),
+               5: ("calm", "uneasy", "tense", "stressed", "distressed")}
+
+
+def level_names(levels: int) -> list[str]:
+    """The names of `levels` graded levels, from the calmest."""
+    if levels not in LEVEL_NAMES:
+        raise ValueError(f"levels must be one of {sorted(LEVEL_NAMES)} (or 2 for Win/Lose), got {levels}")
+    return list(LEVEL_NAMES[levels])
+
 
 NATIONALITIES = ("Australia", "Spain", "United States", "France", "China", "Croatia", "Germany",
                  "Japan", "Canada", "Serbia", "Czech Republic", "Argentina")
@@ -94,17 +112,27 @@ class Episode:
 class VideoPlan:
     video_id: str
     subject: Subject
-    label: int                       # index into CLASSES (LOSE or WIN)
+    label: int                       # index into CLASSES (LOSE or WIN); with levels, the two-class projection
     split: str                       # train (labelled) / test (target: label withheld)
     n_frames: int
     fidget: float
     backdrop: tuple
     episodes: list[Episode] = field(default_factory=list)
+    level: int | None = None         # with levels > 2: the hidden level, 0 = calmest
+    top_level: int = 1               # levels - 1
+
+    @property
+    def stress(self) -> float:
+        """Cue-richness in [0, 1]: 0 = Win, 1 = Lose; a level's place between them."""
+        if self.level is None:
+            return 1.0 if self.label == LOSE else 0.0
+        return self.level / self.top_level
 
 
 def plan_dataset(seed: int, n_videos: int, n_frames: int, n_subjects: int | None = None,
-                 lose_share: float = 0.25, target_share: float = 0.3) -> list[VideoPlan]:
-    """Who is in which video, its label and split, its length and its timed cue episodes."""
+                 lose_share: float = 0.25, target_share: float = 0.3, levels: int = 2) -> list[VideoPlan]:
+    """Who is in which video, its label and split, its length and its timed cue episodes; with
+    `levels` > 2, each video's hidden level (about equally many of each per split) instead of Win/Lose."""
     if n_videos < 4:
         raise ValueError(f"need at least 4 videos (2 labelled, 2 target), got {n_videos}")
     rng = np.random.default_rng([seed, 0])
@@ -116,6 +144,9 @@ def plan_dataset(seed: int, n_videos: int, n_frames: int, n_subjects: int | None
     target_subjects = _target_subjects(rng, owner, target_share)
     split = np.where(np.isin(owner, target_subjects), "test", "train")
     labels = _labels(rng, split, lose_share)
+    level = _levels(np.random.default_rng([seed, 4]), split, levels) if levels > 2 else None
+    if level is not None:
+        labels = np.where(level >= levels / 2, LOSE, WIN)
 
     lengths = np.clip(n_frames * rng.lognormal(0.0, 0.35, n_videos), 0.5 * n_frames, 2.2 * n_frames)
     plans = []
@@ -124,8 +155,8 @@ def plan_dataset(seed: int, n_videos: int, n_frames: int, n_subjects: int | None
         subject = subjects[owner[v]]
         plan = VideoPlan(video_id=str(v + 1), subject=subject, label=int(labels[v]), split=str(split[v]),
                          n_frames=max(int(lengths[v]), 30), backdrop=BACKDROP[vrng.integers(len(BACKDROP))],
-                         fidget=subject.fidget * (FIDGET_LOSE_FACTOR if labels[v] == LOSE else 1.0)
-                         * float(vrng.lognormal(0, 0.2)))
+                         fidget=0.0, level=None if level is None else int(level[v]), top_level=max(levels - 1, 1))
+        plan.fidget = subject.fidget * FIDGET_LOSE_FACTOR ** plan.stress * float(vrng.lognormal(0, 0.2))
         plan.episodes = _episodes(vrng, plan)
         plans.append(plan)
     return plans
@@ -139,6 +170,15 @@ def _labels(rng: np.random.Generator, split: np.ndarray, lose_share: float) -> n
         n_lose = min(max(1, round(len(idx) * lose_share)), len(idx) - 1) if len(idx) > 1 else 0
         labels[rng.choice(idx, n_lose, replace=False)] = LOSE
     return labels
+
+
+def _levels(rng: np.random.Generator, split: np.ndarray, levels: int) -> np.ndarray:
+    """Each part (train, test) split about evenly over the levels, in random order."""
+    out = np.zeros(len(split), dtype=int)
+    for part in ("train", "test"):
+        idx = np.flatnonzero(split == part)
+        out[idx] = rng.permutation(np.arange(len(idx)) % levels)
+    return out
 
 
 def _subject(rng: np.random.Generator, subject_id: str) -> Subject:
@@ -174,7 +214,7 @@ def _episodes(rng: np.random.Generator, plan: VideoPlan) -> list[Episode]:
     busy: dict[str, np.ndarray] = {}
     episodes = []
     for cue in CUES:
-        rate = cue.rate(plan.label) * plan.subject.habits[cue.name]
+        rate = cue.rate(plan.stress) * plan.subject.habits[cue.name]
         n = rng.poisson(rate * rng.lognormal(0, 0.25) * seconds / 10)
         if cue.name == "talk_gesture":
             n = max(n, 1)

@@ -14,11 +14,16 @@ from hiddenemo.words import count
 
 
 def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoLabelPolicy) -> pd.DataFrame:
-    """`[video_id, target, weight]` for the unlabeled videos the policy keeps (failed verdicts never count)."""
+    """`[video_id, target, weight]` for the unlabeled videos the policy keeps (failed verdicts never count);
+    more than two classes: `[video_id, target_0 ... target_<C-1>, weight]` (`apply_class_policy`)."""
     ws = Workspace.of(work)
     manifest = ws.manifest
     unlabeled = set(manifest.loc[manifest["label"].isna(), "video_id"])
     verdicts = read_verdicts(ws.work, teacher_id)
+    if not ws.is_binary:
+        answers = {vid: d for vid, v in sorted(verdicts.items())
+                   if vid in unlabeled and (d := class_distribution(v, ws.classes)) is not None}
+        return apply_class_policy(answers, policy, len(ws.classes))
     answers = {vid: v.p_positive for vid, v in sorted(verdicts.items()) if vid in unlabeled and v.p_positive is not None}
     calibration = training_answers(ws, verdicts) if policy.calibrate else None
     return apply_policy(answers, policy, calibration)
@@ -42,6 +47,37 @@ def apply_policy(answers: dict[str, float], policy: PseudoLabelPolicy,
             weight = np.where(positive, len(df) / (2 * n_pos), len(df) / (2 * n_neg)) * policy.weight
     df["weight"] = weight
     return df[["video_id", "target", "weight"]].reset_index(drop=True)
+
+
+def class_distribution(verdict, classes: list[str]) -> np.ndarray | None:
+    """(C,) the teacher's class probabilities for a task of more than two classes: its `probs` (class
+    name -> probability, e.g. an imported teacher's p_<class> columns), else its `label` as a certain
+    answer; None when it gave neither (a teacher of texts alone)."""
+    probs = getattr(verdict, "probs", None)
+    if probs:
+        return np.array([float(probs.get(c, 0.0)) for c in classes])
+    if verdict.label in classes:
+        return np.eye(len(classes))[classes.index(verdict.label)]
+    return None
+
+
+def apply_class_policy(answers: dict[str, np.ndarray], policy: PseudoLabelPolicy, n_classes: int) -> pd.DataFrame:
+    """`[video_id, target_0 ... target_<C-1>, weight]` from a teacher's class distribution per video:
+    kept when its largest probability reaches `min_confidence`; hard = one-hot of the arg-max, soft =
+    the distribution; `class_balance` gives each predicted class the same total weight. (`threshold`
+    is a two-class notion and `calibrate` is built for two classes.)"""
+    if policy.calibrate:
+        raise ValueError("pseudo.policy.calibrate is built for two classes (Platt scaling of p_positive)")
+    kept = {vid: d for vid, d in answers.items() if d.max() >= policy.min_confidence}
+    dist = np.array(list(kept.values())).reshape(len(kept), n_classes)
+    winner = dist.argmax(1) if len(dist) else np.zeros(0, int)
+    targets = np.eye(n_classes)[winner] if policy.mode == "hard" else dist
+    weight = np.full(len(kept), float(policy.weight))
+    if policy.class_balance and len(kept):
+        counts = np.bincount(winner, minlength=n_classes)
+        weight = len(kept) / (np.count_nonzero(counts) * counts[winner]) * policy.weight
+    out = pd.DataFrame({"video_id": list(kept), **{f"target_{k}": targets[:, k] for k in range(n_classes)}})
+    return out.assign(weight=weight)
 
 
 def calibrated(ws: Workspace, verdicts: dict, p: np.ndarray) -> np.ndarray:

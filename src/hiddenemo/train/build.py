@@ -21,13 +21,14 @@ DEFAULT_ENCODERS = {"pose": "pose-mlp", "frames": "frames-transformer", "text": 
 
 
 def build_model(config: ModelConfig, modalities: list[str], dims: dict[str, int], *, fused: bool,
-                dropout: float = 0.1) -> nn.Module:
-    """A `Classifier` over one modality (fused=False) or a `FusionModel` over `modalities`."""
+                dropout: float = 0.1, n_classes: int = 2) -> nn.Module:
+    """A `Classifier` over one modality (fused=False) or a `FusionModel` over `modalities`; one logit
+    for two classes, `n_classes` logits for more."""
     encoders = {m: modality_encoder(config, m, dims[m], dropout) for m in modalities}
     if not fused:
         (encoder,) = encoders.values()
-        return Classifier(encoder, config.dim, dropout)
-    return FusionModel(encoders, config.dim, config.fusion, dropout)
+        return Classifier(encoder, config.dim, dropout, n_classes=n_classes)
+    return FusionModel(encoders, config.dim, config.fusion, dropout, n_classes=n_classes)
 
 
 def encoder_name(config: ModelConfig, modality: str) -> str:

@@ -88,15 +88,16 @@ class StageConfig:
     weight_decay: float = 0.01
     """AdamW weight decay."""
     focal_alpha: float = 0.25
-    """Focal loss alpha: weight of the positive class (0.5 = both equal; negative = off)."""
+    """Focal loss alpha: weight of the positive class (0.5 = both equal; negative = off). Two classes
+    only: with more, the softmax focal loss weighs classes through `class_balanced`."""
     focal_gamma: float = 2.0
-    """Focal loss gamma (0 = weighted cross-entropy)."""
+    """Focal loss gamma (0 = weighted cross-entropy; with `class_balanced`, class-weighted cross-entropy)."""
     resamples: int = 1
     """Fresh samplings of every video per epoch (the paper's resampling augmentation)."""
     dropout: float = 0.1
     """Dropout in the encoders and the fusion layer."""
     class_balanced: bool = False
-    """Weight samples so each class carries half the loss (`hiddenemo.eval.labelshift.class_weights`)."""
+    """Weight samples so each class carries an equal share of the loss (`hiddenemo.eval.labelshift.class_weights`)."""
     contrastive_weight: float = 0.0
     """Weight of a supervised contrastive term on the encoder features (the paper's "contrastive"
     ablation row; 0 = off, the paper's final choice)."""
@@ -110,12 +111,18 @@ class SelectionConfig:
     """Number of cross-validation folds over the labeled training videos."""
     group_by_subject: bool = True
     """Keep all videos of one subject in the same fold when subject ids are known (StratifiedGroupKFold)."""
-    epoch_metric: Literal["auroc", "loss", "balanced_accuracy"] = "auroc"
-    """Out-of-fold metric that picks the number of epochs (loss is minimised, the others maximised)."""
+    epoch_metric: Literal["auroc", "loss", "balanced_accuracy", "macro_f1"] = "auroc"
+    """Out-of-fold metric that picks the number of epochs (loss is minimised, the others maximised).
+    More than two classes: auroc is the mean one-vs-rest AUROC, balanced_accuracy and macro_f1 are
+    taken at the arg-max (the usual choices there)."""
     threshold: Literal["cv-accuracy", "balanced", "quantile", "fixed"] = "balanced"
-    """Decision threshold: cv-accuracy / balanced = the one maximising out-of-fold accuracy / balanced
-    accuracy; quantile = the paper's trick, predict `quantile_prior` of the target videos positive
-    (assumes that prior is known); fixed = `fixed_threshold`."""
+    """Decision threshold (two classes): cv-accuracy / balanced = the one maximising out-of-fold accuracy /
+    balanced accuracy; quantile = the paper's trick, predict `quantile_prior` of the target videos positive
+    (assumes that prior is known); fixed = `fixed_threshold`. More classes have no threshold: see `class_prior`."""
+    class_prior: Literal["train", "em"] = "train"
+    """More than two classes: the prediction is the arg-max of the class probabilities as trained
+    (train), or of the probabilities re-weighted to the target videos' class prior estimated by EM
+    from their predictions (em; transductive, and said so in the predictions' .json)."""
     threshold_bootstrap: int = 200
     """For cv-accuracy / balanced: the threshold is the median of the best cuts of this many bootstrap
     resamples of the out-of-fold predictions (seeded), steadier than the one best cut on a few dozen

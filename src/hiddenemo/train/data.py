@@ -7,7 +7,8 @@ resume. Evaluation gives each video `votes` samplings: the fixed one plus seeded
 
 A sample is a dict with the batch keys the models read (`pose`, `pose_point_mask`, `pose_mask`,
 `frames`, `frames_mask`, `text`, `events`, `events_mask`, `<modality>_present`; for a modality read
-by a pooled encoder, `<modality>_stats` instead of its sequence) plus `target`,
+by a pooled encoder, `<modality>_stats` instead of its sequence) plus `target` (a number in [0, 1]
+for two classes; for more, the row's class distribution from its columns `target_0` ... `target_<C-1>`),
 `weight` and `index` (the video's row in the table). A modality a video lacks is zeros with
 `<modality>_present = False`.
 """
@@ -94,6 +95,32 @@ def input_dims(store: Store, video_ids: list[str], encoders: dict[str, str], con
     return {m: pooled[m].width if reads_pooled(name) else dims[m] for m, name in encoders.items()}
 
 
+def target_rows(labeled: pd.DataFrame, n_classes: int) -> pd.DataFrame:
+    """`labeled` (label = class as counted) with its training targets and weight 1: `target` = the 0/1
+    label for two classes; one-hot `target_<k>` columns for more."""
+    y = labeled["label"].to_numpy()
+    if n_classes <= 2:
+        return labeled.assign(target=y.astype(np.float32), weight=1.0)
+    onehot = np.eye(n_classes, dtype=np.float32)[y.astype(int)]
+    return labeled.assign(**{f"target_{k}": onehot[:, k] for k in range(n_classes)}, weight=1.0)
+
+
+def target_columns(rows: pd.DataFrame) -> list[str]:
+    """`target_0` ... `target_<C-1>` when the rows carry class distributions, else []."""
+    columns = []
+    while f"target_{len(columns)}" in rows:
+        columns.append(f"target_{len(columns)}")
+    return columns
+
+
+def row_targets(rows: pd.DataFrame) -> np.ndarray:
+    """(n,) targets of a two-class task, or (n, C) class distributions; zeros when the rows have none."""
+    columns = target_columns(rows)
+    if columns:
+        return rows[columns].to_numpy(np.float32)
+    return rows["target"].to_numpy(np.float32) if "target" in rows else np.zeros(len(rows), np.float32)
+
+
 class VideoDataset(Dataset):
     """Samplings of the videos in `rows` (columns video_id, target, weight).
 
@@ -108,7 +135,7 @@ class VideoDataset(Dataset):
                  leave_out: tuple[str, ...] = ()):
         self.store = Store(work)
         self.video_ids = rows["video_id"].astype(str).tolist()
-        self.targets = rows["target"].to_numpy(np.float32) if "target" in rows else np.zeros(len(rows), np.float32)
+        self.targets = row_targets(rows)
         self.weights = rows["weight"].to_numpy(np.float32) if "weight" in rows else np.ones(len(rows), np.float32)
         self.modalities, self.sampling, self.train, self.seed = list(modalities), sampling, train, seed
         self.dims, self.text_encoder = dims, text_encoder

@@ -1,9 +1,11 @@
 """The Lightning adapter: one LightningModule for both stages, and the per-epoch checkpoint that
 makes a killed fit resume where it stopped.
 
-The module wraps any model that maps a batch dict to logits (B,): a stage-1 single-modality
+The module wraps any model that maps a batch dict to logits (B,) — or (B, C) for a task of more than
+two classes, trained with the softmax focal loss on (B, C) targets: a stage-1 single-modality
 classifier or the stage-2 fusion model. Validation averages the probabilities of each video's
-voting draws, so `val_probs` holds one probability per validation video after every epoch.
+voting draws, so `val_probs` holds one probability (or one row of C) per validation video after
+every epoch.
 
 Resume is exact: dropout is seeded from (seed, epoch, batch), the shuffle from (seed, epoch), each
 video's sampling from (seed, video, draw), and the per-epoch checkpoint keeps the weights
@@ -23,8 +25,9 @@ import torch
 from safetensors.torch import save_file
 
 from hiddenemo.data.store import atomic_write_text
-from hiddenemo.eval.metrics import binary_metrics
-from hiddenemo.models.losses import focal_loss, supervised_contrastive_loss
+from hiddenemo.eval.metrics import binary_metrics, multiclass_metrics
+from hiddenemo.models.fusion import logits_out
+from hiddenemo.models.losses import focal_loss, softmax_focal_loss, supervised_contrastive_loss
 from hiddenemo.train.config import StageConfig
 from hiddenemo.train.distributed import gather_validation, mean_across_ranks
 
@@ -58,6 +61,9 @@ class ClassifierModule(L.LightningModule):
         return self.model(batch)                                          # (B,) logits
 
     def _loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if logits.ndim == 2:                                              # (B, C): more than two classes
+            return softmax_focal_loss(logits, batch["target"].float(), gamma=self.stage.focal_gamma,
+                                      weight=batch["weight"].float())
         return focal_loss(logits, batch["target"].float(), alpha=self.stage.focal_alpha,
                           gamma=self.stage.focal_gamma, weight=batch["weight"].float())
 
@@ -80,7 +86,7 @@ class ClassifierModule(L.LightningModule):
         if self.stage.contrastive_weight > 0:
             # The paper's "contrastive" row: a small supervised contrastive term on the features.
             features = self.model.forward_features(batch)                 # (B, dim)
-            loss = self._loss(self.model.head(features).squeeze(-1), batch) + self.stage.contrastive_weight * \
+            loss = self._loss(logits_out(self.model.head(features)), batch) + self.stage.contrastive_weight * \
                 supervised_contrastive_loss(features, batch["target"].float(), weight=batch["weight"].float())
         else:
             loss = self._loss(self(batch), batch)
@@ -90,7 +96,8 @@ class ClassifierModule(L.LightningModule):
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         logits = self(batch)
-        self._val_out.append((batch["index"], torch.sigmoid(logits).detach(), self._loss(logits, batch).detach()))
+        probs = torch.softmax(logits, -1) if logits.ndim == 2 else torch.sigmoid(logits)
+        self._val_out.append((batch["index"], probs.detach(), self._loss(logits, batch).detach()))
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:
@@ -103,9 +110,8 @@ class ClassifierModule(L.LightningModule):
         self.val_loss = float(np.mean(losses))
         n = int(index.max()) + 1
         # Voting: the mean probability of each video's draws.
-        self.val_probs = np.bincount(index, probs, minlength=n) / np.bincount(index, minlength=n)
-        targets = self.trainer.val_dataloaders.dataset.targets[:n]
-        m = binary_metrics((targets >= 0.5).astype(int), self.val_probs)
+        self.val_probs = mean_by_index(index, probs, n)
+        m = validation_metrics(self.trainer.val_dataloaders.dataset.targets[:n], self.val_probs)
         self.log_dict({"val_loss": self.val_loss, "val_acc": m["accuracy"], "val_auroc": m["auroc"]}, prog_bar=True)
 
     def configure_optimizers(self):
@@ -113,6 +119,23 @@ class ClassifierModule(L.LightningModule):
 
     def train_loss_mean(self) -> float:
         return float(np.mean(self._train_losses)) if self._train_losses else float("nan")
+
+
+def mean_by_index(index: np.ndarray, probs: np.ndarray, n: int) -> np.ndarray:
+    """The mean of the rows of `probs` ((N,) or (N, C)) that share an index: (n,) or (n, C)."""
+    counts = np.bincount(index, minlength=n)
+    if probs.ndim == 1:
+        return np.bincount(index, probs, minlength=n) / counts
+    sums = np.zeros((n, probs.shape[1]))
+    np.add.at(sums, index, probs)
+    return sums / counts[:, None]
+
+
+def validation_metrics(targets: np.ndarray, probs: np.ndarray) -> dict:
+    """Accuracy and AUROC of validation probabilities against targets (two classes: rounded; more: arg-max)."""
+    if probs.ndim == 2:
+        return multiclass_metrics(np.asarray(targets).argmax(1), probs)
+    return binary_metrics((targets >= 0.5).astype(int), probs)
 
 
 class EpochCheckpoint(L.Callback):
@@ -128,8 +151,7 @@ class EpochCheckpoint(L.Callback):
         epoch = module.epoch + 1                                          # epochs done, 1-based
         row = {"epoch": epoch, "train_loss": mean_across_ranks(module.train_loss_mean()), "val_loss": module.val_loss}
         if module.val_probs is not None:
-            targets = trainer.val_dataloaders.dataset.targets
-            m = binary_metrics((targets >= 0.5).astype(int), module.val_probs)
+            m = validation_metrics(trainer.val_dataloaders.dataset.targets, module.val_probs)
             row.update(val_acc=m["accuracy"], val_auroc=m["auroc"], val_probs=module.val_probs.tolist())
         self.state["history"].append(row)
         self.state["epochs_done"] = epoch

@@ -22,11 +22,12 @@ from hiddenemo.eval.bootstrap import bootstrap_metrics
 from hiddenemo.eval.labelshift import class_weights
 from hiddenemo.eval.oof import key_parts
 from hiddenemo.models.registry import reads_pooled
-from hiddenemo.rundir import Run
+from hiddenemo.rundir import Run, class_probs
 from hiddenemo.train.build import candidate_encoders, check_encoder_args, encoder_name
 from hiddenemo.train.config import TrainConfig
 from hiddenemo.train.data import input_dims, pooled_inputs, videos_without_input
-from hiddenemo.train.predict import apply_threshold, predict_videos, predictions_table, submission_table
+from hiddenemo.train.predict import (apply_decision, apply_threshold, predict_videos, predictions_table, prob_columns,
+                                     submission_table)
 from hiddenemo.train.selection import make_folds
 from hiddenemo.train.selftrain import self_train
 from hiddenemo.train.stages import Context, chosen, run_stage1, run_stage2
@@ -50,17 +51,19 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
         raise UserError(f"{work} has no labels: training needs labeled videos. Re-create the workspace with "
                         "labels (`hiddenemo dataset folder --labels labels.csv ...`); extract, teach, embed and "
                         "`apply` with an exported model work without them")
-    if len(info.classes) != 2:
-        raise UserError(f"training is binary, and {work} has {len(info.classes)} classes {info.classes}: re-create "
-                        "the workspace with two (merge or blank the labels of the others)")
-    labeled, others = ws.training_split()                                     # label 1 = positive class
+    n_classes = len(info.classes)
+    if n_classes > 2 and config.self_training.rounds:
+        raise UserError(f"self_training.rounds is built for two classes, and {work} has {n_classes} {info.classes}: "
+                        "train with --self_training.rounds 0")
+    labeled, others = ws.training_split()             # label: 1 = positive class (two), the class index (more)
     store = ws.store
     pooled = pooled_inputs(work, ws.manifest, config, info.extra.get("event_groups"),
                            {m: candidate_encoders(config.model, m) for m in config.model.modalities})
     configured = {m: encoder_name(config.model, m) for m in config.model.modalities}
     dims = input_dims(store, labeled["video_id"].tolist() + others["video_id"].tolist(), configured, config, pooled)
-    ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"]), pooled)
     _check_class_sizes(labeled, ws)
+    ctx = Context(work, run_dir, config, dims, class_weights(labeled["label"], max(n_classes, 2)), pooled,
+                  n_classes=max(n_classes, 2))
     folds = make_folds(labeled, config.selection, config.seed)
     _warn_small_folds(folds, config.selection.folds)
     empty = videos_without_input(store, labeled["video_id"].tolist(), config.model.modalities,
@@ -72,8 +75,9 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
     # Only now, with inputs that can be trained on, does the run directory take this config and data.
     handle.save_config(config)
     _claim_training_set(run_dir, labeled, folds)
-    log.info("%d labeled training videos (%d positive) in %d folds; modalities %s", len(labeled),
-             int(labeled["label"].sum()), folds.max() + 1, config.model.modalities)
+    log.info("%d labeled training videos (%s) in %d folds; modalities %s", len(labeled),
+             ", ".join(f"{n} {ws.class_name(c)}" for c, n in sorted(labeled["label"].value_counts().items())),
+             folds.max() + 1, config.model.modalities)
 
     if not (config.stage1_enabled or config.stage2_enabled):
         raise UserError("stage1_enabled and stage2_enabled are both false: there is nothing to train")
@@ -92,7 +96,7 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
     final = "stage2" if config.stage2_enabled else max(stage1, key=lambda m: stage1[m]["cv_metrics"]["auroc"])
     final = final if final == "stage2" else f"stage1/{final}"
 
-    _write_oof(handle, labeled, folds, selections)
+    _write_oof(handle, labeled, folds, selections, info.classes)
     kept = ("n_pseudo", "encoder", "dir", "candidates", "rounds")
     selection = {key: {"epochs": sel["epochs"], "epoch_metric": sel["epoch_metric"], "threshold": sel["threshold"],
                        **{k: sel[k] for k in kept if k in sel}}
@@ -106,13 +110,17 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
     selection["transductive"] = transductive_inputs(ctx, selections.get("stage2", {}).get("n_pseudo", 0))
     selection["folds"] = {"k": int(folds.max()) + 1, "grouped_by_subject": bool(
         config.selection.group_by_subject and labeled["subject_id"].notna().all()), "n_labeled": len(labeled)}
+    if n_classes > 2:
+        selection["classes"] = list(info.classes)
     handle.write_json("selection.json", selection)
 
     metrics = {"cross_validated": {key: _with_intervals(sel["cv_metrics"], labeled, sel["oof"])
                                    for key, sel in selections.items()},
                **({"transductive": selection["transductive"]} if selection["transductive"] else {}),
                "note": "out-of-fold on the labeled training videos; the threshold was chosen on the same "
-                       "out-of-fold predictions, so accuracy-type figures are slightly optimistic (AUROC is not affected)"}
+                       "out-of-fold predictions, so accuracy-type figures are slightly optimistic (AUROC is not affected)"
+                       if n_classes <= 2 else "out-of-fold on the labeled training videos, predicted class = the arg-max "
+                       "(no threshold chosen); AUROC is the mean one-vs-rest AUROC"}
     if "stage2" in selections and stage1:
         metrics["stage2_gain_accuracy"] = _gain(selections, "accuracy")
         metrics["stage2_gain_auroc"] = _gain(selections, "auroc")
@@ -145,20 +153,26 @@ def predict_run(work: Path | Workspace, run: str, split: str = "test", submissio
     modalities = handle.modalities(final)
     votes = predict_videos(work, ws.manifest, rows["video_id"].tolist(), config, handle.model_config(final), modalities,
                            handle.dims(final), handle.weights(final), fused=final == "stage2",
-                           event_groups=info.extra.get("event_groups"))
-    threshold = apply_threshold(votes["p_positive"].to_numpy(), handle.threshold(final))
-    table = predictions_table(votes, threshold, info.classes, info.positive_index)
+                           event_groups=info.extra.get("event_groups"), classes=handle.classes)
+    if handle.classes:
+        votes, decision = apply_decision(votes, handle.threshold(final), handle.classes)
+        meta = {"split": split, "model": final, "decision": decision}
+        table = predictions_table(votes, None, info.classes, None)
+    else:
+        threshold = apply_threshold(votes["p_positive"].to_numpy(), handle.threshold(final))
+        meta = {"split": split, "model": final, "threshold": threshold}
+        table = predictions_table(votes, threshold, info.classes, info.positive_index)
     empty = videos_without_input(ws.store, rows["video_id"].tolist(), modalities, config.model.text_encoder)
     if empty:
         log.warning("%d of %d videos have none of the modalities %s (failed extraction, no person found?): "
                     "their p_positive is the model's answer to no input, not a prediction (`without_input` in "
                     "the predictions' .json): %s", len(empty), len(rows), modalities, empty[:10])
-    out = handle.write_predictions(table, {"split": split, "model": final, "threshold": threshold,
-                                           "threshold_method": handle.threshold(final)["method"],
+    out = handle.write_predictions(table, {**meta, "threshold_method": handle.threshold(final)["method"],
                                            "without_input": empty}, final if model else None, split)
     if submission:
-        handle.write_table("submission.csv", submission_table(table, ws.positive))
-    log.info("wrote %s (%d videos, threshold %.3f)", out, len(table), threshold)
+        handle.write_table("submission.csv", submission_table(table, None if handle.classes else ws.positive))
+    log.info("wrote %s (%d videos, %s)", out, len(table),
+             f"threshold {meta['threshold']:.3f}" if "threshold" in meta else f"arg-max, class prior {decision['class_prior']}")
     return out
 
 
@@ -174,6 +188,8 @@ def test_metrics(work: Path | Workspace, run: str) -> dict | None:
     preds = predictions.table.merge(truth, on="video_id")
     if preds.empty:
         return None
+    if not ws.is_binary:
+        return bootstrap_metrics(preds["y"].astype(int).to_numpy(), class_probs(preds, ws.classes))
     return bootstrap_metrics(preds["y"].astype(int).to_numpy(), preds["p_positive"].to_numpy(), predictions.threshold)
 
 
@@ -192,14 +208,17 @@ def transductive_inputs(ctx: Context, n_pseudo: int = 0) -> list[str]:
 
 
 def pseudo_labeled(work: Path | Workspace, config: TrainConfig, others: pd.DataFrame) -> pd.DataFrame:
-    """video_id, target, weight of the teacher-labeled videos in `pseudo.splits` (never their labels)."""
+    """video_id, target, weight of the teacher-labeled videos in `pseudo.splits` (never their labels);
+    more than two classes: target_0 ... target_<C-1> (the class distribution) instead of target."""
+    ws = Workspace.of(work)
+    columns = ["video_id", *(["target"] if ws.is_binary else [f"target_{k}" for k in range(len(ws.classes))]), "weight"]
     if not config.pseudo.teacher:
-        return pd.DataFrame(columns=["video_id", "target", "weight"])
+        return pd.DataFrame(columns=columns)
     from hiddenemo.teacher.policy import pseudo_labels
     table = pseudo_labels(work, config.pseudo.teacher, config.pseudo.policy)
     allowed = others.loc[others["split"].isin(config.pseudo.splits), "video_id"]
     table = table[table["video_id"].isin(allowed)]
-    return table[["video_id", "target", "weight"]].reset_index(drop=True)
+    return table[columns].reset_index(drop=True)
 
 
 def _claim_training_set(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray) -> None:
@@ -227,7 +246,7 @@ def _set_threads(threads: int | None) -> None:
 def _check_class_sizes(labeled: pd.DataFrame, ws: Workspace) -> None:
     """Cross-validation needs two labeled training videos of each class (one to train on while the
     other validates); name the class that falls short and what to do."""
-    counts = labeled["label"].value_counts()
+    counts = labeled["label"].value_counts().reindex(range(max(len(ws.classes), 2)), fill_value=0)
     short = {ws.class_name(c): int(n) for c, n in counts.items() if n < 2}
     if short:
         raise UserError(f"cross-validation needs at least 2 labeled training videos of each class, and "
@@ -255,7 +274,7 @@ def _with_intervals(cv_metrics: dict, labeled: pd.DataFrame, oof: np.ndarray) ->
     that small data shows how little it can tell."""
     subjects = labeled["subject_id"]
     groups = subjects.astype(str).to_numpy() if subjects.notna().all() else None
-    return bootstrap_metrics(labeled["label"].to_numpy(), oof, cv_metrics["threshold"], groups)
+    return bootstrap_metrics(labeled["label"].to_numpy(), oof, cv_metrics.get("threshold", 0.5), groups)
 
 
 def _gain(selections: dict, metric: str) -> dict:
@@ -265,10 +284,12 @@ def _gain(selections: dict, metric: str) -> dict:
             "best_stage1_value": stage1[best], "gain": selections["stage2"]["cv_metrics"][metric] - stage1[best]}
 
 
-def _write_oof(handle: Run, labeled: pd.DataFrame, folds: np.ndarray, selections: dict) -> None:
+def _write_oof(handle: Run, labeled: pd.DataFrame, folds: np.ndarray, selections: dict, classes: list[str]) -> None:
     parts = []
     for key, sel in selections.items():
         stage, modality = key_parts(key)
+        probs = ({"p_positive": sel["oof"]} if np.ndim(sel["oof"]) == 1 else
+                 dict(zip(prob_columns(classes), np.asarray(sel["oof"]).T)))
         parts.append(pd.DataFrame({"video_id": labeled["video_id"], "stage": stage, "modality": modality,
-                                   "fold": folds, "p_positive": sel["oof"], "y_true": labeled["label"]}))
+                                   "fold": folds, **probs, "y_true": labeled["label"]}))
     handle.write_table("oof.csv", pd.concat(parts))

@@ -1,5 +1,6 @@
-"""Honest model selection: folds, the number of epochs and the decision threshold, all chosen on
-the labeled training videos only.
+"""Honest model selection: folds, the number of epochs and the decision threshold (two classes) or
+rule (more: the arg-max, optionally at the target set's EM prior), all chosen on the labeled training
+videos only.
 
 The labeled training rows come from `Workspace.training_split`, the one place that hands out labels
 (every other row comes WITHOUT a label column), so nothing here can see a test label even by mistake. The
@@ -14,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenemo.errors import UserError
-from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.eval.metrics import binary_metrics, multiclass_metrics
 from hiddenemo.train.config import SelectionConfig
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,14 @@ def make_folds(labeled: pd.DataFrame, config: SelectionConfig, seed: int) -> np.
 def choose_epoch(oof_by_epoch: np.ndarray, y: np.ndarray, loss_by_epoch: np.ndarray, metric: str) -> int:
     """Number of epochs (1-based) whose pooled out-of-fold predictions score best; the earliest on ties.
 
-    oof_by_epoch: (E, n) out-of-fold probabilities after each epoch; loss_by_epoch: (E,) mean val loss.
-    Balanced accuracy is taken at the training prior, the threshold that maximises it for calibrated
-    probabilities (see `hiddenemo.eval.labelshift.balanced_threshold`)."""
+    oof_by_epoch: (E, n) out-of-fold probabilities after each epoch, or (E, n, C) class probabilities;
+    loss_by_epoch: (E,) mean val loss. Two classes: balanced accuracy is taken at the training prior, the
+    threshold that maximises it for calibrated probabilities (see
+    `hiddenemo.eval.labelshift.balanced_threshold`); more: every metric at the arg-max."""
     if metric == "loss":
         scores = -np.asarray(loss_by_epoch, dtype=np.float64)
+    elif np.ndim(oof_by_epoch) == 3:
+        scores = np.array([multiclass_metrics(y, p)[metric] for p in oof_by_epoch])
     else:
         scores = np.array([binary_metrics(y, p, threshold=float(np.mean(y)))[metric] for p in oof_by_epoch])
     scores = np.nan_to_num(scores, nan=-np.inf)
@@ -82,6 +86,17 @@ def choose_threshold(p: np.ndarray, y: np.ndarray, config: SelectionConfig, seed
     return {"method": method, "metric": metric, "threshold": threshold,
             "oof_score": float(score_curve(p, y, np.array([threshold]), metric)[0]),
             "best_cut": best_cut, "bootstrap": len(cuts)}
+
+
+def choose_decision(config: SelectionConfig, train_prior: np.ndarray) -> dict:
+    """How a task of more than two classes decides: the arg-max, at the training prior or at the
+    target set's EM prior (`selection.class_prior`); kept where a binary model keeps its threshold."""
+    decision = {"method": "argmax", "class_prior": config.class_prior,
+                "train_prior": [float(x) for x in train_prior]}
+    if config.class_prior == "em":
+        decision["note"] = ("transductive: at prediction time the class probabilities are re-weighted to the target "
+                            "videos' class prior, estimated by EM from their own predictions (no labels)")
+    return decision
 
 
 def _best_cut(p: np.ndarray, y: np.ndarray, metric: str) -> float:

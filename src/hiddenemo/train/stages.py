@@ -1,7 +1,8 @@
 """The two training stages, with cross-validation on the labeled training videos.
 
 Stage 1, per modality: k fold fits (train on k-1 folds, validate on the held-out fold after every
-epoch), the number of epochs and the threshold chosen on the pooled out-of-fold predictions. The
+epoch), the number of epochs and the threshold (more than two classes: the arg-max rule) chosen on
+the pooled out-of-fold predictions. The
 model that predicts is the ensemble of the k fold models at that epoch (default), or with
 `selection.final_model: retrain` one more fit on all labeled videos. Stage 2: the fusion model, its
 encoders loaded from stage 1, fine-tuned at a small learning rate on labeled + pseudo-labeled
@@ -31,15 +32,15 @@ from torch.utils.data import DataLoader
 
 from hiddenemo.data.pooled import PooledFeatures
 from hiddenemo.data.store import Store, atomic_write_text
-from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.eval.metrics import binary_metrics, multiclass_metrics
 from hiddenemo.train.config import StageConfig, TrainConfig
 from hiddenemo.models.registry import reads_pooled
 from hiddenemo.train.build import build_model, candidate_encoders, encoder_name, load_encoders, load_weights
 from hiddenemo.errors import UserError
-from hiddenemo.train.data import VideoDataset, collate, input_dims
+from hiddenemo.train.data import VideoDataset, collate, input_dims, target_columns, target_rows
 from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
 from hiddenemo.train.module import ClassifierModule, EpochCheckpoint, epoch_seed, load_optimizer_state, read_state
-from hiddenemo.train.selection import choose_epoch, choose_threshold
+from hiddenemo.train.selection import choose_decision, choose_epoch, choose_threshold
 
 log = logging.getLogger(__name__)
 METRIC_COLUMNS = ["epoch", "fold", "train_loss", "val_loss", "val_acc", "val_auroc"]
@@ -54,6 +55,8 @@ class Context:
     dims: dict[str, int]
     class_weights: dict[int, float] | None = None
     pooled: dict[str, PooledFeatures] = field(default_factory=dict)
+    n_classes: int = 2
+    """Classes of the task: two = one logit (sigmoid), more = one logit per class (softmax)."""
 
     def dataset(self, modalities: list[str], rows: pd.DataFrame, *, train: bool, resamples: int = 1) -> VideoDataset:
         """The videos of `rows` as this run's models read them."""
@@ -84,7 +87,7 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
         return read_state(out)
     cfg, tag = ctx.config, str(out.relative_to(ctx.run_dir))
     L.seed_everything(epoch_seed(cfg.seed, tag, -1), workers=True, verbose=False)
-    model = build_model(cfg.model, modalities, ctx.dims, fused=fused, dropout=stage.dropout)
+    model = build_model(cfg.model, modalities, ctx.dims, fused=fused, dropout=stage.dropout, n_classes=ctx.n_classes)
     if init is not None:
         init(model)
     state = read_state(out)
@@ -139,11 +142,12 @@ def cross_validate(ctx: Context, modalities: list[str], stage: StageConfig, labe
     """k fold fits, then epochs and threshold from the pooled out-of-fold predictions. `extra`: rows
     (video_id, target, weight) added to every fold's training, or a function fold -> such rows.
 
-    Returns the selection: {epochs, threshold, oof (n,), metrics}."""
+    Returns the selection: {epochs, threshold, oof (n,) or (n, C), metrics}; with more than two classes
+    `threshold` holds the decision rule (`choose_decision`) instead."""
     y = labeled["label"].to_numpy()
-    rows = labeled.assign(target=y.astype(np.float32), weight=1.0)
+    rows = target_rows(labeled, ctx.n_classes)
     n_epochs, k = stage.epochs, int(folds.max()) + 1
-    oof = np.zeros((n_epochs, len(labeled)))
+    oof = np.zeros((n_epochs, len(labeled)) + ((ctx.n_classes,) if ctx.n_classes > 2 else ()))
     losses = np.zeros((k, n_epochs))
     history = []
     for fold in range(k):
@@ -158,11 +162,15 @@ def cross_validate(ctx: Context, modalities: list[str], stage: StageConfig, labe
             losses[fold, e] = row["val_loss"]
             history.append({c: row.get(c, fold if c == "fold" else np.nan) for c in METRIC_COLUMNS})
     epochs = choose_epoch(oof, y, losses.mean(0), ctx.config.selection.epoch_metric)
-    threshold = choose_threshold(oof[epochs - 1], y, ctx.config.selection, seed=ctx.config.seed)
     _prune_epochs(out, k, keep=epochs)
-    return {"epochs": epochs, "threshold": threshold, "oof": oof[epochs - 1], "history": history,
-            "epoch_metric": ctx.config.selection.epoch_metric,
-            "cv_metrics": binary_metrics(y, oof[epochs - 1], threshold["threshold"])}
+    if ctx.n_classes > 2:
+        decision = choose_decision(ctx.config.selection, np.bincount(y, minlength=ctx.n_classes) / len(y))
+        cv_metrics = multiclass_metrics(y, oof[epochs - 1])
+    else:
+        decision = choose_threshold(oof[epochs - 1], y, ctx.config.selection, seed=ctx.config.seed)
+        cv_metrics = binary_metrics(y, oof[epochs - 1], decision["threshold"])
+    return {"epochs": epochs, "threshold": decision, "oof": oof[epochs - 1], "history": history,
+            "epoch_metric": ctx.config.selection.epoch_metric, "cv_metrics": cv_metrics}
 
 
 def run_stage1(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray) -> dict[str, dict]:
@@ -180,7 +188,7 @@ def run_stage1(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray) -> dict[s
             out = ctx.run_dir / "stage1" / modality / (name if len(names) > 1 else "")
             sel = cross_validate(sub, [modality], ctx.config.stage1, labeled, folds, None, out, fused=False)
             if ctx.config.selection.final_model == "retrain":
-                rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
+                rows = target_rows(labeled, ctx.n_classes)
                 fit(sub, [modality], ctx.config.stage1, rows, None, out / "final", sel["epochs"], fused=False,
                     keep_every_epoch=False)
             write_metrics(out / "metrics.csv", sel["history"])
@@ -210,7 +218,7 @@ def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: p
     sel = cross_validate(ctx, modalities, ctx.config.stage2, labeled, folds, pseudo, out, fused=True,
                          init_for_fold=lambda fold: stage1_encoders(ctx, stage1, f"fold{fold}"))
     if ctx.config.selection.final_model == "retrain":
-        rows = labeled.assign(target=labeled["label"].astype(np.float32), weight=1.0)
+        rows = target_rows(labeled, ctx.n_classes)
         rows = pd.concat([rows, pseudo], ignore_index=True) if len(pseudo) else rows
         fit(ctx, modalities, ctx.config.stage2, rows, None, out / "final", sel["epochs"], fused=True,
             keep_every_epoch=False, init=stage1_encoders(ctx, stage1, "final"))
@@ -229,10 +237,12 @@ def stage1_encoders(ctx: Context, stage1: dict[str, dict], which: str):
 
 
 def _weighted(rows: pd.DataFrame, class_weights: dict[int, float] | None) -> pd.DataFrame:
-    """Class-balanced sample weights (a soft target counts by its nearer class)."""
+    """Class-balanced sample weights (a soft target counts by its nearer class, a distribution by its arg-max)."""
     if not class_weights:
         return rows
-    cls = (rows["target"] >= 0.5).astype(int)
+    columns = target_columns(rows)
+    cls = (pd.Series(rows[columns].to_numpy().argmax(1), index=rows.index) if columns
+           else (rows["target"] >= 0.5).astype(int))
     return rows.assign(weight=rows["weight"] * cls.map(class_weights))
 
 
