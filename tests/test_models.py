@@ -51,11 +51,14 @@ def make_batch(pad_to: int, seed: int = 0, lengths: dict[str, list[int]] = LENGT
     binary = lambda shape, g: (torch.rand(shape, generator=g) > 0.7).float()  # noqa: E731
     pose, pose_mask = padded("pose", (137, 8), normal)
     point_mask = padded("pose", (137,), lambda shape, g: torch.rand(shape, generator=g) > 0.2)[0]
+    patch = padded("pose", (137, 16), normal)[0]                           # bound patch features (pose-patch)
+    patch_mask = padded("pose", (137,), lambda shape, g: torch.rand(shape, generator=g) > 0.3)[0]
     frames, frames_mask = padded("frames", (48,), normal)
     events, events_mask = padded("events", (32,), binary)
     ids, ids_mask = padded("text_input_ids", (), lambda s, g: torch.randint(1, 50, s, generator=g).float())
     batch = {
         "pose": pose, "pose_point_mask": point_mask, "pose_mask": pose_mask,
+        "pose_patch": patch, "pose_patch_mask": patch_mask,
         "frames": frames, "frames_mask": frames_mask,
         "events": events, "events_mask": events_mask,
         "text": torch.randn(B, 24, generator=torch.Generator().manual_seed(seed)),
@@ -94,8 +97,9 @@ def test_pose_encoders_ignore_missing_points(name):
     torch.manual_seed(0)
     encoder = build_small(name).eval()
     batch = make_batch(pad_to=10)
-    changed = dict(batch, pose=torch.where(batch["pose_point_mask"].unsqueeze(-1), batch["pose"],
-                                           torch.full_like(batch["pose"], 7.0)))
+    missing = ~batch["pose_point_mask"].unsqueeze(-1)
+    changed = dict(batch, pose=batch["pose"].masked_fill(missing, 7.0),
+                   pose_patch=batch["pose_patch"].masked_fill(missing, 7.0))
     with torch.no_grad():
         torch.testing.assert_close(encoder.forward_features(batch), encoder.forward_features(changed))
 

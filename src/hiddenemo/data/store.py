@@ -37,9 +37,12 @@ class StoreError(UserError, RuntimeError):
     and what to do."""
 
 
-def array_name(modality: str, text_encoder: str | None = None) -> str:
+def array_name(modality: str, text_encoder: str | None = None, arrays: dict[str, str] | None = None) -> str:
     """The store array a modality reads: its own name, or `text.<encoder_id>` for the texts one
-    encoder embedded (several encoders' texts can sit side by side)."""
+    encoder embedded (several encoders' texts can sit side by side); `arrays` are encoders' own
+    (`frames-xclip` reads `frames_xclip`, `hiddenemo.models.registry.reads_array`)."""
+    if arrays and arrays.get(modality):
+        return arrays[modality]
     return f"text.{text_encoder}" if modality == "text" else modality
 
 

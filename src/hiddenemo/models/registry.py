@@ -59,3 +59,14 @@ def reads_pooled(name: str) -> bool:
     factory = _ENCODERS.get(name)
     return getattr(getattr(factory, "func", factory), "reads", "sequence") == "pooled"
 
+
+def reads_patches(name: str) -> bool:
+    """Whether the encoder also reads the keypoints' bound patch features (`pose_patch`)."""
+    factory = _ENCODERS.get(name)
+    return bool(getattr(getattr(factory, "func", factory), "patches", False))
+
+
+def reads_array(name: str) -> str | None:
+    """The store array an encoder reads in place of its modality's own (`frames-xclip`: `frames_xclip`)."""
+    factory = _ENCODERS.get(name)
+    return getattr(getattr(factory, "func", factory), "array", None)

@@ -5,7 +5,9 @@ events (`events`, multi-hot).
 
 `frames-clip16` is the honest stand-in for the paper's "16-frame clip" baseline (X-CLIP, 16 frames):
 the same per-frame projection, but only 16 frames spread evenly over the valid ones, averaged, with
-no long Transformer. It isolates what the long temporal model adds.
+no long Transformer. It isolates what the long temporal model adds. `frames-xclip` is the paper's
+baseline itself: it reads the X-CLIP clip embeddings (`frames_xclip`, one per 16-frame clip, written
+by `hiddenemo extract --extract.frames xclip`) and pools them over the video's clips.
 """
 from __future__ import annotations
 
@@ -60,6 +62,26 @@ class ClipMeanEncoder(nn.Module):
         return self.proj(self.drop(self.inp(clip).mean(1)))               # (B, dim)
 
 
+class ClipPoolEncoder(nn.Module):
+    """Batch `<modality>` (B, N, in_dim) of clip embeddings -> masked mean over the clips -> (B, dim)."""
+
+    array = "frames_xclip"          # the store array the dataset reads for this encoder's modality
+
+    def __init__(self, modality: str, in_dim: int, dim: int = 256, model_dim: int = 256, dropout: float = 0.1,
+                 input_norm: bool = True):
+        super().__init__()
+        self.modality = modality
+        self.inp = step_projection(in_dim, model_dim, input_norm)
+        self.drop = nn.Dropout(dropout)
+        self.proj = nn.Sequential(nn.GELU(), nn.Linear(model_dim, dim))
+
+    def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        x, mask = batch[self.modality], batch[f"{self.modality}_mask"]
+        keep = mask.to(x.dtype).unsqueeze(-1)                               # (B, N, 1)
+        mean = (self.inp(x) * keep).sum(1) / keep.sum(1).clamp_min(1.0)     # (B, model_dim)
+        return self.proj(self.drop(mean))                                   # (B, dim)
+
+
 def evenly_spread_valid(mask: torch.Tensor, k: int) -> torch.Tensor:
     """Indices (B, k) of k steps spread evenly over the valid steps of each row of mask (B, N), in
     order, repeating steps when a row has fewer than k."""
@@ -73,5 +95,6 @@ def evenly_spread_valid(mask: torch.Tensor, k: int) -> torch.Tensor:
 register_encoder("frames-transformer")(functools.partial(SequenceEncoder, modality="frames", in_dim=768))
 register_encoder("frames-clip16")(functools.partial(ClipMeanEncoder, modality="frames", in_dim=768,
                                                     n_clip=16))
+register_encoder("frames-xclip")(functools.partial(ClipPoolEncoder, modality="frames", in_dim=512))
 register_encoder("events-transformer")(functools.partial(SequenceEncoder, modality="events", in_dim=32,
                                                          input_norm=False))

@@ -10,7 +10,10 @@ A sample is a dict with the batch keys the models read (`pose`, `pose_point_mask
 by a pooled encoder, `<modality>_stats` instead of its sequence) plus `target` (a number in [0, 1]
 for two classes; for more, the row's class distribution from its columns `target_0` ... `target_<C-1>`),
 `weight` and `index` (the video's row in the table). A modality a video lacks is zeros with
-`<modality>_present = False`.
+`<modality>_present = False`. For an encoder that reads the keypoints' bound patches (`pose-patch`),
+`pose_patch` (N, 137, P) and `pose_patch_mask` (N, 137) too: each sampled frame gets the patch row of
+the nearest embedded frame, none when that is farther than the embedding stride. An encoder may read
+another array for its modality (`frames-xclip`: `frames_xclip` and `frames_xclip_idx`).
 """
 from __future__ import annotations
 
@@ -32,6 +35,25 @@ from hiddenemo.train.config import SamplingConfig, TrainConfig
 SEQUENCE_MODALITIES = ("pose", "frames", "events")
 
 
+def encoder_arrays(encoders: dict[str, str]) -> dict[str, str]:
+    """modality -> the array its encoder reads instead of the modality's own, where it does."""
+    from hiddenemo.models.registry import reads_array
+
+    return {m: reads_array(name) for m, name in encoders.items() if reads_array(name)}
+
+
+def nearest_rows(frames_idx: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For raw frames idx (N,): the row of the nearest embedded frame in frames_idx (sorted) and whether
+    it lies within the embedding stride (the median step between embedded frames)."""
+    if len(frames_idx) == 0:
+        return np.zeros(len(idx), np.int64), np.zeros(len(idx), bool)
+    right = np.clip(np.searchsorted(frames_idx, idx), 0, len(frames_idx) - 1)
+    left = np.maximum(right - 1, 0)
+    rows = np.where(np.abs(frames_idx[left] - idx) <= np.abs(frames_idx[right] - idx), left, right)
+    stride = np.median(np.diff(frames_idx)) if len(frames_idx) > 1 else 1
+    return rows, np.abs(frames_idx[rows] - idx) <= stride
+
+
 def videos_without_input(store: Store, video_ids: list[str], modalities: list[str], text_encoder: str) -> list[str]:
     """The videos with nothing in any of `modalities`: no array, an empty one, or keypoints never seen
     (judged on up to 256 evenly spaced rows, read memory-mapped). A model's output for them is its
@@ -46,7 +68,7 @@ def videos_without_input(store: Store, video_ids: list[str], modalities: list[st
 
 
 def modality_dims(store: Store, video_ids: list[str], modalities: list[str], sampling: SamplingConfig,
-                  text_encoder: str) -> dict[str, int]:
+                  text_encoder: str, arrays: dict[str, str] | None = None) -> dict[str, int]:
     """Feature width of each modality, read from the sidecars; refuses a modality no video has."""
     dims = {}
     for modality in modalities:
@@ -54,7 +76,7 @@ def modality_dims(store: Store, video_ids: list[str], modalities: list[str], sam
             dims["pose"] = 2 + 2 * len(sampling.offsets)
             name = "pose"
         else:
-            name = array_name(modality, text_encoder)
+            name = array_name(modality, text_encoder, arrays)
         for vid in video_ids:
             meta = store.meta(vid, name)
             if meta is not None and store.path(vid, name).exists():
@@ -62,7 +84,8 @@ def modality_dims(store: Store, video_ids: list[str], modalities: list[str], sam
                 break
         else:
             have = sorted({p.stem for p in store.root.glob("*/*.npy")}) if store.root.exists() else []
-            maker = {"pose": "`hiddenemo extract` (or `dataset imigue --openpose`)", "frames": "`hiddenemo extract`",
+            maker = {"pose": "`hiddenemo extract` (or `dataset imigue --openpose`)",
+                     "frames": "`hiddenemo extract`" + (" --extract.frames xclip" if name != "frames" else ""),
                      "text": "`hiddenemo teach` then `hiddenemo embed`",
                      "events": "`hiddenemo dataset imigue` (timed annotations; other datasets have none)"}[modality]
             raise UserError(f"no video in {store.work} has the `{name}` array needed by modality "
@@ -88,10 +111,15 @@ def input_dims(store: Store, video_ids: list[str], encoders: dict[str, str], con
                pooled: dict[str, PooledFeatures]) -> dict[str, int]:
     """Input width of each modality for the encoder named for it: the pooled vector's for a pooled
     encoder, the sequence's otherwise."""
-    from hiddenemo.models.registry import reads_pooled
+    from hiddenemo.models.registry import reads_patches, reads_pooled
 
     sequence = [m for m, name in encoders.items() if not reads_pooled(name)]
-    dims = modality_dims(store, video_ids, sequence, config.sampling, config.model.text_encoder)
+    dims = modality_dims(store, video_ids, sequence, config.sampling, config.model.text_encoder,
+                         encoder_arrays(encoders))
+    if any(reads_patches(name) for name in encoders.values()) and \
+            not any(store.has(v, "pose_patch") for v in video_ids):
+        raise UserError(f"encoder {encoders['pose']} reads keypoints bound to DINOv2 patches, and no video in "
+                        f"{store.work} has them; extract with `hiddenemo extract --extract.patches_dim 16`")
     return {m: pooled[m].width if reads_pooled(name) else dims[m] for m, name in encoders.items()}
 
 
@@ -132,7 +160,9 @@ class VideoDataset(Dataset):
     def __init__(self, work: Path, rows: pd.DataFrame, modalities: list[str], sampling: SamplingConfig,
                  *, train: bool, seed: int, dims: dict[str, int], text_encoder: str = "minilm",
                  resamples: int = 1, pooled: dict[str, PooledFeatures] | None = None, train_window: float = 1.0,
-                 leave_out: tuple[str, ...] = ()):
+                 leave_out: tuple[str, ...] = (), encoders: dict[str, str] | None = None):
+        from hiddenemo.models.registry import reads_patches
+
         self.store = Store(work)
         self.video_ids = rows["video_id"].astype(str).tolist()
         self.targets = row_targets(rows)
@@ -144,6 +174,11 @@ class VideoDataset(Dataset):
         self.epoch = 0
         self.leave_out = set(leave_out)
         self._cache: dict[tuple[str, str], np.ndarray | None] = {}
+        self.arrays = encoder_arrays(encoders or {})
+        self.patches = reads_patches((encoders or {}).get("pose", ""))
+        if self.patches:      # the stored width, for the zeros of a video without patches
+            metas = (self.store.meta(v, "pose_patch") for v in self.video_ids)
+            self.patch_width = next((int(m["shape"][-1]) for m in metas if m), 16)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -179,12 +214,23 @@ class VideoDataset(Dataset):
                 point_ok = np.zeros((n, N_KEYPOINTS), bool)
             point_ok &= valid[:, None]
             feats[~valid] = 0
-            return {"pose": feats, "pose_point_mask": point_ok, "pose_mask": valid,
-                    "pose_present": np.bool_(valid.any())}
+            out = {"pose": feats, "pose_point_mask": point_ok, "pose_mask": valid, "pose_present": np.bool_(valid.any())}
+            return {**out, **self._patches(vid, idx, point_ok)} if self.patches else out
         rows = np.asarray(array[idx], np.float32) if n_rows else np.zeros((n, self.dims[modality]), np.float32)
         rows[~valid] = 0
         rows = np.nan_to_num(rows)
         return {modality: rows, f"{modality}_mask": valid, f"{modality}_present": np.bool_(valid.any())}
+
+    def _patches(self, vid: str, idx: np.ndarray, point_ok: np.ndarray) -> dict[str, np.ndarray]:
+        """The bound patch features at the sampled pose frames, from the nearest embedded frame."""
+        patch = None if "pose" in self.leave_out else self._array(vid, "pose_patch")
+        if patch is None or not len(patch):
+            return {"pose_patch": np.zeros(point_ok.shape + (self.patch_width,), np.float32),
+                    "pose_patch_mask": np.zeros_like(point_ok)}
+        rows, near = nearest_rows(np.asarray(self._array(vid, "frames_idx")), idx)
+        feats = np.asarray(patch[rows], np.float32)                       # (N, 137, P), NaN = not bound
+        bound = np.isfinite(feats).all(-1) & near[:, None] & point_ok
+        return {"pose_patch": np.where(bound[..., None], feats, 0).astype(np.float32), "pose_patch_mask": bound}
 
     def _pooled(self, vid: str, modality: str, draw: int) -> dict[str, np.ndarray]:
         """The video's statistics: over a random window in training (augmentation), whole at inference."""
@@ -202,7 +248,7 @@ class VideoDataset(Dataset):
     def _indices(self, vid: str, modality: str, n_rows: int, n: int, draw: int) -> tuple[np.ndarray, np.ndarray]:
         gap = 1
         if modality == "frames" and n_rows:
-            gap = gap_in_rows(self._array(vid, "frames_idx"), self.sampling.min_frame_gap)
+            gap = gap_in_rows(self._array(vid, self.arrays.get("frames", "frames") + "_idx"), self.sampling.min_frame_gap)
         if self.train:
             # Every (epoch, resample) pair is its own draw, apart from the voting draws' stream.
             rng = video_rng(self.seed, f"{vid}/{modality}/train", self.epoch * self.draws + draw)
@@ -217,7 +263,7 @@ class VideoDataset(Dataset):
         key = (vid, modality)
         if key not in self._cache:
             try:
-                self._cache[key] = self.store.load_if(vid, array_name(modality, self.text_encoder))
+                self._cache[key] = self.store.load_if(vid, array_name(modality, self.text_encoder, self.arrays))
             except StoreError as e:
                 raise UserError(str(e)) from e
         return self._cache[key]

@@ -37,7 +37,7 @@ def predict_videos(work: Path, manifest: pd.DataFrame, video_ids: list[str], con
     pooled = pooled_inputs(work, manifest, config, event_groups, {m: [encoder_name(model_config, m)] for m in modalities})
     dataset = VideoDataset(work, pd.DataFrame({"video_id": video_ids}), modalities, config.sampling, train=False,
                            seed=config.seed, dims=dims, text_encoder=config.model.text_encoder, pooled=pooled,
-                           leave_out=tuple(leave_out))
+                           leave_out=tuple(leave_out), encoders={m: encoder_name(model_config, m) for m in modalities})
     with torch.inference_mode():
         return vote(nets, dataset, batch_size=config.stage2.batch_size, classes=classes)
 

@@ -64,7 +64,8 @@ class Context:
         pooled = {m: self.pooled[m] for m in modalities if reads_pooled(encoder_name(cfg.model, m))}
         return VideoDataset(self.work, rows, modalities, cfg.sampling, train=train, seed=cfg.seed, dims=self.dims,
                             text_encoder=cfg.model.text_encoder, resamples=resamples, pooled=pooled,
-                            train_window=cfg.pooled.train_window)
+                            train_window=cfg.pooled.train_window,
+                            encoders={m: encoder_name(cfg.model, m) for m in modalities})
 
     def with_encoders(self, encoders: dict[str, str], dims: dict[str, int]) -> "Context":
         """The same run with these encoders (and their input widths) for some modalities."""
