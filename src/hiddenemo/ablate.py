@@ -36,11 +36,37 @@ FRAME_ENCODERS = [
     ("dinov2+transformer",
      {"model": {"modalities": ["frames"], "encoders": {"frames": "frames-transformer"}}, "stage2_enabled": False},
      "stage1/frames"),
-    # X-CLIP weights cannot be loaded offline: the honest stand-in is the same per-frame encoder on a
-    # 16-frame clip without the long Transformer (registry name frames-clip16).
+    # The same per-frame encoder on a 16-frame clip without the long Transformer (frames-clip16): what
+    # the long temporal model adds, and the stand-in for X-CLIP when its features were not extracted.
     ("16-frame clip (X-CLIP stand-in)",
      {"model": {"modalities": ["frames"], "encoders": {"frames": "frames-clip16"}},
       "sampling": {"n_frames": 16}, "stage2_enabled": False},
+     "stage1/frames"),
+]
+XCLIP_ROW = ("X-CLIP (16-frame clips, pooled)",
+             {"model": {"modalities": ["frames"], "encoders": {"frames": "frames-xclip"}}, "stage2_enabled": False},
+             "stage1/frames")
+
+
+def frame_encoder_variants(modalities: list[str], work: Path | None = None) -> list[tuple[str, dict, str]]:
+    """Table 2: the X-CLIP row where the workspace has X-CLIP features (`extract --extract.frames xclip`);
+    without them, say so plainly and keep the stand-in only."""
+    if work is not None and any((work / "store").glob("*/frames_xclip.npy")):
+        return [*FRAME_ENCODERS, XCLIP_ROW]
+    print("frame-encoders: no X-CLIP features in this workspace (make them with `hiddenemo extract "
+          "--extract.frames xclip --extract.frames_model <hub name or local copy>`); the 16-frame clip row is "
+          "the stand-in, not X-CLIP", flush=True)
+    return FRAME_ENCODERS
+
+
+# Each modality alone; keypoints with and without the DINOv2 patch each point falls in.
+MODALITY_VARIANTS = [
+    ("pose (pose-mlp)", {"model": {"modalities": ["pose"], "encoders": {"pose": "pose-mlp"}}, "stage2_enabled": False},
+     "stage1/pose"),
+    ("pose + bound patches (pose-patch)",
+     {"model": {"modalities": ["pose"], "encoders": {"pose": "pose-patch"}}, "stage2_enabled": False}, "stage1/pose"),
+    ("frames (frames-transformer)",
+     {"model": {"modalities": ["frames"], "encoders": {"frames": "frames-transformer"}}, "stage2_enabled": False},
      "stage1/frames"),
 ]
 
@@ -68,11 +94,12 @@ def stage_variants(modalities: list[str]) -> list[tuple[str, dict, str]]:
     return [*[(f"stage 1 {m}", {}, f"stage1/{m}") for m in modalities], ("stage 2", {}, "stage2")]
 
 
-STUDIES = {"pose-encoders": lambda modalities: POSE_ENCODERS,
-           "frame-encoders": lambda modalities: FRAME_ENCODERS,
-           "strategy": strategy_variants,
-           "stages": stage_variants}
-REFERENCE = {"pose-encoders": "mlp+offsets", "frame-encoders": "dinov2+transformer",
+STUDIES = {"pose-encoders": lambda modalities, work=None: POSE_ENCODERS,
+           "frame-encoders": frame_encoder_variants,
+           "modalities": lambda modalities, work=None: MODALITY_VARIANTS,
+           "strategy": lambda modalities, work=None: strategy_variants(modalities),
+           "stages": lambda modalities, work=None: stage_variants(modalities)}
+REFERENCE = {"pose-encoders": "mlp+offsets", "frame-encoders": "dinov2+transformer", "modalities": "pose (pose-mlp)",
              "strategy": "+ pretraining (the paper's pipeline)", "stages": "stage 2"}
 
 
@@ -88,7 +115,7 @@ def run_study(work: Path, study: str, seeds: int, base_config: Path | None) -> p
     out.mkdir(parents=True, exist_ok=True)
     base = _load_yaml(base_config) if base_config else {}
     modalities = base.get("model", {}).get("modalities", ["pose", "frames", "text"])
-    variants = STUDIES[study](modalities)
+    variants = STUDIES[study](modalities, work)
     results, slugs = [], {}
     for variant, overlay, model_key in variants:
         overlay = _with_encoder_args(overlay, base)

@@ -9,7 +9,7 @@ from hiddenemo.train.config import NoiseStudy
 
 
 @takes(NoiseStudy)
-def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strategy", "stages",
+def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "modalities", "strategy", "stages",
                                       "teacher-noise"] = "pose-encoders",
            seeds: int = 3, base: Optional[Path] = None, config: NoiseStudy = NoiseStudy()) -> None:
     """Run one of the paper's ablation studies on a workspace and print mean ± std over seeds.
@@ -19,8 +19,11 @@ def ablate(work: Path, study: Literal["pose-encoders", "frame-encoders", "strate
 
     Studies: pose-encoders (Table 1: gcn / gin / gat / mlp, each with and without the t-8/16/24
     offsets; pose alone), frame-encoders (Table 2: per-frame embeddings + Transformer over many
-    frames vs a 16-frame clip with no long Transformer — X-CLIP's weights cannot be loaded offline,
-    so the clip row is the same encoder on 16 frames, named so), strategy (Table 3: fused without
+    frames vs a 16-frame clip with no long Transformer, the same encoder on 16 frames, and X-CLIP's own
+    clip features pooled when the workspace has them — `extract --extract.frames xclip`; without them
+    the study says it keeps the stand-in only), modalities (each alone: keypoints with pose-mlp, keypoints
+    bound to their DINOv2 patches with pose-patch — needs `extract --extract.patches_dim 16` — and
+    frames), strategy (Table 3: fused without
     pretraining, + weak supervision, + offsets, + per-modality pretraining, + contrastive), stages (the
     base config as it is, one run per seed: each modality's stage-1 model against the stage-2 model,
     with a paired bootstrap and a paired t-test over seeds — does stage 2 earn its place?),

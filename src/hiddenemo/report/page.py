@@ -60,6 +60,7 @@ def build_report(work: Path | Workspace, run: str) -> Path:
         ("Data: video lengths", _frame_counts(truth, info)),
         ("Data: coverage per video and keypoint group", _coverage(work, truth)),
         ("Data: a frame with its skeleton", _skeleton(work, truth)),
+        ("Data: keypoints on the DINOv2 patch grid", _patch_grid(work, truth)),
         ("Run configuration", _config(r)),
     ]
     nav = "".join(f'<li><a href="#s{i}">{html.escape(title)}</a></li>' for i, (title, _) in enumerate(sections))
@@ -450,6 +451,44 @@ def _skeleton(work: Path, truth: pd.DataFrame) -> str:
     return _img(plots.image(drawn, title), "skeleton") + _note(
         f"{title}. Connections in OpenPose's colours (body by limb, face white, hands by finger), as the "
         "paper's Figure 1.")
+
+
+def _patch_grid(work: Path, truth: pd.DataFrame) -> str:
+    """An embedded frame's person crop as the backbone saw it, with the patch grid and the keypoints
+    that read it (`pose_patch`, `hiddenemo.extract.patches`)."""
+    import cv2
+
+    from hiddenemo.extract.boxes import crop_window
+    from hiddenemo.extract.embeddings import letterbox_geometry
+    from hiddenemo.extract.patches import ARRAY, pixel_points, to_input_pixels
+
+    store = Store(work)
+    rows = [r for _, r in truth.iterrows() if store.has(r["video_id"], ARRAY) and isinstance(r["path"], str)
+            and Path(r["path"]).exists()]
+    if not rows:
+        return _note("No keypoints bound to patches in the store (`hiddenemo extract --extract.patches_dim 16` "
+                     "makes them; the `pose-patch` encoder reads them).")
+    vid = rows[0]["video_id"]
+    params = store.meta(vid, ARRAY)["params"]
+    recipe, idx = params["patches"], store.load(vid, "frames_idx", mmap=False)
+    pose, box = store.load(vid, "pose", mmap=False), store.load(vid, "box", mmap=False)
+    t = int(idx[np.argmax((pose[idx, :, 2] > 0.05).sum(1))])            # the most completely seen embedded frame
+    frame = _decode_frame(Path(rows[0]["path"]), t)
+    window = crop_window(box[t], frame.shape[1], frame.shape[0], params["crop_margin"]) if frame is not None else None
+    if window is None:
+        return _note(f"video {vid}: frame {t} could not be read to draw its patch grid.")
+    crop = frame[window[1]:window[3], window[0]:window[2]]
+    size = recipe["size"]
+    nh, nw, top, left = letterbox_geometry(*crop.shape[:2], size)
+    canvas = np.zeros((size, size, 3), np.uint8)
+    canvas[top:top + nh, left:left + nw] = cv2.resize(crop, (nw, nh), interpolation=cv2.INTER_AREA)
+    uv = to_input_pixels(pixel_points(pose[t], box[t]) - np.array(window[:2], np.float32), *crop.shape[:2], size)
+    g = size // recipe["patch"]
+    title = f"video {vid}, frame {t}: {int(np.isfinite(uv).all(1).sum())} keypoints on the {g}x{g} patch grid"
+    return _img(plots.patch_grid(canvas, uv, recipe["patch"], title), "patch grid") + _note(
+        f"{title}. Each found keypoint reads the patch tokens bilinearly at its position; the feature "
+        f"({recipe['backbone']}, projected to {recipe['width']} dimensions) goes beside its position and offsets "
+        "into the pose-patch encoder.")
 
 
 def _decode_frame(path: Path, t: int) -> np.ndarray | None:

@@ -174,6 +174,23 @@ def image(rgb: np.ndarray, title: str) -> bytes:
     return to_png(fig)
 
 
+def patch_grid(rgb: np.ndarray, uv: np.ndarray, patch: int, title: str) -> bytes:
+    """The letterboxed person crop (S, S, 3) with its patch grid, and the found keypoints (V, 2) in its
+    pixels: which patch token each point reads."""
+    fig, ax = plt.subplots(figsize=(5.2, 5.6))
+    ax.imshow(rgb)
+    for line in range(0, rgb.shape[0] + 1, patch):
+        ax.axhline(line - 0.5, c="white", lw=0.4, alpha=0.6)
+        ax.axvline(line - 0.5, c="white", lw=0.4, alpha=0.6)
+    groups = {"body": (slice(0, 25), "#ff7f0e"), "face": (slice(25, 95), "#2ca02c"), "hands": (slice(95, 137), "#d62728")}
+    for name, (part, colour) in groups.items():
+        ax.scatter(uv[part, 0], uv[part, 1], s=9, c=colour, label=name, edgecolors="black", linewidths=0.3)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.axis("off")
+    return to_png(fig)
+
+
 def noise_curve(table: pd.DataFrame, crossing: float | None, crossing_vs_none: float | None = None) -> bytes:
     """The teacher-noise study: the student's AUROC gain against the pseudo-labels' noise, over stage 1
     (left) and over stage 2 without pseudo-labels (right: the pseudo-labels' own effect). Simulated
