@@ -166,3 +166,16 @@ def test_extraction_writes_xclip_clips_beside_dinov2_frames(tmp_path, work, tiny
     sample = VideoDataset(work, pd.DataFrame({"video_id": ["clip"]}), ["frames"], sampling, train=False, seed=0,
                           dims={"frames": 12}, encoders={"frames": "frames-xclip"})[0]
     assert sample["frames"].shape == (4, 12) and sample["frames_mask"].sum() == 3
+
+
+def test_frame_encoder_study_runs_xclip_only_when_the_workspace_has_it(work, capsys):
+    from hiddenemo.ablate import STUDIES
+
+    names = lambda: [name for name, _, _ in STUDIES["frame-encoders"](["frames"], work)]   # noqa: E731
+    assert not any("X-CLIP (" in n for n in names())
+    assert "no X-CLIP features in this workspace" in capsys.readouterr().out
+    (work / "store" / "v1").mkdir(parents=True)
+    np.save(work / "store" / "v1" / "frames_xclip.npy", np.zeros((2, 12), np.float16))
+    assert "X-CLIP (16-frame clips, pooled)" in names()
+    modalities = {name: overlay["model"]["encoders"] for name, overlay, _ in STUDIES["modalities"](["pose"], work)}
+    assert modalities["pose + bound patches (pose-patch)"] == {"pose": "pose-patch"}

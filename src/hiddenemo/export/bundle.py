@@ -42,6 +42,11 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
     oof = source.oof_by_model().get(key)
     if oof is None:
         raise UserError(f"run {run} has no out-of-fold predictions of {key} (oof.csv): finish it with `hiddenemo train`")
+    from hiddenemo.models.registry import reads_array, reads_patches
+    odd = [n for n in source.model_config(key).encoders.values() if reads_patches(n) or reads_array(n)]
+    if odd:     # apply would extract only the modalities' own arrays and feed these encoders zeros
+        raise UserError(f"run {run}: exporting a model with {', '.join(odd)} is not supported yet (the recipe "
+                        "does not remake pose_patch or frames_xclip on new videos); use `hiddenemo predict` in the workspace")
     training_ids = oof["video_id"].tolist()
     manifest = read_manifest(work).set_index("video_id")
     threshold = source.threshold(key)
