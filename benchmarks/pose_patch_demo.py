@@ -26,9 +26,10 @@ import numpy as np
 import pandas as pd
 
 from hiddenemo.ablate import REFERENCE, _versus, run_study
-from hiddenemo.data.manifest import DatasetInfo
-from hiddenemo.demo import DEMO_CONFIG, _predictions
+from hiddenemo.data.workspace import Workspace
+from hiddenemo.demo import DEMO_CONFIG
 from hiddenemo.eval.metrics import binary_metrics
+from hiddenemo.rundir import Run
 
 STUDY = "modalities"
 
@@ -53,15 +54,15 @@ def held_out(work: Path, truth_csv: Path) -> str:
     predictions against the reference's (bootstrap, McNemar) and of the per-seed AUROC (t-test)."""
     from scipy.stats import ttest_rel
 
-    info = DatasetInfo.load(work)
     truth = pd.read_csv(truth_csv, dtype={"video_id": str})
-    truth["label"] = (truth["win_or_lose"].str.lower() == info.positive.lower()).astype(int)
+    truth["label"] = (truth["win_or_lose"].str.lower() == Workspace(work).positive.lower()).astype(int)
     runs = pd.read_csv(work / "ablations" / f"{STUDY}_runs.csv")
     scored, averaged = [], {}
     for variant, group in runs.groupby("variant", sort=False):
         parts, thresholds = [], []
         for seed, run in zip(group["seed"], group["run"]):
-            preds, threshold = _predictions(work / "runs" / run / "predictions.csv")
+            predicted = Run(work, run).predictions()
+            preds, threshold = predicted.table, predicted.threshold
             both = truth.merge(preds[["video_id", "p_positive"]], on="video_id")
             m = binary_metrics(both["label"].to_numpy(), both["p_positive"].to_numpy(float), threshold)
             scored.append({"variant": variant, "seed": seed, "n": len(both), **{k: m[k] for k in
