@@ -29,7 +29,7 @@ from hiddenemo.errors import DISK_ERRORS, UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.boxes import crop_window, make_detector, subject_boxes
 from hiddenemo.extract.config import EXTRACT_VERSION, ExtractConfig
-from hiddenemo.extract.patches import pixel_points
+from hiddenemo.extract.patches import ARRAY as PATCHES, pixel_points
 from hiddenemo.extract.xclip import clip_rows
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,6 @@ class VideoJob:
     def _frames_done(self, video_id: str) -> bool:
         if self.embedder is None:
             return True
-        from hiddenemo.extract.patches import ARRAY as PATCHES
         params = self.frames_params(self.store.meta(video_id, "box"))
         done = self._current(video_id, self.frames_array, params) and \
             self._current(video_id, f"{self.frames_array}_idx", params)
@@ -303,7 +302,6 @@ class VideoJob:
             params = self.frames_params(self.store.meta(video_id, "box"))
             dim, name = self.embedder.dim, self.frames_array
             if self.binder is not None:
-                from hiddenemo.extract.patches import ARRAY as PATCHES
                 bound = [b for _, b in embeddings]
                 embeddings = [e for e, _ in embeddings]
                 bound = np.concatenate(bound) if bound else np.zeros((0, N_KEYPOINTS, self.binder.width), np.float32)
