@@ -36,7 +36,7 @@ STUDY = "modalities"
 
 def prepare(out: Path, patches_dim: int) -> Path:
     from hiddenemo.commands import dataset, extract
-    from hiddenemo.data.synthetic import generate
+    from hiddenemo.synthetic import generate
     from hiddenemo.extract.config import ExtractConfig
 
     data, work = out / "data", out / "work"
@@ -107,7 +107,7 @@ def frame_probe(work: Path, seed: int = 0, n_videos: int = 96, n_frames: int = 2
     from sklearn.preprocessing import StandardScaler
 
     from hiddenemo.data.store import POSE_GROUPS, Store
-    from hiddenemo.data.synthetic import envelopes, plan_dataset
+    from hiddenemo.synthetic.plan import envelopes, plan_dataset
 
     store = Store(work)
     plans = [p for p in plan_dataset(seed, n_videos, n_frames) if p.split == "train"]
