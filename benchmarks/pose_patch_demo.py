@@ -106,7 +106,8 @@ def frame_probe(work: Path, seed: int = 0, n_videos: int = 96, n_frames: int = 2
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from hiddenemo.data.store import POSE_GROUPS, Store
+    from hiddenemo.data.layout import POSE_GROUPS
+    from hiddenemo.data.store import Store
     from hiddenemo.synthetic.plan import envelopes, plan_dataset
 
     store = Store(work)

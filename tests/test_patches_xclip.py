@@ -13,7 +13,8 @@ from test_openpose import person, write_frame
 
 from hiddenemo.data.manifest import write_manifest
 from hiddenemo.data.openpose import ingest_openpose
-from hiddenemo.data.store import N_KEYPOINTS, Store
+from hiddenemo.data.layout import N_KEYPOINTS
+from hiddenemo.data.store import Store
 from hiddenemo.errors import UserError
 from hiddenemo.extract.config import ExtractConfig
 from hiddenemo.extract.embeddings import FrameEmbedder, letterbox_geometry

@@ -24,7 +24,8 @@ import numpy as np
 
 from hiddenemo.data.keypoints import MIN_CONFIDENCE, box_from_keypoints, low_coverage, normalise_to_box, video_coverage
 from hiddenemo.data.openpose import ingest_openpose, is_ingested
-from hiddenemo.data.store import N_KEYPOINTS, Store
+from hiddenemo.data.layout import N_KEYPOINTS
+from hiddenemo.data.store import Store
 from hiddenemo.errors import DISK_ERRORS, UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.boxes import crop_window, make_detector, subject_boxes

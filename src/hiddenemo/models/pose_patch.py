@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from hiddenemo.data.store import N_KEYPOINTS
+from hiddenemo.data.layout import N_KEYPOINTS
 from hiddenemo.errors import UserError
 from hiddenemo.models.pose import PoseEncoder
 from hiddenemo.models.registry import register_encoder

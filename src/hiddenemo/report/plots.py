@@ -182,7 +182,7 @@ def patch_grid(rgb: np.ndarray, uv: np.ndarray, patch: int, title: str) -> bytes
     for line in range(0, rgb.shape[0] + 1, patch):
         ax.axhline(line - 0.5, c="white", lw=0.4, alpha=0.6)
         ax.axvline(line - 0.5, c="white", lw=0.4, alpha=0.6)
-    from hiddenemo.data.store import POSE_GROUPS
+    from hiddenemo.data.layout import POSE_GROUPS
 
     for (name, part), colour in zip(POSE_GROUPS.items(), ("#ff7f0e", "#2ca02c", "#d62728")):
         ax.scatter(uv[part, 0], uv[part, 1], s=9, c=colour, label=name, edgecolors="black", linewidths=0.3)
