@@ -13,7 +13,8 @@ keypoints run: what the demo's extraction does), `paper` (DINOv2-Base at 518 px,
 enough for timing; slow on a CPU, so try `--frames 100`).
 
 `default` and `embeddings` are each run `--repeats` times with the settings before issue 17 (float
-DINOv2-S on one thread) and with today's, alternating before/after, so both see the same load; the
+DINOv2-S on one thread, keypoints in one pass) and with today's (int8, keypoints in two parts at
+once), alternating before/after, so both see the same load; the
 "paired" line gives the ratio of the median frames/s. Absolute figures differ between machines and
 with whatever else runs; the ratio is the figure to compare. The "fidelity" line is the cosine
 similarity of the int8 to the float embeddings of the same crops of this video.
@@ -151,8 +152,8 @@ def main() -> None:
 
     paths = args.paths.split(",")
     target = ExtractConfig(detect_every=10, frames_every=5)
-    # Before issue 17: float weights, one embedding thread whatever ran beside it.
-    before = replace(target, frames_precision="float", frames_threads=1)
+    # Before issue 17: float weights, one embedding thread whatever ran beside it, one keypoint pass.
+    before = replace(target, frames_precision="float", frames_threads=1, keypoint_parts=1)
     if "default" in paths:
         paired(video, before, target, "default: ssd/10 + holistic/1 + dinov2-s 224/5", args.repeats)
     keypoints = Path(tmp.name) / "keypoints"          # the keypoints run's store, reused below
