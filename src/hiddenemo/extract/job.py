@@ -242,8 +242,6 @@ class VideoJob:
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
-        self.progress(decoded.n_frames % 25)
-        self.timings["frames"] += decoded.n_frames % 25
         status.update(n_frames=decoded.n_frames, fps=decoded.fps)
 
         if need_pose:
@@ -279,6 +277,7 @@ class VideoJob:
             holistic = HolisticKeypoints()     # per part: tracking state must not carry over
         warm_from = max(0, first - KEYPOINT_WARMUP) if holistic is not None else first
         batch, batch_idx, pending = [], [], []
+        reported, t = first, first - 1            # frames counted towards the progress bar; the last seen
 
         def flush():
             pending.append(pool.submit(self._embed, list(batch)))
@@ -287,8 +286,10 @@ class VideoJob:
             while len(pending) >= MAX_PENDING_BATCHES:
                 out.embeddings.append(pending.pop(0).result())
 
+        # Without keypoints only the embedded frames need converting to RGB (the demo's case).
+        step = 1 if holistic is not None else c.frames_every
         try:
-            for t, rgb in decode.prefetch(decode.frames(path, decoded, start=warm_from, stop=stop)):
+            for t, rgb in decode.prefetch(decode.frames(path, decoded, step, warm_from, stop)):
                 frame_box = box[t] if box is not None and t < len(box) else np.full(5, np.nan, np.float32)
                 if holistic is not None:
                     k0 = time.perf_counter()
@@ -309,19 +310,24 @@ class VideoJob:
                         batch_idx.append(t)
                         if len(batch) == c.frames_batch:
                             flush()
-                if t % 25 == 24:
-                    self.progress(25)
-                    self.timings["frames"] += 25
+                if t + 1 - reported >= 25:
+                    self._report(t + 1 - reported)
+                    reported = t + 1
             if batch:
                 flush()
             out.embeddings.extend(f.result() for f in pending)
             pending.clear()
+            self._report(max(0, (decoded.n_frames if decoded is not None else t + 1) - reported))
         finally:
             for f in pending:
                 f.cancel()
             if holistic is not None:
                 holistic.close()
         return out
+
+    def _report(self, n: int) -> None:
+        self.progress(n)
+        self.timings["frames"] += n
 
     def _embed(self, crops: list[np.ndarray]) -> np.ndarray:
         t0 = time.perf_counter()
