@@ -218,3 +218,18 @@ def test_keypoint_parts_match_one_pass(tmp_path, monkeypatch):
     # (Later crops may differ: where the detector has no box, the keypoints' own box is the crop.)
     assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() > 0.99
     assert three.meta("face", "pose")["params"]["parts"] == 3 and "parts" not in one.meta("face", "pose")["params"]
+
+
+def test_keypoint_part_past_the_end_of_the_file_is_empty_not_an_error(tmp_path, work, monkeypatch):
+    """A header that overstates the frame count cuts a part beyond the last frame: that part is empty."""
+    from dataclasses import replace as with_
+
+    from hiddenemo.extract import decode, job
+
+    probe = decode.probe
+    monkeypatch.setattr(job, "MIN_PART_FRAMES", 20)
+    monkeypatch.setattr(decode, "probe", lambda path: with_(probe(path), n_frames_hint=100))
+    workspace(work, {"short": good_video(tmp_path, "short", 30)})
+    summary = extract_all(work, ExtractConfig(box="pose-box", frames="none", keypoint_parts=2))
+    assert summary["ok"] == 1, summary
+    assert Store(work).load("short", "pose").shape == (30, 137, 3)

@@ -245,9 +245,10 @@ class VideoJob:
         status.update(n_frames=decoded.n_frames, fps=decoded.fps)
 
         if need_pose:
-            xy = np.concatenate([part.xy for part in parts])
-            conf = np.concatenate([part.conf for part in parts])
-            det_box = None if c.box == "pose-box" else np.concatenate([part.boxes for part in parts])
+            # Row by row: a part past the end of a file whose header overstated its length is empty.
+            xy = np.stack([row for part in parts for row in part.xy])
+            conf = np.stack([row for part in parts for row in part.conf])
+            det_box = None if c.box == "pose-box" else np.stack([row for part in parts for row in part.boxes])
             pose, box = normalise_to_box(xy, conf, det_box)
             self.store.save(video_id, "box", box, PRODUCER, EXTRACT_VERSION, self.box_params())
             self.store.save(video_id, "pose", pose, PRODUCER, EXTRACT_VERSION, self.pose_params())
