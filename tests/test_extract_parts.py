@@ -217,6 +217,11 @@ def test_prefetch_passes_items_errors_and_stops_early(tmp_path):
     done = decode.Decoded()
     assert [t for t, _ in decode.prefetch(decode.frames(path, done), depth=2)] == list(range(30))
     assert done.n_frames == 30
+    whole = dict(decode.frames(path))
+    part = dict(decode.frames(path, start=7, stop=19, step=3))           # a keypoint part's range
+    assert list(part) == [9, 12, 15, 18] and all((part[t] == whole[t]).all() for t in part)
+    rest = decode.Decoded()
+    assert [t for t, _ in decode.frames(path, rest, start=25)] == list(range(25, 30)) and rest.n_frames == 30
     early = decode.prefetch(decode.frames(path), depth=2)
     assert next(early)[0] == 0
     early.close()                                      # leaving early stops the decoding thread

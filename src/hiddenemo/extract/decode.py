@@ -75,11 +75,14 @@ def probe(path: str | Path) -> VideoInfo:
         container.close()
 
 
-def frames(path: str | Path, decoded: Decoded | None = None, step: int = 1) -> Iterator[tuple[int, np.ndarray]]:
-    """Yield (frame number, upright (H, W, 3) uint8 RGB array) for every `step`-th frame, streaming.
+def frames(path: str | Path, decoded: Decoded | None = None, step: int = 1, start: int = 0,
+           stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield (frame number, upright (H, W, 3) uint8 RGB array) for every `step`-th frame from `start`
+    up to `stop` (None: the end), streaming.
 
-    Frames in between are decoded (codecs need them) but not converted to RGB, which is most of the
-    cost. When the generator is exhausted, `decoded` (if given) holds the exact count and mean rate.
+    Frames in between and before `start` are decoded (codecs need them, and frame numbers count in
+    decode order, so no seeking) but not converted to RGB, which is most of the cost. When the
+    generator runs to the end of the file, `decoded` (if given) holds the exact count and mean rate.
     A file that breaks off mid-way yields the frames before the damage; one that yields none raises."""
     import av
 
@@ -93,11 +96,13 @@ def frames(path: str | Path, decoded: Decoded | None = None, step: int = 1) -> I
         n = 0
         try:
             for frame in container.decode(stream):
+                if stop is not None and n >= stop:
+                    return                  # a part of the video: its count and rate are not known
                 if frame.time is not None:
                     first_t = frame.time if first_t is None else first_t
                     last_t = frame.time
                 n += 1
-                if (n - 1) % step == 0:
+                if n - 1 >= start and (n - 1) % step == 0:
                     yield n - 1, upright(frame)
         except av.error.FFmpegError as e:
             if n == 0:

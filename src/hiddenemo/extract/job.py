@@ -10,7 +10,9 @@ Two passes over a video when a detector is used: the first decodes every frame b
 detector on every n-th one only, so the subject can be chosen knowing the whole video; the second
 runs the keypoints on every frame's person crop and hands every `frames_every`-th crop to the
 embedding model, which runs in a background thread in batches (onnxruntime and torch release the
-GIL, so it overlaps the keypoints on the second core).
+GIL, so it overlaps the keypoints). Holistic is serial and keeps one core busy, so the second pass
+cuts a long video into `keypoint_parts` consecutive parts that run at once, each in a thread with
+its own decoder and Holistic (MediaPipe releases the GIL too).
 """
 from __future__ import annotations
 
@@ -36,6 +38,24 @@ from hiddenemo.extract.xclip import clip_rows
 log = logging.getLogger(__name__)
 PRODUCER = "hiddenemo.extract"
 MAX_PENDING_BATCHES = 3     # crops waiting for the embedding thread; bounds memory on long videos
+KEYPOINT_WARMUP = 10        # frames a keypoint part tracks before its first one, to settle the tracking
+MIN_PART_FRAMES = 200       # a video is cut into keypoint parts of at least this many frames
+
+
+def part_bounds(n_frames: int, parts: int) -> list[tuple[int, int | None]]:
+    """Consecutive (first, stop) frame ranges for the keypoint parts; the last runs to the end of the
+    file (stop None), so a header count that is off changes nothing but where the cut falls."""
+    parts = max(1, min(parts, n_frames // MIN_PART_FRAMES))
+    cuts = [round(i * n_frames / parts) for i in range(parts)] + [None]
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+class _Part:
+    """What one keypoint part produced, in frame order."""
+
+    def __init__(self):
+        self.xy, self.conf, self.boxes = [], [], []
+        self.frames_idx, self.embeddings = [], []
 
 
 class VideoJob:
@@ -83,8 +103,11 @@ class VideoJob:
                 "min_score": c.min_score, "max_gap": c.max_gap}
 
     def pose_params(self) -> dict:
-        return {"keypoints": self.keypoint_name, "crop_margin": self.config.crop_margin,
-                "box": self.box_params()}
+        params = {"keypoints": self.keypoint_name, "crop_margin": self.config.crop_margin,
+                  "box": self.box_params()}
+        if self.config.keypoint_parts != 1:     # one pass, as before parts existed, keeps its old record
+            params["parts"] = self.config.keypoint_parts
+        return params
 
     def frames_params(self, box_meta: dict | None) -> dict:
         c = self.config
@@ -224,42 +247,100 @@ class VideoJob:
     def _second_pass(self, video_id: str, path, info: decode.VideoInfo, box: np.ndarray | None,
                      need_pose: bool, need_frames: bool, status: dict) -> None:
         c = self.config
-        holistic = None
-        if need_pose:
-            from hiddenemo.extract.keypoints import HolisticKeypoints
-            holistic = HolisticKeypoints()     # per video: its tracking state must not carry over
-        xy_rows, conf_rows, boxes_used = [], [], []
-        batch, batch_idx, pending, frames_idx, embeddings = [], [], [], [], []
-        batch_points, stored_pose = [], None
-        if self.binder is not None and holistic is None:
+        stored_pose = None
+        if self.binder is not None and not need_pose:
             if not self.store.has(video_id, "pose"):
                 raise UserError(f"video {video_id}: patches_dim binds keypoints to patches, and there are no "
                                 "keypoints; use keypoints: mediapipe or openpose-json")
             stored_pose = self.store.load(video_id, "pose")
-        decoded = decode.Decoded()
+        n_hint = len(box) if box is not None else info.n_frames_hint
+        bounds = part_bounds(n_hint, c.keypoint_parts if need_pose else 1)
+        decoded = decode.Decoded()          # filled by the last part, which decodes to the end
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed") if need_frames else None
+        try:
+            if len(bounds) == 1:
+                parts = [self._part(path, info, box, 0, None, need_pose, pool, decoded, stored_pose)]
+            else:
+                with ThreadPoolExecutor(len(bounds), thread_name_prefix="keypoints") as lanes:
+                    futures = [lanes.submit(self._part, path, info, box, first, stop, need_pose, pool,
+                                            decoded if stop is None else None, stored_pose)
+                               for first, stop in bounds]
+                    parts = [f.result() for f in futures]
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
+        status.update(n_frames=decoded.n_frames, fps=decoded.fps)
+
+        if need_pose:
+            # Row by row: a part past the end of a file whose header overstated its length is empty.
+            xy = np.stack([row for part in parts for row in part.xy])
+            conf = np.stack([row for part in parts for row in part.conf])
+            det_box = None if c.box == "pose-box" else np.stack([row for part in parts for row in part.boxes])
+            pose, box = normalise_to_box(xy, conf, det_box)
+            self.store.save(video_id, "box", box, PRODUCER, EXTRACT_VERSION, self.box_params())
+            self.store.save(video_id, "pose", pose, PRODUCER, EXTRACT_VERSION, self.pose_params())
+            status["wrote"] += ["box", "pose"]
+        if need_frames:
+            params = self.frames_params(self.store.meta(video_id, "box"))
+            dim, name = self.embedder.dim, self.frames_array
+            embeddings = [e for part in parts for e in part.embeddings]
+            frames_idx = [t for part in parts for t in part.frames_idx]
+            if self.binder is not None:
+                bound = [b for _, b in embeddings]
+                embeddings = [e for e, _ in embeddings]
+                bound = np.concatenate(bound) if bound else np.zeros((0, N_KEYPOINTS, self.binder.width), np.float32)
+                self.store.save(video_id, PATCHES, bound.astype(np.float16), PRODUCER, EXTRACT_VERSION,
+                                self.patch_params(video_id))
+                status["wrote"].append(PATCHES)
+            frames = np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32)
+            # frames_idx first: `frames` is the array readers look for, written last.
+            self.store.save(video_id, f"{name}_idx", np.asarray(frames_idx, dtype=np.int64), PRODUCER,
+                            EXTRACT_VERSION, params)
+            self.store.save(video_id, name, frames.astype(np.float16), PRODUCER, EXTRACT_VERSION, params)
+            status["wrote"] += [f"{name}_idx", name]
+
+    def _part(self, path, info: decode.VideoInfo, box: np.ndarray | None, first: int, stop: int | None,
+              need_pose: bool, pool: ThreadPoolExecutor | None, decoded: decode.Decoded | None,
+              stored_pose: np.ndarray | None = None) -> "_Part":
+        """Frames first..stop-1 (stop None: to the end): keypoints on every frame with a fresh Holistic
+        (warmed up on the frames just before `first`, whose points are dropped), and every
+        `frames_every`-th crop to the embedding thread in batches formed within this part only, so the
+        embeddings do not depend on which part finished first."""
+        c = self.config
+        out = _Part()
+        holistic = None
+        if need_pose:
+            from hiddenemo.extract.keypoints import HolisticKeypoints
+            holistic = HolisticKeypoints()     # per part: tracking state must not carry over
+        warm_from = max(0, first - KEYPOINT_WARMUP) if holistic is not None else first
+        batch, batch_idx, batch_points, pending = [], [], [], []
+        reported, t = first, first - 1            # frames counted towards the progress bar; the last seen
 
         def flush():
             pending.append(pool.submit(self._embed, list(batch), list(batch_points)))
-            frames_idx.extend(clip_rows(batch_idx, self.clip) if self.clip > 1 else batch_idx)
+            out.frames_idx.extend(clip_rows(batch_idx, self.clip) if self.clip > 1 else batch_idx)
             batch.clear(), batch_idx.clear(), batch_points.clear()
             while len(pending) >= MAX_PENDING_BATCHES:
-                embeddings.append(pending.pop(0).result())
+                out.embeddings.append(pending.pop(0).result())
 
+        # Without keypoints only the embedded frames need converting to RGB (the demo's case).
+        step = 1 if holistic is not None else c.frames_every
         try:
-            for t, rgb in decode.prefetch(decode.frames(path, decoded)):
+            for t, rgb in decode.prefetch(decode.frames(path, decoded, step, warm_from, stop)):
                 frame_box = box[t] if box is not None and t < len(box) else np.full(5, np.nan, np.float32)
                 if holistic is not None:
                     k0 = time.perf_counter()
                     window = crop_window(frame_box, info.width, info.height, c.crop_margin)
                     xy, conf = holistic(rgb, window)
                     self.timings["keypoints"] += time.perf_counter() - k0
-                    xy_rows.append(xy), conf_rows.append(conf)
+                    if t < first:
+                        continue                     # warm-up: the previous part has this frame
+                    out.xy.append(xy), out.conf.append(conf)
                     if not np.isfinite(frame_box[:4]).all():
                         # No detector box here (or box: pose-box): the keypoints span one.
                         frame_box = box_from_keypoints(xy[None], conf[None])[0]
-                    boxes_used.append(frame_box)
-                if need_frames and t % c.frames_every == 0:
+                    out.boxes.append(frame_box)
+                if pool is not None and t % c.frames_every == 0:
                     window = crop_window(frame_box, info.width, info.height, c.crop_margin)
                     if window is not None:
                         batch.append(rgb[window[1]:window[3], window[0]:window[2]].copy())
@@ -274,47 +355,24 @@ class VideoJob:
                             batch_points.append(points - np.array(window[:2], np.float32))
                         if len(batch) == self.embed_batch:
                             flush()
-                if t % 25 == 24:
-                    self.progress(25)
-                    self.timings["frames"] += 25
+                if t + 1 - reported >= 25:
+                    self._report(t + 1 - reported)
+                    reported = t + 1
             if batch:
                 flush()
-            embeddings.extend(f.result() for f in pending)
+            out.embeddings.extend(f.result() for f in pending)
             pending.clear()
+            self._report(max(0, (decoded.n_frames if decoded is not None else t + 1) - reported))
         finally:
             for f in pending:
                 f.cancel()
-            if pool is not None:
-                pool.shutdown(wait=True)
             if holistic is not None:
                 holistic.close()
-        rest = decoded.n_frames % 25
-        self.progress(rest)
-        self.timings["frames"] += rest
-        status.update(n_frames=decoded.n_frames, fps=decoded.fps)
+        return out
 
-        if need_pose:
-            det_box = None if c.box == "pose-box" else np.stack(boxes_used)
-            pose, box = normalise_to_box(np.stack(xy_rows), np.stack(conf_rows), det_box)
-            self.store.save(video_id, "box", box, PRODUCER, EXTRACT_VERSION, self.box_params())
-            self.store.save(video_id, "pose", pose, PRODUCER, EXTRACT_VERSION, self.pose_params())
-            status["wrote"] += ["box", "pose"]
-        if need_frames:
-            params = self.frames_params(self.store.meta(video_id, "box"))
-            dim, name = self.embedder.dim, self.frames_array
-            if self.binder is not None:
-                bound = [b for _, b in embeddings]
-                embeddings = [e for e, _ in embeddings]
-                bound = np.concatenate(bound) if bound else np.zeros((0, N_KEYPOINTS, self.binder.width), np.float32)
-                self.store.save(video_id, PATCHES, bound.astype(np.float16), PRODUCER, EXTRACT_VERSION,
-                                self.patch_params(video_id))
-                status["wrote"].append(PATCHES)
-            frames = np.concatenate(embeddings) if embeddings else np.zeros((0, dim), np.float32)
-            # frames_idx first: `frames` is the array readers look for, written last.
-            self.store.save(video_id, f"{name}_idx", np.asarray(frames_idx, dtype=np.int64), PRODUCER,
-                            EXTRACT_VERSION, params)
-            self.store.save(video_id, name, frames.astype(np.float16), PRODUCER, EXTRACT_VERSION, params)
-            status["wrote"] += [f"{name}_idx", name]
+    def _report(self, n: int) -> None:
+        self.progress(n)
+        self.timings["frames"] += n
 
     def _embed(self, crops: list[np.ndarray], points: list[np.ndarray]):
         t0 = time.perf_counter()
