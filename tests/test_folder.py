@@ -95,7 +95,7 @@ def test_label_rows_without_a_video_are_named(videos, tmp_path, work, capsys, ca
 
 
 @pytest.mark.parametrize("text,message", [
-    ("video_id,label\nalice_1,a\nalice_1,b\n", "listed more than once: \\['alice_1'\\]"),
+    ("video_id,label\nalice_1,a\nalice_1,b\n", "listed more than once: 'alice_1' \\(lines 2, 3\\)"),
     ("id,label\nalice_1,a\n", "lacks column\\(s\\) \\['video_id'\\]"),
     ("video_id,label,split\nalice_1,a,training\n", "split must be one of"),
     ("video_id,label\n,a\n", "empty video_id on line\\(s\\) \\[2\\]"),

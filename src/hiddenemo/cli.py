@@ -31,6 +31,7 @@ COMMANDS = {
         "_help": "Create a workspace: a manifest of videos with labels and splits.",
         "imigue": dataset.imigue,
         "folder": dataset.folder,
+        "table": dataset.table,
         "synthetic": synthetic.synthetic,
     },
     "extract": extract.extract,
@@ -146,6 +147,11 @@ def _packaged_configs(argv: list[str]) -> list[str]:
     return out
 
 
+def _keyword_options(argv: list[str]) -> list[str]:
+    """`--from FILE` (teach): a Python keyword cannot name a parameter, so the function's is `from_`."""
+    return ["--from_" + a[len("--from"):] if a == "--from" or a.startswith("--from=") else a for a in argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
     if not sys.stderr.isatty():
@@ -156,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
         with quiet_native_logs(enabled=level.upper() != "DEBUG"):
-            CLI(COMMANDS, args=_packaged_configs(sys.argv[1:] if argv is None else argv), as_positional=False,
+            CLI(COMMANDS, args=_keyword_options(_packaged_configs(sys.argv[1:] if argv is None else argv)),
+                as_positional=False,
                 parser_class=_Parser,
                 description="hiddenemo: hidden emotion understanding from interview videos.")
     except UserError as e:

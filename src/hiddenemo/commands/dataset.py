@@ -1,8 +1,9 @@
-"""`hiddenemo dataset imigue|folder`: create a workspace (`synthetic` lives in its own module).
+"""`hiddenemo dataset imigue|folder|table`: create a workspace (`synthetic` lives in its own module).
 
-Both write `WORK/manifest.parquet` and `WORK/dataset.json`; `imigue` also writes the `events`
+Each writes `WORK/manifest.parquet` and `WORK/dataset.json`; `imigue` also writes the `events`
 arrays and, given OpenPose output, `pose` and `box`. Re-running skips arrays that are current.
-The work is done in `hiddenemo.data.ingest`; these functions are its command-line face.
+The work is done in `hiddenemo.data.ingest` (`table`: `hiddenemo.data.table`); these functions are
+its command-line face.
 """
 from __future__ import annotations
 
@@ -73,3 +74,30 @@ def folder(videos: Path, out: Path, labels: Path | None = None, positive: str | 
     print(f"  pleasant class {info.pleasant!r} (the behaviour teacher's cues point to it)" if info.pleasant else
           "  pleasant class not given: the behaviour teacher needs it (--pleasant CLASS); other teachers do not")
 
+
+def table(labels: Path, out: Path, positive: str | None = None, pleasant: str | None = None,
+          classes: list[str] | None = None, safe_ids: bool = False) -> None:
+    """Workspace from a labels CSV alone, without video files (features or teacher texts come from elsewhere).
+
+    For texts a teacher wrote elsewhere: `hiddenemo teach --teacher import --from FILE`, then `embed`
+    and `train --model.modalities '[text]'`. Blank labels are unlabeled target videos; without a split
+    column, labeled videos go to train and unlabeled ones to test. `dataset folder` is the path with videos.
+
+    Args:
+        labels: CSV with a header: video_id,label and optionally split (train/val/test/unused) and
+            subject_id (keeps one person's videos in one validation fold).
+        out: Workspace directory to create or update.
+        positive: Name of the positive class for a two-class task; default: the rarer class (on a
+            tie, the later name alphabetically). More classes: sorted names, no positive needed.
+        pleasant: Which class is the pleasant one (as in `dataset folder`; only the behaviour teacher reads it).
+        classes: Without any label: the class names [negative, positive], which the teachers' texts use.
+        safe_ids: Give an id that cannot be a directory name (spaces, slashes, accents) a derived one
+            (`Interview (2)` -> Interview_2) instead of stopping; the manifest keeps the written id in source_id.
+    """
+    from hiddenemo.data.ingest import summary_lines
+    from hiddenemo.data.table import write_table_workspace
+
+    rows, info = write_table_workspace(labels, out, positive, pleasant, classes, safe_ids)
+    print("\n".join(summary_lines(rows, out, None, info.classes, info.positive)))
+    print("  no video files: the text modality (`teach --teacher import --from FILE`, `embed`) is what this "
+          "workspace trains on")

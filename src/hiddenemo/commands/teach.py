@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None, vlm: VlmConfig = VlmConfig(),
           annotation_mode: Literal["rules", "fitted", "none"] = "rules", videos: list[str | int] | None = None, retry_failed: bool = False,
           dry_run: bool = False, report: bool = False, engine: Engine = "local", address: str | None = None,
-          ray: RayOptions = RayOptions()) -> None:
+          ray: RayOptions = RayOptions(), from_: Path | None = None, batch: bool = False) -> None:
     """Ask a teacher about every video and append its verdicts to WORK/teacher/<teacher_id>.jsonl.
 
     Videos already answered (same content, teacher, model, prompt and parameters) are skipped, so a
@@ -29,7 +29,7 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
     Args:
         work: The workspace directory.
         teacher: behaviour (offline rules over pose.npy), annotations (the dataset's gesture labels),
-            gemini or openai (a VLM; see --vlm.*).
+            gemini or openai (a VLM; see --vlm.*), or import (verdicts written elsewhere: --from FILE).
         teacher_id: Name of the verdict file (default: the teacher name); use one per model/prompt to
             compare teachers.
         vlm: Settings of the gemini and openai teachers.
@@ -44,8 +44,14 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
             teacher; API keys must be in the environment of every node).
         address: Ray cluster to join: auto or HOST:PORT; unset = start a local Ray instance.
         ray: Actors, retries and the global rate limit (--ray.requests_per_minute) of the Ray engine.
+        from_: import teacher (spelt --from): a CSV or JSONL file with video_id, text and optionally
+            label or p_<class> columns (docs/teacher.md); checked whole, every bad row named.
+        batch: gemini / openai: ask all videos in one job of the provider's batch API (half the online
+            price, results within 24 h). The job id is kept in WORK/teacher/<teacher_id>.batch.json, so
+            a later `teach` (also after a restart) collects that job instead of submitting another.
     """
     from hiddenemo.teacher import runner
+    from hiddenemo.teacher.batch import pending_batch, run_batch
     from hiddenemo.teacher.retry import install_log_redaction
 
     install_log_redaction()
@@ -54,9 +60,15 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
     if report:
         _print_report(work, teacher_id)
         return
-    t = make_teacher(teacher, work, vlm, annotation_mode, connect=not dry_run)
+    batch = batch or pending_batch(work, teacher_id)       # a job submitted earlier is collected, not asked anew
+    t = make_teacher(teacher, work, vlm, annotation_mode, connect=not dry_run, source=from_, batch=batch)
     check_engine(engine, address)
-    if engine == "ray":
+    if engine == "ray" and (batch or teacher == "import"):
+        raise UserError("--engine ray asks videos one by one; a batch job and an imported file need no actors: "
+                        "use --engine local")
+    if batch:
+        summary = run_batch(work, t, teacher_id, runner.manifest_videos(work, videos), retry_failed, dry_run)
+    elif engine == "ray":
         summary = load_ray_engine().teach_ray(
             work, t, teacher_id, runner.manifest_videos(work, videos), name=teacher, vlm=vlm,
             annotation_rules=annotation_mode, options=ray, address=address, retry_failed=retry_failed,
@@ -68,7 +80,9 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
         print(f"dry run: {count(est['videos'], 'video')} to ask ({summary.cached_ok} answered, {summary.cached_failed} "
               f"failed before{', skipped' if not retry_failed else ''}; {len(summary.missing)} without input); "
               f"estimated {est['input_tokens']:,} input and {est['output_tokens']:,} output tokens, "
-              f"about US${est['cost_usd']:.2f} with model {t.model or '-'}")
+              f"about US${est['cost_usd']:.2f} with model {t.model or '-'}"
+              + (f" (batch price: {1 - vlm.batch_discount:.0%} of the online US${est['online_cost_usd']:.2f})"
+                 if "online_cost_usd" in est else ""))
         return
     print(f"teach {teacher_id}: asked {summary.asked} ({summary.ok} ok, {summary.failed} failed), "
           f"{summary.cached_ok} already answered, {summary.cached_failed} failed before"

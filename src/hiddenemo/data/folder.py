@@ -88,15 +88,23 @@ def read_labels(path: Path) -> pd.DataFrame:
     no_id = df.index[df["video_id"].isna()]
     if len(no_id):
         raise UserError(f"{path}: empty video_id on line(s) {[int(i) + 2 for i in no_id[:10]]}")
-    dupes = df["video_id"][df["video_id"].duplicated()].unique().tolist()
-    if dupes:
-        raise UserError(f"{path}: video id(s) listed more than once: {dupes[:10]}; keep one row each")
+    named = repeated_lines(df["video_id"])
+    if named:
+        raise UserError(f"{path}: video id(s) listed more than once: {named}; keep one row each")
     if "split" in df.columns:
         bad = sorted(set(df["split"].dropna()) - set(SPLITS))
         if bad:
             raise UserError(f"{path}: split must be one of {list(SPLITS)} (or blank), found {bad}")
     keep = [c for c in ("video_id", "label", "split", "subject_id") if c in df.columns]
     return df[keep]
+
+
+def repeated_lines(ids: pd.Series) -> str:
+    """The ids that occur more than once with their CSV line numbers (row 0 is line 2, after the
+    header), e.g. "'a' (lines 3, 7)"; empty when every id is unique."""
+    repeated = ids[ids.duplicated(keep=False)]
+    lines = {vid: [int(i) + 2 for i in rows.index] for vid, rows in repeated.groupby(repeated, sort=False)}
+    return ", ".join(f"{vid!r} (lines {', '.join(map(str, at))})" for vid, at in list(lines.items())[:10])
 
 
 def choose_classes(labels: pd.Series, positive: str | None) -> tuple[list[str], str | None]:
@@ -125,6 +133,19 @@ def choose_classes(labels: pd.Series, positive: str | None) -> tuple[list[str], 
         positive = max(n for n in names if counts[n] == rarest)
     negative = next(n for n in names if n != positive)
     return [negative, positive], positive
+
+
+def workspace_classes(labels: pd.Series, positive: str | None, classes: list[str] | None) -> tuple[list[str], str | None]:
+    """The workspace's class names and positive one: from the labels (`choose_classes`), or, when no
+    label is given, from `classes` = [negative, positive] (names the teachers' texts use)."""
+    named, positive = choose_classes(labels, positive)
+    if classes and named and named != classes:
+        raise UserError(f"--classes {classes} and the labels' classes {named} differ; give one of them")
+    if not named and classes:
+        if len(classes) != 2 or (positive is not None and positive != classes[1]):
+            raise UserError(f"--classes takes two names, [negative, positive]; got {classes}")
+        named, positive = list(classes), classes[1]
+    return named, positive
 
 
 def valence(classes: list[str], positive: str | None, pleasant: str | None) -> str | None:
@@ -159,14 +180,7 @@ def folder_table(videos: dict[str, Path], labels: pd.DataFrame | None, positive:
         labels = labels[~labels["video_id"].isin(orphans)]
     if not videos:
         raise UserError("no video files found (extensions: " + ", ".join(VIDEO_EXTENSIONS) + ")")
-    named, positive = choose_classes(labels["label"], positive)
-    if classes and named and named != classes:
-        raise UserError(f"--classes {classes} and the labels' classes {named} differ; give one of them")
-    if not named and classes:
-        if len(classes) != 2 or (positive is not None and positive != classes[1]):
-            raise UserError(f"--classes takes two names, [negative, positive]; got {classes}")
-        named, positive = list(classes), classes[1]
-    classes = named
+    classes, positive = workspace_classes(labels["label"], positive, classes)
     df = pd.DataFrame({"video_id": sorted(videos)})
     df = df.merge(labels, on="video_id", how="left")
     df["path"] = df["video_id"].map(lambda v: str(videos[v].resolve()))

@@ -60,6 +60,13 @@ class VlmConfig:
     """US$ per million input tokens (Gemini 2.5 Pro, prompts up to 200k tokens)."""
     price_output_per_mtok: float = 10.0
     """US$ per million output tokens, thinking included (Gemini 2.5 Pro)."""
+    batch_discount: float = 0.5
+    """Share of the online price a batch job (`teach --batch`) saves: 0.5 at both Gemini and OpenAI."""
+    batch_poll_s: float = 60.0
+    """teach --batch: interval between checks of the job's state."""
+    batch_wait_s: float = 86400.0
+    """teach --batch: how long this process waits for the job (the providers finish within 24 h); after
+    that it exits, and a later `teach` collects the same job."""
 
     def check(self) -> "VlmConfig":
         if self.thinking_budget > 0 and self.thinking_budget + self.answer_tokens > self.max_output_tokens:
@@ -69,6 +76,8 @@ class VlmConfig:
                 "answer (a truncated MAX_TOKENS reply). Raise --vlm.max_output_tokens or lower the budget.")
         if self.fps <= 0:
             raise UserError(f"--vlm.fps must be positive, got {self.fps}")
+        if not 0.0 <= self.batch_discount < 1.0:
+            raise UserError(f"--vlm.batch_discount must lie in [0, 1), got {self.batch_discount}")
         if self.start_s is not None and self.end_s is not None and self.end_s <= self.start_s:
             raise UserError(f"--vlm.end_s ({self.end_s}) must be after --vlm.start_s ({self.start_s})")
         return self

@@ -3,6 +3,11 @@
 A failed ask (refused, truncated, malformed, an HTTP error that outlived its retries) is a verdict
 with `status="failed"` and a `reason`: recorded so that a re-run skips it unless asked to retry,
 and never turned into a label (`p_positive` and `label` stay None).
+
+Class probabilities: a two-class teacher gives `p_positive`; a teacher of any number of classes (an
+imported file's `p_<class>` columns) gives `probs`, class name -> probability, and, on a two-class
+task, `p_positive` as well. `class_probs` is the one reader of either. `probs` is left out of a line
+when None, so the verdicts of the two-class teachers stay byte for byte what they were.
 """
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ import time
 from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
+
+PROB_TOLERANCE = 1e-3     # probabilities written with three decimals still sum to one
 
 
 class Observation(BaseModel):
@@ -40,6 +47,7 @@ class Verdict(BaseModel):
     reason: str | None = None
     p_positive: float | None = None
     label: str | None = None
+    probs: dict[str, float] | None = Field(default=None, exclude_if=lambda v: v is None)
     observations: list[Observation] = Field(default_factory=list)
     text: str = ""
     text_verdict_free: str = ""
@@ -61,9 +69,26 @@ class Verdict(BaseModel):
             raise ValueError(f"p_positive must lie in [0, 1], got {v}")
         return v
 
+    @field_validator("probs")
+    @classmethod
+    def _distribution(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        if v is not None and (any(not 0.0 <= p <= 1.0 for p in v.values()) or abs(sum(v.values()) - 1.0) > PROB_TOLERANCE):
+            raise ValueError(f"probs must lie in [0, 1] and sum to 1, got {v}")
+        return v
+
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+    def class_probs(self, classes: list[str], positive: str | None = None) -> dict[str, float] | None:
+        """Probability per class name (in `classes` order), from `probs`, or on a two-class task from
+        `p_positive` (`positive` = the positive class, default the last); None when the teacher gave none."""
+        if self.probs is not None:
+            return {c: float(self.probs.get(c, 0.0)) for c in classes}
+        if self.p_positive is None or len(classes) != 2:
+            return None
+        positive = positive or classes[-1]
+        return {c: self.p_positive if c == positive else 1.0 - self.p_positive for c in classes}
 
     def text_variant(self, variant: str) -> str:
         """The text the student reads: `full` (reasoning and verdict) or `verdict_free`."""

@@ -23,9 +23,11 @@ MAX_ANSWER_CHARS = 100_000     # a full CoT + Reflection answer is a few thousan
 class VlmTeacher(Teacher):
     default_model = ""
 
-    def __init__(self, work: Path, info: DatasetInfo, cfg: VlmConfig):
+    def __init__(self, work: Path, info: DatasetInfo, cfg: VlmConfig, batch: bool = False):
         super().__init__(work, info)
         self.cfg = cfg.check()
+        self.batch = batch          # asked through the provider's batch API (`hiddenemo.teacher.batch`)
+        self.price_factor = 1.0 - cfg.batch_discount if batch else 1.0
         self.model = cfg.model or self.default_model
         self.prompt_version = cfg.prompt
         self.concurrency = cfg.concurrency
@@ -71,7 +73,11 @@ class VlmTeacher(Teacher):
         n_in = (self.n_frames_seen(video) * self.cfg.tokens_per_frame
                 + int(seconds * self.cfg.audio_tokens_per_s) + len(self.prompt(video)) // 4)
         n_out = max(self.cfg.thinking_budget, 0) + self.cfg.answer_tokens
-        return {"input_tokens": n_in, "output_tokens": n_out, "cost_usd": self.cfg.cost(n_in, n_out)}
+        return {"input_tokens": n_in, "output_tokens": n_out, "cost_usd": self.cost(n_in, n_out)}
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """US$ of these tokens at the online price, or the batch price in batch mode."""
+        return self.cfg.cost(input_tokens, output_tokens) * self.price_factor
 
     def retrying(self, fn, what: str):
         return call_with_retries(fn, max_retries=self.cfg.max_retries, backoff_s=self.cfg.backoff_s,
@@ -81,7 +87,7 @@ class VlmTeacher(Teacher):
                           output_tokens: int, thinking_tokens: int) -> Verdict:
         """Parse and check the model's JSON; a malformed or off-schema answer is a TeacherFailure."""
         usage = dict(input_tokens=input_tokens, output_tokens=output_tokens, thinking_tokens=thinking_tokens,
-                     cost_usd=self.cfg.cost(input_tokens, output_tokens + thinking_tokens), model=model)
+                     cost_usd=self.cost(input_tokens, output_tokens + thinking_tokens), model=model)
         if len(text) > MAX_ANSWER_CHARS:
             # A runaway or hostile answer: refuse it rather than store megabytes in every verdict.
             raise TeacherFailure(f"oversized answer: {len(text):,} characters (limit {MAX_ANSWER_CHARS:,})",
