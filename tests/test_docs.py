@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from hiddenemo.cli import _keyword_options
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 CODE_BLOCK = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
@@ -60,7 +62,7 @@ def test_the_docs_have_command_lines():
 def test_documented_command_lines_use_real_subcommands_and_options(doc, line, parser):
     from hiddenemo.cli import PACKAGED_CONFIGS
 
-    args = words(line)
+    args = _keyword_options(words(line))
     while args and parser._subcommands_action is not None and not args[0].startswith("-"):
         choices = parser._subcommands_action._name_parser_map
         assert args[0] in choices, f"{doc}: `{line}`: no subcommand {args[0]!r} (there are {sorted(choices)})"
@@ -119,6 +121,7 @@ def test_every_option_the_docs_name_exists(parser):
         text = doc.read_text()
         for paragraph in text.split("\n\n"):
             for span, star in re.findall(r"`(--[\w.-]+)(\*?)", paragraph):
+                span = _keyword_options([span])[0]
                 ours = span in known or (star and any(k.startswith(span) for k in known))
                 benchmark = "benchmarks/" in paragraph and f'"{span}"' in benchmarks   # the script's own
                 if not (ours or benchmark or span in OTHER_PROGRAMS):

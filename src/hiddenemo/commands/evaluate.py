@@ -22,8 +22,8 @@ def evaluate(work: Path, run: str = "default", split: str = "test", baselines: O
         work: The workspace directory.
         run: Name of the run under WORK/runs (need not exist when --baselines is given).
         split: The target split.
-        baselines: Modalities whose baselines to fit (events, pose, frames, text); default: the run's
-            modalities; [] for none.
+        baselines: Modalities whose baselines to fit (events, pose, frames, text, and tfidf: TF-IDF over
+            the teacher texts behind `text`); default: the run's modalities; [] for none.
         threshold: Decision threshold overriding the run's selected one.
         n_boot: Bootstrap replicates.
         level: Confidence level of the intervals (and 1 - level is the significance level).

@@ -12,7 +12,11 @@ Pooled features per modality (`pooled_features`):
 - `pose`: per keypoint and offset (8, 16, 24 frames), mean and std of the offset length over a fixed
   evaluation sampling of frames (`hiddenemo.data.pooled.pose_vector`);
 - `frames`: the mean frame embedding;
-- `text`: the text embedding `text.<encoder_id>` itself.
+- `text`: the text embedding `text.<encoder_id>` itself;
+- `tfidf`: not an array but the teacher's texts themselves, the very texts that embedding encoded
+  (teacher and variant read from its sidecar), as TF-IDF word and word-pair weights: the classic text
+  classifier a student reading those texts has to beat. Its vocabulary and weights are fitted inside
+  each training fold, as the logistic regression is.
 """
 from __future__ import annotations
 
@@ -87,23 +91,57 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: 
     """Imputer + scaler + logistic regression, C chosen on log-loss by an inner CV grouped by subject.
     The imputer and scaler see no labels, so fitting them once before the inner CV leaks nothing."""
     from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
-    from sklearn.model_selection import StratifiedGroupKFold
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
+
+    # More than two classes: multinomial. Newton's Hessian grows with (classes x features)^2, which
+    # for ~1000 pooled keypoint features is minutes per fit; lbfgs needs only gradients.
+    head = _logistic_head(y, groups, seed, inner_folds, "newton-cholesky" if len(np.unique(y)) <= 2 else "lbfgs")
+    return make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), head).fit(X, y)
+
+
+def fit_tfidf(texts: np.ndarray, y: np.ndarray, groups: np.ndarray | None, seed: int = 0, inner_folds: int = 5):
+    """TF-IDF (words and word pairs, sublinear counts) + the same logistic regression, both fitted on
+    the given texts only. The vocabulary sees no labels, so fitting it before the inner CV leaks nothing."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.pipeline import make_pipeline
+
+    head = _logistic_head(y, groups, seed, inner_folds, "lbfgs")      # lbfgs takes sparse input
+    return make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), head).fit(texts, y)
+
+
+def _logistic_head(y: np.ndarray, groups: np.ndarray | None, seed: int, inner_folds: int, solver: str):
+    """Logistic regression whose C an inner CV (grouped by subject) chooses on log-loss."""
+    from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
+    from sklearn.model_selection import StratifiedGroupKFold
 
     groups = np.arange(len(y)) if groups is None else groups
     n_inner = min(inner_folds, len(np.unique(groups)), int(np.bincount(y, minlength=2).min()))
     if n_inner < 2:  # too few videos to choose C: keep sklearn's default
-        head = LogisticRegression(max_iter=5000)
-    else:
-        splits = list(StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed).split(X, y, groups))
-        # More than two classes: multinomial. Newton's Hessian grows with (classes x features)^2, which
-        # for ~1000 pooled keypoint features is minutes per fit; lbfgs needs only gradients.
-        solver = "newton-cholesky" if len(np.unique(y)) <= 2 else "lbfgs"
-        head = LogisticRegressionCV(Cs=C_GRID, cv=splits, scoring="neg_log_loss", max_iter=5000, solver=solver,
-                                    l1_ratios=(0.0,), use_legacy_attributes=False)
-    return make_pipeline(SimpleImputer(keep_empty_features=True), StandardScaler(), head).fit(X, y)
+        return LogisticRegression(max_iter=5000)
+    splits = list(StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+    return LogisticRegressionCV(Cs=C_GRID, cv=splits, scoring="neg_log_loss", max_iter=5000, solver=solver,
+                                l1_ratios=(0.0,), use_legacy_attributes=False)
+
+
+def teacher_texts(work: Path | Workspace, video_ids, text_encoder: str | None = None) -> np.ndarray:
+    """(n,) the texts the `text.<encoder_id>` arrays encoded, as `embed` recorded them (teacher id and
+    variant in each array's sidecar); "" for a video without one."""
+    from hiddenemo.teacher.store import read_verdicts
+
+    ws = Workspace.of(work)
+    store, name = ws.store, ws.text_array(text_encoder, video_ids)
+    verdicts, out = {}, []
+    for vid in video_ids:
+        params = (store.meta(vid, name) or {}).get("params", {})
+        teacher_id = params.get("teacher_id")
+        if teacher_id not in verdicts and teacher_id:
+            verdicts[teacher_id] = read_verdicts(ws.work, teacher_id)
+        verdict = verdicts.get(teacher_id, {}).get(vid)
+        out.append(verdict.text_variant(params["variant"]) if verdict else "")
+    if not any(out):
+        raise UserError(f"no video in {ws.work} has a teacher text behind its `{name}` array: run `hiddenemo embed` first")
+    return np.array(out, dtype=object)
 
 
 def chosen_C(model) -> float:
@@ -118,7 +156,7 @@ def baseline_predictions(work: Path | Workspace, modality: str, folds: pd.Series
 
     Args:
         work: The workspace.
-        modality: events, pose, frames or text.
+        modality: events, pose, frames, text, or tfidf (the texts behind `text`).
         folds: Fold of each training video (index video_id), e.g. a run's oof.csv folds, so the
             baselines see the model's exact splits; None = `make_folds` (stratified, grouped by subject).
         n_folds: Number of folds when `folds` is None.
@@ -147,14 +185,17 @@ def baseline_predictions(work: Path | Workspace, modality: str, folds: pd.Series
             raise UserError(f"folds given for the baselines miss {int(fold.isna().sum())} labeled training "
                             f"videos, e.g. {train['video_id'][fold.isna()].tolist()[:5]}")
         fold = fold.to_numpy(np.int64)
-    X = pooled_features(ws, modality, train["video_id"].tolist(), text_encoder)
-    X_target = pooled_features(ws, modality, target["video_id"].tolist(), text_encoder) if len(target) else None
+    fit = fit_tfidf if modality == "tfidf" else fit_logistic
+    features = (lambda ids: teacher_texts(ws, ids, text_encoder)) if modality == "tfidf" else (
+        lambda ids: pooled_features(ws, modality, ids, text_encoder))
+    X = features(train["video_id"].tolist())
+    X_target = features(target["video_id"].tolist()) if len(target) else None
 
     many = not ws.is_binary                      # more than two classes: multinomial, p_<class> columns
     p_logistic, chosen = np.empty((len(y), len(ws.classes)) if many else len(y)), {}
     for k in np.unique(fold):
         fit_on, held = fold != k, fold == k
-        model = fit_logistic(X[fit_on], y[fit_on], None if groups is None else groups[fit_on], seed)
+        model = fit(X[fit_on], y[fit_on], None if groups is None else groups[fit_on], seed)
         p_logistic[held] = _proba(model, X[held], many)
         chosen[int(k)] = chosen_C(model)
     prior = np.bincount(y, minlength=len(ws.classes)) / len(y) if many else float(y.mean())
@@ -162,13 +203,14 @@ def baseline_predictions(work: Path | Workspace, modality: str, folds: pd.Series
     frames = [_frame(train, "majority", modality, "train", fold, majority(len(y)), ws.classes),
               _frame(train, "logistic", modality, "train", fold, p_logistic, ws.classes)]
     if X_target is not None:
-        final = fit_logistic(X, y, groups, seed)
+        final = fit(X, y, groups, seed)
         chosen["all"] = chosen_C(final)
         minus_one = np.full(len(target), -1)
         frames += [_frame(target, "majority", modality, target_split, minus_one, majority(len(target)), ws.classes),
                    _frame(target, "logistic", modality, target_split, minus_one, _proba(final, X_target, many), ws.classes)]
     out = pd.concat(frames, ignore_index=True)
-    out.attrs.update(C=chosen, train_prior=prior.tolist() if many else prior, missing=int(np.isnan(X).all(1).sum()))
+    missing = (X == "").sum() if modality == "tfidf" else np.isnan(X).all(1).sum()
+    out.attrs.update(C=chosen, train_prior=prior.tolist() if many else prior, missing=int(missing))
     return out
 
 

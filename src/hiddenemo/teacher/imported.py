@@ -60,7 +60,9 @@ class ImportedTeacher(Teacher):
         row = self.rows.get(video.video_id)
         if row is None:
             raise MissingInput(f"video {video.video_id}: no row in {self.source}")
-        blob = json.dumps({"text": row.text, "label": row.label, "probs": row.probs}, sort_keys=True)
+        # The id belongs in the content: two videos with the same text are still two answers.
+        blob = json.dumps({"video_id": video.video_id, "text": row.text, "label": row.label, "probs": row.probs},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def ask(self, video: Video) -> Verdict:

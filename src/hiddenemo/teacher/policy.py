@@ -2,6 +2,7 @@
 is on the videos whose labels we know (`hiddenemo teach --report`)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from hiddenemo.data.workspace import Workspace
 from hiddenemo.teacher.config import PseudoLabelPolicy
 from hiddenemo.teacher.store import read_all, read_verdicts
 from hiddenemo.words import count
+
+log = logging.getLogger(__name__)
 
 
 def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoLabelPolicy) -> pd.DataFrame:
@@ -25,6 +28,10 @@ def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoL
                    if vid in unlabeled and (d := class_distribution(v, ws.classes)) is not None}
         return apply_class_policy(answers, policy, len(ws.classes))
     answers = {vid: v.p_positive for vid, v in sorted(verdicts.items()) if vid in unlabeled and v.p_positive is not None}
+    if not answers and any(vid in unlabeled for vid in verdicts):
+        # An imported teacher of texts alone: its verdicts feed `embed`, never the labels.
+        log.info("teacher %s gave texts but no class probabilities for the unlabeled videos: no pseudo-labels",
+                 teacher_id)
     calibration = training_answers(ws, verdicts) if policy.calibrate else None
     return apply_policy(answers, policy, calibration)
 
