@@ -60,7 +60,7 @@ def teach(work: Path, teacher: str = "behaviour", teacher_id: str | None = None,
     if report:
         _print_report(work, teacher_id)
         return
-    batch = batch or pending_batch(work, teacher_id)       # a job submitted earlier is collected, not asked anew
+    batch = batch or pending_batch(work, teacher_id) is not None    # a job submitted earlier is collected, not asked anew
     t = make_teacher(teacher, work, vlm, annotation_mode, connect=not dry_run, source=from_, batch=batch)
     check_engine(engine, address)
     if engine == "ray" and (batch or teacher == "import"):
