@@ -3,10 +3,10 @@ teacher file of texts, with the target's true labels kept apart for independent 
 
 Each text is a neutral sentence shared by all classes plus one or two cue phrases drawn from a
 pool per class; a `noise` share of the videos draw their cues from another class (the teacher
-misread them). The pools are large and paraphrase one another (restless / fidgety / on edge), so a
-training set of a few dozen texts covers few of the phrases the target videos use: a reader who
-knows what words mean generalises where counting words cannot. That is the point of a text encoder,
-and it is how this constructed example was made; it says nothing about real teacher texts.
+misread them). The pools paraphrase one another (restless / fidgety / on edge): a reader who knows
+what words mean can place a phrase it never saw in training, which counting words cannot; with 60
+training texts most of the 20 phrases per class are seen at least once, so counting words does well
+too. A constructed example: its figures say that the pipeline works, nothing about real teacher texts.
 """
 from __future__ import annotations
 
