@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from hiddenemo.data.manifest import DatasetInfo, read_manifest
+from hiddenemo.data.manifest import DatasetInfo
+from hiddenemo.data.workspace import Workspace
 from hiddenemo.errors import UserError
 from hiddenemo.teacher.runner import MissingInput, Teacher, Video
 from hiddenemo.teacher.schema import PROB_TOLERANCE, Verdict
@@ -53,7 +54,7 @@ class ImportedTeacher(Teacher):
             raise UserError("the import teacher reads a file: pass --from FILE (CSV or JSONL with video_id, text "
                             "and optionally label or p_<class> columns)")
         self.source = Path(source)
-        self.rows = read_import(self.source, read_manifest(work), info.classes)
+        self.rows = read_import(self.source, Workspace(work).manifest, info.classes)
         self.gives_labels = any(r.label is not None or r.probs is not None for r in self.rows.values())
 
     def content_hash(self, video: Video) -> str:
