@@ -12,7 +12,8 @@ import pytest
 from hiddenemo.cli import main
 from hiddenemo.data.manifest import DatasetInfo, read_manifest
 from hiddenemo.errors import UserError
-from hiddenemo.teacher.policy import PseudoLabelPolicy, pseudo_labels
+from hiddenemo.teacher.config import PseudoLabelPolicy
+from hiddenemo.teacher.policy import pseudo_labels
 from hiddenemo.teacher.schema import Verdict
 from hiddenemo.teacher.store import read_all, read_verdicts, verdict_path
 from text_example import texts_example
