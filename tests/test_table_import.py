@@ -211,15 +211,19 @@ def test_text_only_pipeline_takes_pseudo_labels_from_imported_probabilities(tmp_
     assert "pseudo-labels of 30 unlabeled target videos from teacher import" in selection["transductive"][0]
 
 
-def test_three_class_text_workspace_imports_and_embeds_and_train_says_what_is_missing(tmp_path, capsys):
-    example = texts_example(tmp_path / "example", classes=("calm", "sad", "tense"), n_train=12, n_target=6, probs=True)
+def test_three_class_text_workspace_end_to_end_with_soft_pseudo_labels(tmp_path):
+    example = texts_example(tmp_path / "example", classes=("calm", "sad", "tense"), n_train=18, n_target=6, probs=True)
     work = tmp_path / "work"
     assert main(["dataset", "table", "--labels", str(example["labels"]), "--out", str(work)]) == 0
     assert teach_import(work, example["teacher"]) == 0
     verdicts = read_verdicts(work, "import")
-    assert len(verdicts) == 18 and all(set(v.probs) == {"calm", "sad", "tense"} for v in verdicts.values())
+    assert len(verdicts) == 24 and all(set(v.probs) == {"calm", "sad", "tense"} for v in verdicts.values())
     assert main(["embed", "--work", str(work), "--teacher", "import"]) == 0
-    assert len(list(work.glob("store/*/text.minilm.npy"))) == 18
-    capsys.readouterr()
-    assert main(["train", "--work", str(work), "--model.modalities", "[text]", *FAST]) == 2
-    assert "3 classes" in capsys.readouterr().err
+    assert len(list(work.glob("store/*/text.minilm.npy"))) == 24
+    assert main(["train", "--work", str(work), "--model.modalities", "[text]", "--pseudo.teacher", "import",
+                 "--stage1_enabled", "false", *FAST]) == 0
+    selection = json.loads((work / "runs" / "default" / "selection.json").read_text())
+    assert selection["stage2"]["n_pseudo"] == 6                      # the teacher's class probabilities, soft
+    assert main(["predict", "--work", str(work)]) == 0
+    predictions = pd.read_csv(work / "runs" / "default" / "predictions.csv", dtype={"video_id": str})
+    assert {"p_calm", "p_sad", "p_tense"} <= set(predictions.columns) and len(predictions) == 6

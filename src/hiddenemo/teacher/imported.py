@@ -55,7 +55,6 @@ class ImportedTeacher(Teacher):
                             "and optionally label or p_<class> columns)")
         self.source = Path(source)
         self.rows = read_import(self.source, Workspace(work).manifest, info.classes)
-        self.gives_labels = any(r.label is not None or r.probs is not None for r in self.rows.values())
 
     def content_hash(self, video: Video) -> str:
         row = self.rows.get(video.video_id)

@@ -29,9 +29,8 @@ def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoL
         return apply_class_policy(answers, policy, len(ws.classes))
     answers = {vid: v.p_positive for vid, v in sorted(verdicts.items()) if vid in unlabeled and v.p_positive is not None}
     if not answers and any(vid in unlabeled for vid in verdicts):
-        # An imported teacher of texts alone (or of more than two classes): its verdicts feed `embed` only.
-        log.info("teacher %s gave no p_positive for the unlabeled videos (texts only, or more than two classes): "
-                 "no pseudo-labels", teacher_id)
+        # An imported teacher of texts alone: its verdicts feed `embed` only.
+        log.info("teacher %s gave texts but no p_positive for the unlabeled videos: no pseudo-labels", teacher_id)
     calibration = training_answers(ws, verdicts) if policy.calibrate else None
     return apply_policy(answers, policy, calibration)
 
