@@ -68,6 +68,7 @@ class Run:
     def __init__(self, work: str | Path, name: str):
         self.work, self.name = Path(work), name
         self.dir = store_run_dir(work, name)
+        self._read_files: dict[str, object] = {}       # file name -> parsed content, until written again
 
     # ---- reading ---------------------------------------------------------------------------------
     @property
@@ -285,10 +286,12 @@ class Run:
         """selection.json, metrics.json, predictions*.json, ensemble.json, demo.json."""
         atomic_write_text(self.dir / name, json.dumps(data, indent=2, default=default))
         self.__dict__.pop(name.removesuffix(".json"), None)
+        self._read_files.pop(name, None)
 
     def write_table(self, name: str, table: pd.DataFrame) -> Path:
         """oof.csv, predictions*.csv, submission.csv."""
         atomic_write_text(self.dir / name, table.to_csv(index=False))
+        self._read_files.pop(name, None)
         return self.dir / name
 
     def write_predictions(self, table: pd.DataFrame, meta: dict, model: str | None = None,
@@ -318,17 +321,24 @@ class Run:
                             "models of its own; use its members, then ensemble them again")
 
     def _json(self, name: str) -> dict | None:
-        """A JSON file of the run, or None when absent; unreadable is a UserError naming it."""
-        path = self.dir / name
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
+        """A JSON file of the run (read once), or None when absent; unreadable is a UserError naming it."""
+        if name not in self._read_files:
+            path = self.dir / name
+            try:
+                self._read_files[name] = json.loads(path.read_text()) if path.exists() else None
+            except (OSError, json.JSONDecodeError) as e:
+                raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
+        return self._read_files[name]
 
     def _table(self, name: str, columns: list[str]) -> pd.DataFrame | None:
-        """A CSV file of the run with at least `columns`, or None when absent."""
+        """A CSV file of the run (read once; each caller gets its own copy) with at least `columns`, or
+        None when absent."""
+        if name not in self._read_files:
+            self._read_files[name] = self._read_table(name, columns)
+        table = self._read_files[name]
+        return None if table is None else table.copy()
+
+    def _read_table(self, name: str, columns: list[str]) -> pd.DataFrame | None:
         path = self.dir / name
         if not path.exists():
             return None
@@ -337,8 +347,6 @@ class Run:
         except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
             raise UserError(f"{path} is unreadable ({e}); re-run the stage that writes it") from e
         missing = [c for c in columns if c not in df.columns]
-        if columns and "p_positive" not in df.columns and not any(c.startswith("p_") for c in df.columns):
-            missing.append("p_positive or p_<class>")
         if missing:
             raise UserError(f"{path} lacks column(s) {missing} (see docs/contracts.md); re-run the stage that writes it")
         return df
