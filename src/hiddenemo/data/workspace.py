@@ -39,9 +39,6 @@ class Workspace:
         """`work` itself when it is already a Workspace (so one read serves a whole command)."""
         return work if isinstance(work, Workspace) else cls(work)
 
-    def __fspath__(self) -> str:          # a Workspace can stand wherever a path to WORK is expected
-        return str(self.work)
-
     # ---- what the files say -----------------------------------------------------------------------
     @cached_property
     def info(self) -> DatasetInfo:
