@@ -21,6 +21,7 @@ from jsonargparse import CLI, ArgumentParser, set_parsing_settings
 from hiddenemo.commands import ablate, dataset, demo, evaluate, export, extract, report, synthetic, teach, train
 from hiddenemo.errors import UserError
 from hiddenemo.native_log import quiet_native_logs
+from hiddenemo.processes import Terminated, sigterm_as_interrupt
 
 log = logging.getLogger("hiddenemo.cli")
 
@@ -161,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     level = os.environ.get("HIDDENEMO_LOG", "INFO")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     try:
-        with quiet_native_logs(enabled=level.upper() != "DEBUG"):
+        with quiet_native_logs(enabled=level.upper() != "DEBUG"), sigterm_as_interrupt():
             CLI(COMMANDS, args=_keyword_options(_packaged_configs(sys.argv[1:] if argv is None else argv)),
                 as_positional=False,
                 parser_class=_Parser,
@@ -178,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
               "outputs are intact; free space or fix the permissions, then run the same command again "
               "to resume.", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("hiddenemo: interrupted; finished work is kept, run the same command again to resume.",
+    except KeyboardInterrupt as e:
+        how = "terminated" if isinstance(e, Terminated) else "interrupted"
+        print(f"hiddenemo: {how}; finished work is kept, run the same command again to resume.",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     return 0
 
 

@@ -25,6 +25,7 @@ from hiddenemo.errors import UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.config import ExtractConfig
 from hiddenemo.extract.job import VideoJob
+from hiddenemo.processes import die_with_parent
 from hiddenemo.words import count
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,7 @@ _WORKER_JOB: VideoJob | None = None   # one per worker process, built by the poo
 
 def _init_worker(work: str, config: ExtractConfig, threads: int) -> None:
     global _WORKER_JOB
+    die_with_parent()
     _WORKER_JOB = VideoJob(work, config, threads)
 
 
