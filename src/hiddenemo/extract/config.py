@@ -30,6 +30,9 @@ class ExtractConfig:
     """Run the person detector on every n-th frame; boxes in between are interpolated."""
     min_score: float = 0.4
     """Detections of a person below this score are ignored."""
+    detect_lanes: int = 0
+    """SSD calls at once in the detector pass, each in its own thread with its own copy of the model
+    (0: the worker's threads). The boxes do not depend on it; 1 = one call after the other."""
     max_gap: int = 30
     """Fill gaps of up to this many frames without a person by interpolating the box."""
     yolo_weights: str = "yolo11x.pt"
@@ -43,6 +46,12 @@ class ExtractConfig:
     """Folder with one sub-folder of OpenPose JSON per video id, for `keypoints: openpose-json`."""
     crop_margin: float = 0.15
     """Grow the person box by this fraction on each side before keypoints and embeddings see it."""
+    keypoints_every: int = 1
+    """Run MediaPipe on every n-th frame only (tracking mode, so each run follows on the last one);
+    a point on the frames in between is the linear interpolation of the two measured frames around
+    it when both have the point (its confidence the smaller of the two), else missing. 1 = every
+    frame (before issue 17). The pose keeps one row per frame; an embedded frame that needs its own
+    keypoints (no detector box there, or `patches_dim`) and the video's last frame are measured too."""
     keypoint_parts: int = 2
     """MediaPipe runs on this many consecutive parts of a video at once, one thread each (Holistic is
     serial, so one part keeps one core busy); each part after the first starts tracking afresh, after
@@ -99,9 +108,12 @@ class ExtractConfig:
 
     def check(self) -> None:
         from hiddenemo.errors import UserError
-        for name in ("detect_every", "frames_every", "frames_batch", "frames_size", "keypoint_parts"):
+        for name in ("detect_every", "frames_every", "frames_batch", "frames_size", "keypoint_parts",
+                     "keypoints_every"):
             if getattr(self, name) < 1:
                 raise UserError(f"extract option {name} must be at least 1, got {getattr(self, name)}")
+        if self.detect_lanes < 0:
+            raise UserError(f"extract option detect_lanes must be 0 (the worker's threads) or more, got {self.detect_lanes}")
         if self.patches_dim < 0:
             raise UserError(f"extract option patches_dim must be 0 (off) or more, got {self.patches_dim}")
         if self.patches_dim and self.frames not in ("dinov2-s", "dinov2"):

@@ -7,16 +7,19 @@ the store already holds it from the same producer, version and parameters, and w
 an interrupted video leaves nothing that looks finished.
 
 Two passes over a video when a detector is used: the first decodes every frame but runs the
-detector on every n-th one only, so the subject can be chosen knowing the whole video; the second
-runs the keypoints on every frame's person crop and hands every `frames_every`-th crop to the
-embedding model, which runs in a background thread in batches (onnxruntime and torch release the
-GIL, so it overlaps the keypoints). Holistic is serial and keeps one core busy, so the second pass
-cuts a long video into `keypoint_parts` consecutive parts that run at once, each in a thread with
-its own decoder and Holistic (MediaPipe releases the GIL too).
+detector on every n-th one only, so the subject can be chosen knowing the whole video (SSD calls run
+in `detect_lanes` threads at once, each with its own copy of the network: OpenCV releases the GIL);
+the second runs the keypoints on every `keypoints_every`-th frame's person crop (the frames in
+between are interpolated) and hands every `frames_every`-th crop to the embedding model, which runs
+in a background thread in batches (onnxruntime and torch release the GIL, so it overlaps the
+keypoints). Holistic is serial and keeps one core busy, so the second pass cuts a long video into
+`keypoint_parts` consecutive parts that run at once, each in a thread with its own decoder and
+Holistic (MediaPipe releases the GIL too).
 """
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -32,6 +35,7 @@ from hiddenemo.errors import DISK_ERRORS, UserError
 from hiddenemo.extract import decode
 from hiddenemo.extract.boxes import crop_window, make_detector, subject_boxes
 from hiddenemo.extract.config import EXTRACT_VERSION, ExtractConfig
+from hiddenemo.extract.keypoints import interpolate_between
 from hiddenemo.extract.patches import ARRAY as PATCHES, pixel_points
 from hiddenemo.extract.xclip import clip_rows
 
@@ -54,7 +58,7 @@ class _Part:
     """What one keypoint part produced, in frame order."""
 
     def __init__(self):
-        self.xy, self.conf, self.boxes = [], [], []
+        self.xy, self.conf, self.boxes, self.measured = [], [], [], []
         self.frames_idx, self.embeddings = [], []
 
 
@@ -71,9 +75,11 @@ class VideoJob:
         self.config = config
         self.threads = threads
         self.progress = progress or (lambda n: None)
-        self.detector = None
+        self.detectors = []          # one per lane of the detector pass; YOLO (torch) threads itself
         if config.box in ("ssd", "yolo") and config.keypoints != "openpose-json":
-            self.detector = make_detector(config.box, config.min_score, config.yolo_weights, threads)
+            lanes = (config.detect_lanes or max(1, threads)) if config.box == "ssd" else 1
+            self.detectors = [make_detector(config.box, config.min_score, config.yolo_weights,
+                                            threads if lanes == 1 else 1) for _ in range(lanes)]
         self.embedder, self.binder, self.frames_array, self.clip = None, None, "frames", 1
         if config.frames == "xclip":
             from hiddenemo.extract.xclip import ARRAY, XClipEmbedder
@@ -99,14 +105,17 @@ class VideoJob:
         c = self.config
         if c.box == "pose-box":
             return {"box": "pose-box", "keypoints": self.keypoint_name}
-        return {"box": c.box, "detector": self.detector.name, "detect_every": c.detect_every,
+        return {"box": c.box, "detector": self.detectors[0].name, "detect_every": c.detect_every,
                 "min_score": c.min_score, "max_gap": c.max_gap}
 
     def pose_params(self) -> dict:
         params = {"keypoints": self.keypoint_name, "crop_margin": self.config.crop_margin,
                   "box": self.box_params()}
-        if self.config.keypoint_parts != 1:     # one pass, as before parts existed, keeps its old record
+        # One pass on every frame, as before these options existed, keeps its old record.
+        if self.config.keypoint_parts != 1:
             params["parts"] = self.config.keypoint_parts
+        if self.config.keypoints_every != 1:
+            params["keypoints_every"] = self.config.keypoints_every
         return params
 
     def frames_params(self, box_meta: dict | None) -> dict:
@@ -238,8 +247,27 @@ class VideoJob:
         c = self.config
         t0 = time.perf_counter()
         decoded = decode.Decoded()
-        stream = decode.prefetch(decode.frames(path, decoded, step=c.detect_every), depth=2)
-        detections = {t: self.detector(rgb) for t, rgb in stream}
+        stream = decode.prefetch(decode.frames(path, decoded, step=c.detect_every), depth=2 * len(self.detectors))
+        taking = threading.Lock()
+
+        def lane(detector) -> dict[int, np.ndarray]:
+            """Take the next frame to detect on until there is none; frames go to whichever lane is free."""
+            found = {}
+            while True:
+                with taking:
+                    item = next(stream, None)
+                if item is None:
+                    return found
+                found[item[0]] = detector(item[1])
+
+        try:
+            if len(self.detectors) == 1:
+                detections = lane(self.detectors[0])
+            else:
+                with ThreadPoolExecutor(len(self.detectors), thread_name_prefix="detect") as lanes:
+                    detections = {t: d for found in lanes.map(lane, self.detectors) for t, d in found.items()}
+        finally:
+            stream.close()              # a lane that failed leaves the decoder thread to be stopped
         self.timings["decode+detect"] += time.perf_counter() - t0
         box = subject_boxes(detections, decoded.n_frames, info.width, info.height, c.detect_every, c.max_gap)
         return box, decoded
@@ -275,6 +303,9 @@ class VideoJob:
             # Row by row: a part past the end of a file whose header overstated its length is empty.
             xy = np.stack([row for part in parts for row in part.xy])
             conf = np.stack([row for part in parts for row in part.conf])
+            if c.keypoints_every > 1:
+                measured = np.array([m for part in parts for m in part.measured])
+                xy, conf = interpolate_between(xy, conf, measured)
             det_box = None if c.box == "pose-box" else np.stack([row for part in parts for row in part.boxes])
             pose, box = normalise_to_box(xy, conf, det_box)
             self.store.save(video_id, "box", box, PRODUCER, EXTRACT_VERSION, self.box_params())
@@ -302,10 +333,11 @@ class VideoJob:
     def _part(self, path, info: decode.VideoInfo, box: np.ndarray | None, first: int, stop: int | None,
               need_pose: bool, pool: ThreadPoolExecutor | None, decoded: decode.Decoded | None,
               stored_pose: np.ndarray | None = None) -> "_Part":
-        """Frames first..stop-1 (stop None: to the end): keypoints on every frame with a fresh Holistic
-        (warmed up on the frames just before `first`, whose points are dropped), and every
-        `frames_every`-th crop to the embedding thread in batches formed within this part only, so the
-        embeddings do not depend on which part finished first."""
+        """Frames first..stop-1 (stop None: to the end): keypoints on every `keypoints_every`-th frame
+        with a fresh Holistic (warmed up on the frames just before `first`, whose points are dropped;
+        the frames in between are left empty and marked unmeasured, to be interpolated over the whole
+        video), and every `frames_every`-th crop to the embedding thread in batches formed within
+        this part only, so the embeddings do not depend on which part finished first."""
         c = self.config
         out = _Part()
         holistic = None
@@ -315,6 +347,7 @@ class VideoJob:
         warm_from = max(0, first - KEYPOINT_WARMUP) if holistic is not None else first
         batch, batch_idx, batch_points, pending = [], [], [], []
         reported, t = first, first - 1            # frames counted towards the progress bar; the last seen
+        unmeasured = (np.full((N_KEYPOINTS, 2), np.nan, np.float32), np.zeros(N_KEYPOINTS, np.float32))
 
         def flush():
             pending.append(pool.submit(self._embed, list(batch), list(batch_points)))
@@ -323,24 +356,33 @@ class VideoJob:
             while len(pending) >= MAX_PENDING_BATCHES:
                 out.embeddings.append(pending.pop(0).result())
 
+        def keypoints(rgb, frame_box):
+            k0 = time.perf_counter()
+            found = holistic(rgb, crop_window(frame_box, info.width, info.height, c.crop_margin))
+            self.timings["keypoints"] += time.perf_counter() - k0
+            return found
+
         # Without keypoints only the embedded frames need converting to RGB (the demo's case).
         step = 1 if holistic is not None else c.frames_every
         try:
             for t, rgb in decode.prefetch(decode.frames(path, decoded, step, warm_from, stop)):
                 frame_box = box[t] if box is not None and t < len(box) else np.full(5, np.nan, np.float32)
+                embed = pool is not None and t % c.frames_every == 0
+                has_box = np.isfinite(frame_box[:4]).all()
+                xy, conf = unmeasured
                 if holistic is not None:
-                    k0 = time.perf_counter()
-                    window = crop_window(frame_box, info.width, info.height, c.crop_margin)
-                    xy, conf = holistic(rgb, window)
-                    self.timings["keypoints"] += time.perf_counter() - k0
+                    # An embedded frame whose crop or bound points need its own keypoints is measured too.
+                    measure = t % c.keypoints_every == 0 or (embed and (self.binder is not None or not has_box))
+                    if measure:
+                        xy, conf = keypoints(rgb, frame_box)
                     if t < first:
                         continue                     # warm-up: the previous part has this frame
-                    out.xy.append(xy), out.conf.append(conf)
-                    if not np.isfinite(frame_box[:4]).all():
+                    out.xy.append(xy), out.conf.append(conf), out.measured.append(measure)
+                    out.boxes.append(frame_box)       # where NaN, the keypoints' own box fills it in later
+                    if not has_box:
                         # No detector box here (or box: pose-box): the keypoints span one.
                         frame_box = box_from_keypoints(xy[None], conf[None])[0]
-                    out.boxes.append(frame_box)
-                if pool is not None and t % c.frames_every == 0:
+                if embed:
                     window = crop_window(frame_box, info.width, info.height, c.crop_margin)
                     if window is not None:
                         batch.append(rgb[window[1]:window[3], window[0]:window[2]].copy())
@@ -358,6 +400,11 @@ class VideoJob:
                 if t + 1 - reported >= 25:
                     self._report(t + 1 - reported)
                     reported = t + 1
+            # The file ended inside this part: its last frame is measured, so the frames before it
+            # have a measured frame on either side.
+            if out.measured and not out.measured[-1] and (stop is None or t + 1 < stop):
+                out.xy[-1], out.conf[-1] = keypoints(rgb, out.boxes[-1])
+                out.measured[-1] = True
             if batch:
                 flush()
             out.embeddings.extend(f.result() for f in pending)

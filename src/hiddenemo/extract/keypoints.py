@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from hiddenemo.data.keypoints import MIN_CONFIDENCE
 from hiddenemo.data.layout import BODY, FACE, LEFT_HAND, N_KEYPOINTS, RIGHT_HAND
 
 # BODY_25 from the 33 pose landmarks; a pair is averaged (neck = mid-shoulders, mid-hip).
@@ -51,6 +52,33 @@ def holistic_to_openpose(result, width: int, height: int) -> tuple[np.ndarray, n
         if lms is not None:
             xy[part] = _landmarks(lms)[:, :2] * scale                        # same 21-point order
             conf[part] = 1.0
+    return xy, conf
+
+
+def interpolate_between(xy: np.ndarray, conf: np.ndarray, measured: np.ndarray,
+                        min_conf: float = MIN_CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Points of the frames that were not measured, from the two measured frames around each.
+
+    xy (T, V, 2), conf (T, V), measured (T,) bool -> new (xy, conf). A point of an unmeasured frame is
+    the linear interpolation (by frame distance) of the same point on the previous and the next
+    measured frame when both have it, with the smaller of their confidences; otherwise it is missing
+    (NaN, 0), as are the frames before the first and after the last measured one. Measured frames
+    are returned as they are."""
+    xy = np.array(xy, dtype=np.float32)
+    conf = np.array(conf, dtype=np.float32)
+    measured = np.asarray(measured, dtype=bool)
+    known = np.flatnonzero(measured)
+    todo = np.flatnonzero(~measured)
+    after = np.searchsorted(known, todo)                   # index in `known` of the next measured frame
+    inside = (after > 0) & (after < len(known))
+    xy[todo[~inside]], conf[todo[~inside]] = np.nan, 0
+    t, a, b = todo[inside], known[after[inside] - 1], known[after[inside]]
+    if len(t):
+        w = ((t - a) / (b - a)).astype(np.float32)[:, None, None]
+        seen = lambda f: (conf[f] > min_conf) & np.isfinite(xy[f]).all(-1)          # (G, V)
+        both = seen(a) & seen(b)
+        xy[t] = np.where(both[..., None], (1 - w) * xy[a] + w * xy[b], np.nan)
+        conf[t] = np.where(both, np.minimum(conf[a], conf[b]), 0)
     return xy, conf
 
 
