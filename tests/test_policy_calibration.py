@@ -3,6 +3,7 @@ the training prior once calibrated on the labeled training videos, and never rea
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import pandas as pd
 
 from hiddenemo.data.manifest import DatasetInfo, read_manifest, write_manifest
@@ -43,3 +44,22 @@ def test_calibration_ignores_labels_outside_the_training_split(work):
     write_manifest(work, manifest)
     without = calibrated(Workspace(work), read_verdicts(work, "rules"), np.array([0.15, 0.35]))
     assert np.allclose(with_test, without)
+
+
+def test_balanced_pseudo_labels_keep_what_a_weak_teacher_says_about_the_rarer_class(work):
+    # Training: 3 wins to 1 lose; the teacher ranks them only loosely (wins 0.55 or 0.45 alternately,
+    # losses 0.45), so calibrated to the 75 % prior every answer maps above 0.5: all pseudo-labels "win".
+    train = [(f"tr{i}", i % 4 != 0) for i in range(40)]
+    write_manifest(work, pd.DataFrame([{"video_id": v, "label": int(win), "split": "train"} for v, win in train]
+                                      + [{"video_id": f"te{i}", "label": pd.NA, "split": "test"} for i in range(10)]))
+    DatasetInfo("t", ["lose", "win"], "win").save(work)
+    for i, (v, win) in enumerate(train):
+        append_verdict(work, Verdict(video_id=v, teacher_id="rules", p_positive=0.55 if win and i % 2 else 0.45))
+    for i in range(10):
+        append_verdict(work, Verdict(video_id=f"te{i}", teacher_id="rules", p_positive=0.55 if i < 6 else 0.45))
+    at_half = pseudo_labels(work, "rules", PseudoLabelPolicy(calibrate=True))
+    assert at_half["target"].tolist() == [1.0] * 10              # nothing said about the rarer class
+    balanced = pseudo_labels(work, "rules", PseudoLabelPolicy(calibrate=True, balanced=True))
+    assert balanced["target"].tolist() == [1.0] * 6 + [0.0] * 4   # the teacher's ranking kept
+    with pytest.raises(ValueError, match="needs calibrate"):
+        PseudoLabelPolicy(balanced=True)

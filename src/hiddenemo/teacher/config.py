@@ -118,9 +118,17 @@ class PseudoLabelPolicy:
     """Platt-scale the teacher's p_positive on the labeled training videos before thresholding: a
     rule-based or VLM teacher that ranks well but is biased to one class then gives pseudo-labels at
     the training prior. Uses training labels only (never a test label)."""
+    balanced: bool = False
+    """With calibrate, hard: a video is positive when its calibrated p_positive reaches the labeled
+    training videos' positive share instead of `threshold` — the balanced-accuracy decision. At 0.5, a
+    teacher calibrated to a skewed prior calls almost every video the majority class, and its
+    pseudo-labels then say nothing about the rarer class (the teacher-noise study, docs/training.md)."""
 
     def __post_init__(self):
         if self.mode not in ("hard", "soft"):
             raise ValueError(f"pseudo-label mode must be 'hard' or 'soft', got {self.mode!r}")
         if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError("threshold and min_confidence must lie in [0, 1]")
+        if self.balanced and not self.calibrate:
+            raise ValueError("pseudo-label policy balanced: true needs calibrate: true (the decision is taken "
+                             "on the teacher's probabilities calibrated on the labeled training videos)")

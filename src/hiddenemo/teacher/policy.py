@@ -44,7 +44,8 @@ def apply_policy(answers: dict[str, float], policy: PseudoLabelPolicy,
     df = pd.DataFrame(rows, columns=["video_id", "p"])
     if policy.calibrate and len(df):
         df["p"] = platt(calibration, df["p"].to_numpy())
-    positive = (df["p"] >= policy.threshold).to_numpy()
+    threshold = float(np.mean(calibration[1])) if policy.balanced else policy.threshold
+    positive = (df["p"] >= threshold).to_numpy()
     df["target"] = positive.astype(float) if policy.mode == "hard" else df["p"].astype(float)
     weight = np.full(len(df), float(policy.weight))
     if policy.class_balance and len(df):
