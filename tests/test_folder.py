@@ -114,5 +114,5 @@ def test_bad_video_folders(tmp_path):
         find_videos(tmp_path)
     (tmp_path / "a.MOV").unlink()
     (tmp_path / "bad id.mp4").write_bytes(b"")
-    with pytest.raises(UserError, match="1 file name\(s\) cannot be video ids.*--safe_ids true"):
+    with pytest.raises(UserError, match=r"1 file name\(s\) cannot be video ids.*--safe_ids true"):
         find_videos(tmp_path)
