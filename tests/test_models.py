@@ -147,7 +147,7 @@ def fusion_model(fusion: str) -> FusionModel:
     return FusionModel(encoders, dim=DIM, fusion=fusion)
 
 
-@pytest.mark.parametrize("fusion", ["concat", "cross-attention"])
+@pytest.mark.parametrize("fusion", ["concat", "cross-attention", "late"])
 def test_fusion_with_a_missing_modality(fusion):
     model = fusion_model(fusion).eval()
     batch = make_batch(pad_to=10)
@@ -180,6 +180,26 @@ def test_stage1_weights_load_into_fusion_by_prefix():
     wrong = Classifier(build_small("frames-transformer", in_dim=40), dim=DIM)
     with pytest.raises(UserError, match="same options"):
         load_encoder_weights(model, {"frames": wrong.state_dict()})
+
+
+def test_late_fusion_starts_as_the_average_of_the_stage1_logits():
+    # Stage 2 with `late` fusion, loaded from the stage-1 models, is their logit average (their
+    # ensemble) before it trains: heads and encoders both come across.
+    torch.manual_seed(1)
+    stage1 = {"pose": Classifier(build_small("pose-mlp"), dim=DIM),
+              "frames": Classifier(build_small("frames-transformer", in_dim=48), dim=DIM),
+              "text": Classifier(build_small("text-linear", in_dim=24), dim=DIM)}
+    with torch.no_grad():
+        for m in stage1.values():
+            for p in m.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+    model = fusion_model("late")
+    load_encoder_weights(model, {m: c.state_dict() for m, c in stage1.items()})
+    model.eval()
+    batch = make_batch(pad_to=10)
+    expected = torch.stack([c.eval()(batch) for c in stage1.values()]).mean(0)
+    torch.testing.assert_close(model(batch), expected)
+    assert model.head.mix.tolist() == pytest.approx([1 / 3] * 3)
 
 
 def test_registry_errors_name_the_choices():

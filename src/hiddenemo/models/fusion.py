@@ -4,9 +4,11 @@ Both hold their encoders under fixed names, so stage 2 loads stage-1 weights by 
 
     Classifier:   encoder.<...>              head.<...>
     FusionModel:  encoders.<modality>.<...>  missing.<modality>  fuse.<...>  head.<...>
+    (late)        encoders.<modality>.<...>  missing.<modality>  head.heads.<modality>.<...>  head.mix
 
 `load_encoder_weights(fusion, {modality: classifier_state_dict})` copies every `encoder.*` tensor of
-a stage-1 checkpoint to `encoders.<modality>.*` of the fusion model.
+a stage-1 checkpoint to `encoders.<modality>.*` of the fusion model, and for `late` fusion its
+`head.*` to `head.heads.<modality>.*` too.
 
 A video without a modality (`<modality>_present` False) keeps its place in the batch: the encoder's
 output for it is replaced by a learned "missing" embedding of that modality.
@@ -19,7 +21,7 @@ import torch.nn as nn
 from hiddenemo.errors import UserError
 from hiddenemo.models.layers import Block, key_padding_mask
 
-FUSIONS = ("concat", "cross-attention")
+FUSIONS = ("concat", "cross-attention", "late")
 
 
 def present_mask(batch: dict[str, torch.Tensor], modality: str, like: torch.Tensor) -> torch.Tensor:
@@ -47,7 +49,7 @@ class Classifier(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.modality = encoder.modality
-        self.head = nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, head_outputs(n_classes)))
+        self.head = classifier_head(dim, dropout, n_classes)
 
     def forward_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.encoder.forward_features(batch)                      # (B, dim)
@@ -56,12 +58,36 @@ class Classifier(nn.Module):
         return logits_out(self.head(self.forward_features(batch)))       # (B,) or (B, C)
 
 
+def classifier_head(dim: int, dropout: float, n_classes: int) -> nn.Sequential:
+    """The head a stage-1 model puts on its encoder (and late fusion keeps per modality)."""
+    return nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, head_outputs(n_classes)))
+
+
+class LateHead(nn.Module):
+    """Late fusion: each modality's own head on its slice of the concatenated features, the logits
+    mixed by learned weights that start equal. Loaded with the stage-1 heads, stage 2 starts as the
+    average of the stage-1 models' logits (their ensemble) and fine-tunes from there, instead of
+    from a fresh head that a few epochs on a small set cannot train."""
+
+    def __init__(self, modalities: list[str], dim: int, dropout: float, n_classes: int):
+        super().__init__()
+        self.dim = dim
+        self.heads = nn.ModuleDict({m: classifier_head(dim, dropout, n_classes) for m in modalities})
+        self.mix = nn.Parameter(torch.full((len(modalities),), 1.0 / len(modalities)))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        chunks = h.split(self.dim, dim=-1)                                # M x (B, dim)
+        logits = torch.stack([head(c) for head, c in zip(self.heads.values(), chunks)], dim=-1)  # (B, out, M)
+        return logits @ self.mix                                          # (B, out)
+
+
 class FusionModel(nn.Module):
     """Stage 2: encoders keyed by modality, fused. forward(batch) -> logits (B,), or (B, C) for C > 2 classes.
 
     `concat` (the paper's): features concatenated (B, M*dim) -> linear with a residual connection ->
     head. `cross-attention` (the paper's variant that overfit): the M modality vectors as tokens
-    through one Transformer block, mean over the tokens -> head."""
+    through one Transformer block, mean over the tokens -> head. `late`: the concatenated features
+    -> `LateHead` (per-modality heads, logits mixed by learned weights)."""
 
     def __init__(self, encoders: dict[str, nn.Module], dim: int = 256, fusion: str = "concat",
                  dropout: float = 0.1, heads: int = 4, n_classes: int = 2):
@@ -81,6 +107,8 @@ class FusionModel(nn.Module):
         if fusion == "concat":
             self.fuse = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(), nn.Dropout(dropout))
             self.head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, head_outputs(n_classes)))
+        elif fusion == "late":
+            self.head = LateHead(self.modalities, dim, dropout, n_classes)
         else:
             self.token_type = nn.Parameter(torch.zeros(len(self.modalities), dim))
             nn.init.normal_(self.token_type, std=0.02)
@@ -94,6 +122,8 @@ class FusionModel(nn.Module):
             f = encoder.forward_features(batch)                           # (B, dim)
             present = present_mask(batch, m, f).unsqueeze(-1)             # (B, 1)
             feats.append(torch.where(present, f, self.missing[m].to(f.dtype)))
+        if self.fusion == "late":
+            return torch.cat(feats, dim=-1)                               # (B, M*dim)
         if self.fusion == "concat":
             h = torch.cat(feats, dim=-1)                                  # (B, M*dim)
             return h + self.fuse(h)
@@ -112,7 +142,7 @@ def load_encoder_weights(model: FusionModel, stage1: dict[str, dict[str, torch.T
     Args:
         model: The stage-2 fusion model.
         stage1: modality -> state_dict of a stage-1 `Classifier` (its `encoder.*` entries are used;
-            the stage-1 head is not).
+            with `late` fusion its `head.*` entries too).
         strict: Every encoder tensor must match in name and shape.
     """
     for modality, state in stage1.items():
@@ -124,6 +154,9 @@ def load_encoder_weights(model: FusionModel, stage1: dict[str, dict[str, torch.T
             raise UserError(f"the stage-1 weights for {modality!r} hold no `encoder.*` tensors")
         try:
             model.encoders[modality].load_state_dict(encoder_state, strict=strict)
+            if model.fusion == "late":
+                head_state = {k.removeprefix("head."): v for k, v in state.items() if k.startswith("head.")}
+                model.head.heads[modality].load_state_dict(head_state, strict=strict)
         except RuntimeError as err:
-            raise UserError(f"stage-1 {modality} encoder does not fit the stage-2 one (were they built "
+            raise UserError(f"stage-1 {modality} model does not fit the stage-2 one (were they built "
                             f"with the same options?): {err}") from None

@@ -51,7 +51,8 @@ class ModelConfig:
     dim: int = 256
     """Width every encoder projects to, and of the fusion layer (the paper: 256)."""
     fusion: str = "concat"
-    """Fusion of the modality features: concat (the paper's concatenation + residual linear) or cross-attention."""
+    """Fusion of the modality features: concat (the paper's concatenation + residual linear), cross-attention,
+    or late (each modality keeps its stage-1 head; stage 2 starts as their logit average and learns the mix)."""
     text_encoder: str = "minilm"
     """Which text embedding to read: the store array `text.<text_encoder>` written by `hiddenemo embed`."""
 
