@@ -90,13 +90,16 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
 
 def apply_command(model_dir: Path, description: dict, videos: str = "NEW_VIDEOS") -> str:
     """The `hiddenemo apply` command for plain new video files: with the stand-ins for what such files
-    lack (OpenPose JSON: MediaPipe keypoints; a dataset's annotations: no events)."""
+    lack (OpenPose JSON: MediaPipe keypoints; a dataset's annotations: no events; a person's other
+    videos, which person-relative statistics are measured against: without those modalities)."""
     recipe = description["recipe"]
     flags = ""
     if (recipe["extract"] or {}).get("keypoints") == "openpose-json":
         flags += " --keypoints mediapipe"
-    if "events" in description["modalities"]:
-        flags += " --without '[events]'"
+    relative = {t.split(":")[0] for t in description.get("transductive", [])}
+    without = [m for m in description["modalities"] if m == "events" or m in relative]
+    if without:
+        flags += f" --without '[{','.join(without)}]'"
     return f"hiddenemo apply --model {model_dir} --videos {videos} --out predictions.csv{flags}"
 
 
