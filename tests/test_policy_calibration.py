@@ -63,3 +63,9 @@ def test_balanced_pseudo_labels_keep_what_a_weak_teacher_says_about_the_rarer_cl
     assert balanced["target"].tolist() == [1.0] * 6 + [0.0] * 4   # the teacher's ranking kept
     with pytest.raises(ValueError, match="needs calibrate"):
         PseudoLabelPolicy(balanced=True)
+
+
+def test_a_teacher_without_verdicts_is_named_beside_the_ones_present(work, caplog):
+    _workspace(work, test_labels=pd.NA)                    # verdicts of teacher "rules" only
+    assert pseudo_labels(work, "behaviour", PseudoLabelPolicy()).empty
+    assert "teacher behaviour has no verdicts" in caplog.text and "teachers there: rules" in caplog.text

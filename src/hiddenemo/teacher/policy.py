@@ -23,6 +23,12 @@ def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoL
     manifest = ws.manifest
     unlabeled = set(manifest.loc[manifest["label"].isna(), "video_id"])
     verdicts = read_verdicts(ws.work, teacher_id)
+    if not verdicts:
+        others = sorted(p.stem for p in (Path(ws.work) / "teacher").glob("*.jsonl") if p.stem != teacher_id)
+        log.warning("no pseudo-labels: teacher %s has no verdicts in %s/teacher/%s; choose a teacher with "
+                    "--pseudo.teacher NAME (run `hiddenemo teach --teacher NAME` first), or --pseudo.teacher null "
+                    "to say stage 2 learns from labeled videos only", teacher_id, ws.work,
+                    f" (teachers there: {', '.join(others)})" if others else "")
     if not ws.is_binary:
         answers = {vid: d for vid, v in sorted(verdicts.items())
                    if vid in unlabeled and (d := class_distribution(v, ws.classes)) is not None}
