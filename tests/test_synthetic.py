@@ -18,7 +18,7 @@ IMIGUE_COLUMNS = ["video_id", "label_id", "start_time", "start_frame", "end_time
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     out = tmp_path_factory.mktemp("synthetic")
-    summary = files.generate(out, seed=3, n_videos=8, n_frames=40, width=96, height=72, progress=False)
+    summary = files.generate(out, seed=3, n_videos=8, n_frames=40, width=96, height=72, progress=False, workers=2)
     return out, summary
 
 
@@ -91,6 +91,20 @@ def test_seeded_and_resumable(tiny, tmp_path):
     assert (out / "openpose" / "2" / "2_000000000003_keypoints.json").read_text() == pose_before
     after = {p: p.stat().st_mtime_ns for p in (out / "videos").iterdir()}
     assert all(after[p] == t for p, t in before.items() if p != video) and video.exists()
+
+
+def test_workers_write_the_same_files(tiny, tmp_path):
+    """Two worker processes (the fixture) and one: every JSON and CSV file byte for byte (an mp4 may
+    differ even between two runs of one process, docs/synthetic.md)."""
+    out, _ = tiny
+    files.generate(tmp_path, seed=3, n_videos=8, n_frames=40, width=96, height=72, progress=False, workers=1)
+    written = lambda root: {p.relative_to(root): p for p in root.rglob("*") if p.is_file()}   # noqa: E731
+    by_two, by_one = written(out), written(tmp_path)
+    assert by_two.keys() == by_one.keys()
+    assert sum(p.suffix == ".json" for p in by_one) > 8 * 20
+    for name, path in by_one.items():
+        if path.suffix != ".mp4":
+            assert path.read_bytes() == by_two[name].read_bytes(), name
 
 
 def test_ingested_by_the_imigue_adapter(tiny, tmp_path):

@@ -15,6 +15,7 @@ from hiddenemo.train.config import TrainConfig, from_dict
 TINY = {
     "seed": 0,
     "threads": 1,
+    "workers": 1,                      # one after the other, in this process (monkeypatched tests need that)
     "sampling": {"n_pose": 12, "n_frames": 6, "n_events": 10, "offsets": [2], "votes": 2},
     "model": {"modalities": ["pose", "frames", "text", "events"], "dim": 16,
               "encoder_args": {"pose": {"frame_dim": 16, "point_hidden": 4, "depth": 1, "heads": 2},

@@ -32,7 +32,8 @@ class DemoConfig:
     frames_every: int = 10
     """Embed every n-th frame with DINOv2-S (the costliest step)."""
     workers: int = 0
-    """Videos extracted at once, each in its own process (0: one per core)."""
+    """Processes at once (0: one per core) drawing the synthetic videos, extracting them and training
+    the fits of a stage."""
     train_config: Path = DEMO_CONFIG
     """Training overlay YAML (default: the packaged configs/demo.yaml)."""
 
@@ -60,7 +61,7 @@ def run_demo(out: Path, config: DemoConfig = DemoConfig()) -> dict:
         return result
 
     step("1/9 synthetic dataset", generate, data, seed=config.seed, n_videos=config.n_videos,
-         n_frames=config.n_frames)
+         n_frames=config.n_frames, workers=config.workers)
     step("2/9 workspace + keypoints (OpenPose JSON)", _workspace, data, work)
     step("3/9 frame embeddings (DINOv2-S)", extract_workspace, work, workers=config.workers,
          extract=ExtractConfig(box="pose-box", keypoints="openpose-json", frames="dinov2-s",
@@ -102,7 +103,7 @@ def _train(work: Path, run: str, config: DemoConfig) -> None:
     from hiddenemo.train.session import train_with
     from hiddenemo.train.config import load_train_config
 
-    train_with(work, run, load_train_config([config.train_config], {"seed": config.seed}))
+    train_with(work, run, load_train_config([config.train_config], {"seed": config.seed, "workers": config.workers}))
 
 
 def _predict_stage1(work: Path, run: str) -> None:

@@ -21,7 +21,7 @@ from hiddenemo.data.store import atomic_write_text
 from hiddenemo.data.store import run_dir as store_run_dir
 from hiddenemo.errors import UserError
 from hiddenemo.eval.oof import by_model, key_parts
-from hiddenemo.train.config import ModelConfig, TrainConfig, from_dict, to_dict
+from hiddenemo.train.config import PLACEMENT, ModelConfig, TrainConfig, from_dict, to_dict
 
 
 OOF_COLUMNS = ["video_id", "stage", "modality", "fold"]
@@ -272,11 +272,12 @@ class Run:
     def same_config(self, config: TrainConfig) -> bool:
         """True when the run has no config yet or the same one (a run never mixes two configs). Both are
         read as a TrainConfig, so a config saved before a section gained fields (pseudo.policy was a
-        plain dict) equals the same settings written out in full."""
+        plain dict) equals the same settings written out in full. Where the fits run (`PLACEMENT`) may differ."""
         path = self.dir / "config.yaml"
         if not path.exists():
             return True
-        as_saved = lambda c: yaml.safe_load(yaml.safe_dump(to_dict(c)))
+        as_saved = lambda c: {k: v for k, v in yaml.safe_load(yaml.safe_dump(to_dict(c))).items()
+                              if k not in PLACEMENT}
         try:
             return as_saved(from_dict(TrainConfig, yaml.safe_load(path.read_text()))) == as_saved(config)
         except (TypeError, ValueError):                    # fields this version does not know: not the same

@@ -8,7 +8,7 @@ from hiddenemo.errors import UserError
 
 def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, width: int = 192,
               height: int = 144, n_subjects: int | None = None, lose_share: float = 0.25,
-              target_share: float = 0.3, levels: int = 2) -> None:
+              target_share: float = 0.3, levels: int = 2, workers: int = 0) -> None:
     """Write drawn interview videos, their OpenPose JSON and iMiGUE-format labels (docs/synthetic.md).
 
     The folder is then a dataset for `hiddenemo dataset imigue --labels OUT/labels_20200831.csv
@@ -31,6 +31,8 @@ def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150,
             `hiddenemo dataset folder --videos OUT/videos --labels OUT/levels.csv --openpose OUT/openpose
             --out WORK` (withheld target levels in OUT/target_levels.csv); the iMiGUE-format files
             then carry the two-class projection (the upper half of the levels = Lose).
+        workers: Videos drawn at once, each in its own process (0: one per core, 1: one after the other);
+            the files are the same for any number.
     """
     import pandas as pd
 
@@ -40,7 +42,7 @@ def synthetic(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150,
     try:
         summary = generate(out, seed=seed, n_videos=n_videos, n_frames=n_frames, width=width,
                            height=height, n_subjects=n_subjects, lose_share=lose_share,
-                           target_share=target_share, levels=levels)
+                           target_share=target_share, levels=levels, workers=workers)
     except ValueError as e:
         raise UserError(f"dataset synthetic: {e}") from e
     print(f"synthetic dataset in {out}: {summary['videos']} videos of {summary['subjects']} people, "

@@ -4,6 +4,7 @@ tables; the summary."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import asdict
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hiddenemo.data.store import atomic_write_text
+from hiddenemo.pool import WorkerPool
 from hiddenemo.synthetic.figure import skeleton
 from hiddenemo.synthetic.openpose import openpose_people
 from hiddenemo.synthetic.plan import (CLASSES, CUE_NAMES, CUES, FPS, LOSE, WIN, VideoPlan, envelopes, level_names,
@@ -25,13 +27,15 @@ LEVELS_FILE = "levels.csv"              # levels > 2: video_id,label,split,subje
 
 def generate(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, width: int = 192,
              height: int = 144, n_subjects: int | None = None, lose_share: float = 0.25,
-             target_share: float = 0.3, progress: bool = True, levels: int = 2) -> dict:
+             target_share: float = 0.3, progress: bool = True, levels: int = 2, workers: int = 0) -> dict:
     """Write the dataset under `out` (see the module docstring); returns a summary dict. With `levels`
     > 2 (graded hidden levels, `plan.level_names`), also `levels.csv` (the labels for `hiddenemo
     dataset folder`, blank on the target split) and `target_levels.csv` (the withheld ones).
 
-    Finished videos (both the mp4 and the OpenPose folder present) are kept, so an interrupted run
-    resumes. Asking for different parameters in an existing folder starts over in that folder."""
+    Videos are drawn in `workers` processes at once (0: one per core; 1: here, one after the other);
+    each from its own generator, so the files do not depend on how many. Finished videos (both the
+    mp4 and the OpenPose folder present) are kept, so an interrupted run resumes. Asking for
+    different parameters in an existing folder starts over in that folder."""
     from tqdm import tqdm
 
     if width % 2 or height % 2 or width < 64 or height < 48:
@@ -49,15 +53,16 @@ def generate(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, 
     for sub in ("videos", "openpose", "truth"):
         (out / sub).mkdir(parents=True, exist_ok=True)
 
-    for plan in tqdm(plans, desc="synthetic videos", disable=not progress):
-        video = out / "videos" / f"{plan.video_id}.mp4"
-        pose_dir = out / "openpose" / plan.video_id
-        if video.exists() and pose_dir.is_dir():
-            continue
-        rng = np.random.default_rng([seed, 3, int(plan.video_id)])
-        kp = skeleton(plan, rng)
-        _write_openpose(pose_dir, plan.video_id, openpose_people(plan, kp, width, height, rng))
-        _write_video(video, render(plan, kp, width, height, rng), width, height)
+    todo = [p for p in plans if not ((out / "videos" / f"{p.video_id}.mp4").exists()
+                                     and (out / "openpose" / p.video_id).is_dir())]
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    if workers > 1:
+        with WorkerPool(workers) as pool:
+            pool.map(write_video, [(out, seed, p, width, height) for p in todo], [f"video {p.video_id}" for p in todo],
+                     f"synthetic videos ({workers} workers)", unit="video", progress=progress)
+    else:
+        for plan in tqdm(todo, desc="synthetic videos", disable=not progress):
+            write_video(out, seed, plan, width, height)
 
     labels, splits, target, truth = tables(plans)
     atomic_write_text(out / LABELS_FILE, labels.to_csv(index=False))
@@ -79,6 +84,14 @@ def generate(out: Path, seed: int = 0, n_videos: int = 64, n_frames: int = 150, 
     atomic_write_text(meta_path, json.dumps({"params": params, "summary": summary,
                                              "cues": [asdict(c) for c in CUES]}, indent=2))
     return summary
+
+
+def write_video(out: Path, seed: int, plan: VideoPlan, width: int, height: int) -> None:
+    """One video's OpenPose folder and mp4, drawn from its own generator."""
+    rng = np.random.default_rng([seed, 3, int(plan.video_id)])
+    kp = skeleton(plan, rng)
+    _write_openpose(out / "openpose" / plan.video_id, plan.video_id, openpose_people(plan, kp, width, height, rng))
+    _write_video(out / "videos" / f"{plan.video_id}.mp4", render(plan, kp, width, height, rng), width, height)
 
 
 def tables(plans: list[VideoPlan]) -> tuple[pd.DataFrame, ...]:

@@ -207,10 +207,20 @@ class TrainConfig:
     stage2_enabled: bool = True
     """Run stage 2 (all modalities fused, fine-tuned on labeled + pseudo-labeled videos)."""
     threads: Optional[int] = None
-    """torch CPU threads (null = torch's default); 1 is fastest on a machine shared with other jobs."""
+    """torch CPU threads of a fit (null = torch's default; with several workers, the cores shared
+    among the fits that run at once); 1 is fastest on a machine shared with other jobs."""
+    workers: int = 0
+    """Fits trained at once, each in its own process (0 = one per core, 1 = one after the other in
+    this process). The fits of a stage (stage 1: the folds of every modality; stage 2: its folds) are
+    independent and each seeded from its own directory, so with `threads` set the run's files are the
+    same for any number of workers. A run resumes with any number. Not for a trainer on GPUs or
+    several devices (DDP): there the fits run one after the other."""
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     """Devices, nodes and strategy (ddp) of every fit; see docs/scale.md."""
 
+
+PLACEMENT = ("workers",)
+"""TrainConfig fields that say where a run's fits run, not what they compute: a run resumes with other values."""
 
 NOISE_KINDS = ("uniform", "positives", "negatives")
 

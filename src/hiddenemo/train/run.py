@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from hiddenemo.train.predict import (apply_decision, apply_threshold, predict_vi
 from hiddenemo.train.selection import make_folds
 from hiddenemo.train.selftrain import self_train
 from hiddenemo.train.stages import Context, chosen, run_stage1, run_stage2
+from hiddenemo.train.workers import fit_workers
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +83,20 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
 
     if not (config.stage1_enabled or config.stage2_enabled):
         raise UserError("stage1_enabled and stage2_enabled are both false: there is nothing to train")
-    stage1 = run_stage1(ctx, labeled, folds) if config.stage1_enabled else {}
-    selections = {f"stage1/{m}": sel for m, sel in stage1.items()}
-    if stage1:
-        ctx = chosen(ctx, stage1)
-    if config.stage2_enabled:
-        pseudo = pseudo_labeled(ws, config, others)
-        log.info("stage 2: %d pseudo-labeled videos from teacher %s", len(pseudo), config.pseudo.teacher)
-        selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1)
-        if config.self_training.rounds:
-            targets = others.loc[others["split"].isin(config.pseudo.splits), "video_id"].tolist()
-            selections["stage2"] = self_train(ctx, labeled, folds, targets, selections["stage2"], stage1)
-        selections["stage2"]["n_pseudo"] = len(pseudo)
+    with fit_workers(config) as workers:
+        ctx = replace(ctx, workers=workers)
+        stage1 = run_stage1(ctx, labeled, folds) if config.stage1_enabled else {}
+        selections = {f"stage1/{m}": sel for m, sel in stage1.items()}
+        if stage1:
+            ctx = chosen(ctx, stage1)
+        if config.stage2_enabled:
+            pseudo = pseudo_labeled(ws, config, others)
+            log.info("stage 2: %d pseudo-labeled videos from teacher %s", len(pseudo), config.pseudo.teacher)
+            selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1)
+            if config.self_training.rounds:
+                targets = others.loc[others["split"].isin(config.pseudo.splits), "video_id"].tolist()
+                selections["stage2"] = self_train(ctx, labeled, folds, targets, selections["stage2"], stage1)
+            selections["stage2"]["n_pseudo"] = len(pseudo)
     final = "stage2" if config.stage2_enabled else max(stage1, key=lambda m: stage1[m]["cv_metrics"]["auroc"])
     final = final if final == "stage2" else f"stage1/{final}"
 

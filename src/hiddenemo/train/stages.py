@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import signal
 import sys
 import warnings
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -41,6 +44,7 @@ from hiddenemo.train.data import VideoDataset, collate, input_dims, target_colum
 from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
 from hiddenemo.train.module import ClassifierModule, EpochCheckpoint, epoch_seed, load_optimizer_state, read_state
 from hiddenemo.train.selection import choose_decision, choose_epoch, choose_threshold
+from hiddenemo.train.workers import FitWorkers
 
 log = logging.getLogger(__name__)
 METRIC_COLUMNS = ["epoch", "fold", "train_loss", "val_loss", "val_acc", "val_auroc"]
@@ -57,6 +61,8 @@ class Context:
     pooled: dict[str, PooledFeatures] = field(default_factory=dict)
     n_classes: int = 2
     """Classes of the task: two = one logit (sigmoid), more = one logit per class (softmax)."""
+    workers: FitWorkers | None = field(default=None, repr=False)
+    """Where `fit_all` trains a batch of fits at once; None = one after the other in this process."""
 
     def dataset(self, modalities: list[str], rows: pd.DataFrame, *, train: bool, resamples: int = 1) -> VideoDataset:
         """The videos of `rows` as this run's models read them."""
@@ -73,24 +79,60 @@ class Context:
         return replace(self, config=replace(self.config, model=model), dims={**self.dims, **dims})
 
 
-def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.DataFrame,
-        val_rows: pd.DataFrame | None, out: Path, epochs: int, *, fused: bool, keep_every_epoch: bool,
-        init=None) -> dict:
-    """Train one model for `epochs` epochs in `out` (resuming if it was interrupted); returns its state
-    (per-epoch history with validation probabilities)."""
+@dataclass
+class Fit:
+    """One model to train, in its own directory `out`: what `fit` needs, so that a stage can hand all
+    its independent fits to `fit_all` at once."""
+    ctx: Context
+    modalities: list[str]
+    stage: StageConfig
+    train_rows: pd.DataFrame
+    val_rows: pd.DataFrame | None
+    out: Path
+    epochs: int
+    fused: bool
+    keep_every_epoch: bool
+    init: Callable | None = None
+    """Loads weights into the new model before training (stage 2: the stage-1 encoders); picklable,
+    for a worker process."""
+
+    @property
+    def tag(self) -> str:
+        return str(self.out.relative_to(self.ctx.run_dir))
+
+
+def fit_all(ctx: Context, fits: list[Fit]) -> list[dict]:
+    """Train fits that do not depend on each other; returns their states in order. Two or more still
+    to train go to the run's worker processes when it has them, the rest train here."""
+    todo = [f for f in fits if not (f.out / "done.json").exists()]
+    if ctx.workers is None or len(todo) < 2:
+        return [fit(f) for f in fits]
+    stage = todo[0].tag.split("/")[0]
+    # A worker gets the fit without the pool (which stays in this process).
+    trained = ctx.workers.map(fit, [(replace(f, ctx=replace(f.ctx, workers=None)),) for f in todo],
+                              [f.tag for f in todo], f"{stage}: {len(todo)} fits")
+    by_dir = dict(zip((f.out for f in todo), trained))
+    return [by_dir[f.out] if f.out in by_dir else read_state(f.out) for f in fits]
+
+
+def fit(job: Fit) -> dict:
+    """Train one model for `job.epochs` epochs in `job.out` (resuming if it was interrupted); returns its
+    state (per-epoch history with validation probabilities)."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
     _quiet_lightning()
 
+    ctx, out, epochs, stage, modalities = job.ctx, job.out, job.epochs, job.stage, job.modalities
     out.mkdir(parents=True, exist_ok=True)
     if (out / "done.json").exists():
         return read_state(out)
-    cfg, tag = ctx.config, str(out.relative_to(ctx.run_dir))
+    cfg, tag = ctx.config, job.tag
     L.seed_everything(epoch_seed(cfg.seed, tag, -1), workers=True, verbose=False)
-    model = build_model(cfg.model, modalities, ctx.dims, fused=fused, dropout=stage.dropout, n_classes=ctx.n_classes)
-    if init is not None:
-        init(model)
+    model = build_model(cfg.model, modalities, ctx.dims, fused=job.fused, dropout=stage.dropout,
+                        n_classes=ctx.n_classes)
+    if job.init is not None:
+        job.init(model)
     state = read_state(out)
     done, optimizer_state = state["epochs_done"], None
     if done:
@@ -101,12 +143,12 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
         module = ClassifierModule(model, stage, seed=cfg.seed, tag=tag, epoch_offset=done,
                                   optimizer_state=optimizer_state)
         weights = ctx.class_weights if stage.class_balanced else None
-        train_ds = ctx.dataset(modalities, _weighted(train_rows, weights), train=True, resamples=stage.resamples)
+        train_ds = ctx.dataset(modalities, _weighted(job.train_rows, weights), train=True, resamples=stage.resamples)
         train_loader = DataLoader(train_ds, batch_size=stage.batch_size, collate_fn=collate,
                                   sampler=DistributedEpochShuffle(len(train_ds), epoch_seed(cfg.seed, tag, -2)))
         val_loader = None
-        if val_rows is not None:
-            val_ds = ctx.dataset(modalities, val_rows, train=False)
+        if job.val_rows is not None:
+            val_ds = ctx.dataset(modalities, job.val_rows, train=False)
             val_loader = DataLoader(val_ds, batch_size=stage.batch_size, collate_fn=collate,
                                     sampler=VotingEvalSampler(len(val_ds.video_ids), val_ds.draws))
         logs = ctx.run_dir / "logs"
@@ -115,9 +157,10 @@ def fit(ctx: Context, modalities: list[str], stage: StageConfig, train_rows: pd.
             strategy=cfg.trainer.strategy, use_distributed_sampler=False,   # ours shard (train.distributed)
             max_epochs=epochs - done, logger=[
                 CSVLogger(logs, name=tag), TensorBoardLogger(logs, name=tag, default_hp_metric=False)],
-            callbacks=[EpochCheckpoint(out, keep_every_epoch)], enable_checkpointing=False,
+            callbacks=[EpochCheckpoint(out, job.keep_every_epoch)], enable_checkpointing=False,
             num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=1,
-            enable_progress_bar=sys.stderr.isatty(),    # a redrawn bar floods a log file
+            # A redrawn bar floods a log file, and a worker's would overwrite its siblings' on the terminal.
+            enable_progress_bar=sys.stderr.isatty() and multiprocessing.parent_process() is None,
             limit_val_batches=1.0 if val_loader is not None else 0)
         try:
             trainer.fit(module, train_loader, val_loader)
@@ -145,19 +188,34 @@ def cross_validate(ctx: Context, modalities: list[str], stage: StageConfig, labe
 
     Returns the selection: {epochs, threshold, oof (n,) or (n, C), metrics}; with more than two classes
     `threshold` holds the decision rule (`choose_decision`) instead."""
-    y = labeled["label"].to_numpy()
+    fits = fold_fits(ctx, modalities, stage, labeled, folds, extra, out, fused=fused, init_for_fold=init_for_fold)
+    return select(ctx, stage, labeled, folds, out, fit_all(ctx, fits))
+
+
+def fold_fits(ctx: Context, modalities: list[str], stage: StageConfig, labeled: pd.DataFrame, folds: np.ndarray,
+              extra, out: Path, *, fused: bool, init_for_fold=None) -> list[Fit]:
+    """The k fold fits of `cross_validate`: fold k trains on the other folds (+ `extra`) and validates on k."""
     rows = target_rows(labeled, ctx.n_classes)
-    n_epochs, k = stage.epochs, int(folds.max()) + 1
-    oof = np.zeros((n_epochs, len(labeled)) + ((ctx.n_classes,) if ctx.n_classes > 2 else ()))
-    losses = np.zeros((k, n_epochs))
-    history = []
-    for fold in range(k):
+    fits = []
+    for fold in range(int(folds.max()) + 1):
         train_rows = rows[folds != fold]
         added = extra(fold) if callable(extra) else extra
         if added is not None and len(added):
             train_rows = pd.concat([train_rows, added], ignore_index=True)
-        state = fit(ctx, modalities, stage, train_rows, rows[folds == fold], out / f"fold{fold}", n_epochs,
-                    fused=fused, keep_every_epoch=True, init=init_for_fold(fold) if init_for_fold else None)
+        fits.append(Fit(ctx, modalities, stage, train_rows, rows[folds == fold], out / f"fold{fold}", stage.epochs,
+                        fused=fused, keep_every_epoch=True, init=init_for_fold(fold) if init_for_fold else None))
+    return fits
+
+
+def select(ctx: Context, stage: StageConfig, labeled: pd.DataFrame, folds: np.ndarray, out: Path,
+           states: list[dict]) -> dict:
+    """`cross_validate`'s choice from the states of its fold fits (`states[k]`: fold k's)."""
+    y = labeled["label"].to_numpy()
+    n_epochs, k = stage.epochs, len(states)
+    oof = np.zeros((n_epochs, len(labeled)) + ((ctx.n_classes,) if ctx.n_classes > 2 else ()))
+    losses = np.zeros((k, n_epochs))
+    history = []
+    for fold, state in enumerate(states):
         for e, row in enumerate(state["history"]):
             oof[e, folds == fold] = row["val_probs"]
             losses[fold, e] = row["val_loss"]
@@ -178,28 +236,38 @@ def run_stage1(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray) -> dict[s
     """Each modality alone on the labeled videos: CV of each candidate encoder, the one with the best
     out-of-fold AUROC kept (the configured one on ties), then its final fit. Returns selections per
     modality, each with its `encoder`, input width `dims` and directory `dir` in the run."""
-    selections = {}
     video_ids = labeled["video_id"].tolist()
+    stage = ctx.config.stage1
+    tries = []                                       # (modality, encoder, its context, its input width, its directory)
     for modality in ctx.config.model.modalities:
         names = candidate_encoders(ctx.config.model, modality)
-        tried = {}
         for name in names:
             dims = input_dims(Store(ctx.work), video_ids, {modality: name}, ctx.config, ctx.pooled)
-            sub = ctx.with_encoders({modality: name}, dims)
-            out = ctx.run_dir / "stage1" / modality / (name if len(names) > 1 else "")
-            sel = cross_validate(sub, [modality], ctx.config.stage1, labeled, folds, None, out, fused=False)
-            if ctx.config.selection.final_model == "retrain":
-                rows = target_rows(labeled, ctx.n_classes)
-                fit(sub, [modality], ctx.config.stage1, rows, None, out / "final", sel["epochs"], fused=False,
-                    keep_every_epoch=False)
-            write_metrics(out / "metrics.csv", sel["history"])
-            tried[name] = {**sel, "encoder": name, "dims": dims[modality], "dir": str(out.relative_to(ctx.run_dir))}
-        best = max(tried, key=lambda n: np.nan_to_num(tried[n]["cv_metrics"]["auroc"], nan=-1.0))
-        if len(tried) > 1:
-            scores = {n: round(float(t["cv_metrics"]["auroc"]), 4) for n, t in tried.items()}
+            tries.append((modality, name, ctx.with_encoders({modality: name}, dims), dims[modality],
+                          ctx.run_dir / "stage1" / modality / (name if len(names) > 1 else "")))
+    # The folds of every modality and candidate are independent of each other: one batch for `fit_all`.
+    cv = [fold_fits(sub, [modality], stage, labeled, folds, None, out, fused=False)
+          for modality, _, sub, _, out in tries]
+    states = iter(fit_all(ctx, [f for fits in cv for f in fits]))
+    sels = [select(sub, stage, labeled, folds, out, [next(states) for _ in fits])
+            for (_, _, sub, _, out), fits in zip(tries, cv)]
+    if ctx.config.selection.final_model == "retrain":
+        rows = target_rows(labeled, ctx.n_classes)
+        fit_all(ctx, [Fit(sub, [modality], stage, rows, None, out / "final", sel["epochs"], fused=False,
+                          keep_every_epoch=False) for (modality, _, sub, _, out), sel in zip(tries, sels)])
+    tried: dict[str, dict] = {}
+    for (modality, name, _, dim, out), sel in zip(tries, sels):
+        write_metrics(out / "metrics.csv", sel["history"])
+        tried.setdefault(modality, {})[name] = {**sel, "encoder": name, "dims": dim,
+                                                "dir": str(out.relative_to(ctx.run_dir))}
+    selections = {}
+    for modality, by_name in tried.items():
+        best = max(by_name, key=lambda n: np.nan_to_num(by_name[n]["cv_metrics"]["auroc"], nan=-1.0))
+        if len(by_name) > 1:
+            scores = {n: round(float(t["cv_metrics"]["auroc"]), 4) for n, t in by_name.items()}
             log.info("stage 1 %s: out-of-fold AUROC %s -> %s", modality, scores, best)
-            tried[best]["candidates"] = scores
-        selections[modality] = tried[best]
+            by_name[best]["candidates"] = scores
+        selections[modality] = by_name[best]
     return selections
 
 
@@ -221,8 +289,8 @@ def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: p
     if ctx.config.selection.final_model == "retrain":
         rows = target_rows(labeled, ctx.n_classes)
         rows = pd.concat([rows, pseudo], ignore_index=True) if len(pseudo) else rows
-        fit(ctx, modalities, ctx.config.stage2, rows, None, out / "final", sel["epochs"], fused=True,
-            keep_every_epoch=False, init=stage1_encoders(ctx, stage1, "final"))
+        fit(Fit(ctx, modalities, ctx.config.stage2, rows, None, out / "final", sel["epochs"], fused=True,
+                keep_every_epoch=False, init=stage1_encoders(ctx, stage1, "final")))
     write_metrics(out / "metrics.csv", sel["history"])
     return sel
 
@@ -234,7 +302,7 @@ def stage1_encoders(ctx: Context, stage1: dict[str, dict], which: str):
         return None
     paths = {m: ctx.run_dir / stage1[m]["dir"] / which / f"epoch-{stage1[m]['epochs']}.safetensors"
              for m in ctx.config.model.modalities}
-    return lambda model: load_encoders(model, paths)
+    return partial(load_encoders, paths=paths)
 
 
 def _weighted(rows: pd.DataFrame, class_weights: dict[int, float] | None) -> pd.DataFrame:
