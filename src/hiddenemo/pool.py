@@ -100,8 +100,9 @@ def _error(name: str, error: BaseException, n_failed: int, n: int) -> Exception:
     if isinstance(error, UserError):
         return UserError(f"{name}: {error}{others}")
     if isinstance(error, BrokenProcessPool):
-        return RuntimeError(f"the worker process of {name} died (out of memory?){others}; finished work is kept: "
-                            "run the same command again to resume, with --workers 1 for one at a time")
+        return RuntimeError(f"the worker process of {name} died{others} (out of memory? or, in a Python script, the "
+                            "call is not under `if __name__ == '__main__':`, which worker processes need); finished "
+                            "work is kept: run again to resume, with workers = 1 for one at a time in this process")
     return RuntimeError(f"{name} failed: {type(error).__name__}: {error}{others}; the others finished and are kept, "
                         "and a rerun resumes (the worker's traceback is below)")
 
