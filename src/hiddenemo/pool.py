@@ -6,7 +6,7 @@
 - Each worker ignores Ctrl-C: the parent gets it and kills the workers at once (the callers write
   every file atomically, so what a worker finished is kept and the next run resumes after it).
 - Log records travel to the parent through a queue and leave through its handlers: whole lines,
-  one format, and beside the parent's progress bar (one step per finished call) without breaking it.
+  one format, each above the parent's progress bar (one step per finished call).
 - A failing call lets the others finish (nothing computed is lost), then raises an error that names
   it: a `UserError` stays one (the CLI prints it without a traceback), anything else keeps the
   worker's traceback as its cause.
@@ -38,13 +38,11 @@ class WorkerPool:
         """`fn(*call)` for every call, in the workers; the results in the order of `calls`. `names`
         name the calls in errors, `desc` and `unit` the progress bar (none without `progress`)."""
         from tqdm import tqdm
-        from tqdm.contrib.logging import logging_redirect_tqdm
 
         pool = self._start()
         running = {pool.submit(fn, *call): i for i, call in enumerate(calls)}
         results, failed = [None] * len(calls), {}
-        with logging_redirect_tqdm(), tqdm(total=len(calls), unit=unit, desc=desc, dynamic_ncols=True,
-                                               disable=not progress) as bar:
+        with tqdm(total=len(calls), unit=unit, desc=desc, dynamic_ncols=True, disable=not progress) as bar:
             try:
                 while running:
                     done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -115,7 +113,11 @@ def _init_worker(queue, level: int) -> None:
 
 
 class _ToLoggers(logging.Handler):
-    """A worker's record handed to the parent's logger of the same name (its level, handlers, format)."""
+    """A worker's record handed to the parent's logger of the same name (its level, handlers, format),
+    written on a line of its own above the progress bar."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        logging.getLogger(record.name).handle(record)
+        from tqdm import tqdm
+
+        with tqdm.external_write_mode():
+            logging.getLogger(record.name).handle(record)
