@@ -3,8 +3,9 @@
 
 - spawn, not fork: the parent may have started threads already (torch's, OpenCV's), and a forked
   child can hang on the locks they held.
-- Each worker ignores Ctrl-C: the parent gets it and kills the workers at once (the callers write
-  every file atomically, so what a worker finished is kept and the next run resumes after it).
+- Each worker ignores Ctrl-C: the parent gets it (or SIGTERM, `hiddenemo.processes`) and kills the
+  workers at once (the callers write every file atomically, so what a worker finished is kept and
+  the next run resumes after it); a worker whose parent dies, even by SIGKILL, is stopped too.
 - Log records travel to the parent through a queue and leave through its handlers: whole lines,
   one format, each above the parent's progress bar (one step per finished call).
 - A failing call lets the others finish (nothing computed is lost), then raises an error that names
@@ -21,6 +22,7 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import active_children, get_context
 
 from hiddenemo.errors import UserError
+from hiddenemo.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +108,9 @@ def _error(name: str, error: BaseException, n_failed: int, n: int) -> Exception:
 
 
 def _init_worker(queue, level: int) -> None:
+    # SIGKILL: Lightning answers SIGTERM by stopping after its batch, and a worker that then waits on
+    # the pool's queue can hang on a lock its dead sibling held; nothing here needs a clean exit.
+    die_with_parent(signal.SIGKILL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     root = logging.getLogger()
     root.handlers[:] = [logging.handlers.QueueHandler(queue)]

@@ -36,12 +36,12 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-def die_with_parent() -> None:
-    """Call first in a worker process: on Linux the kernel sends it SIGTERM when its parent dies, even by
+def die_with_parent(signum: int = signal.SIGTERM) -> None:
+    """Call first in a worker process: on Linux the kernel sends it `signum` when its parent dies, even by
     SIGKILL (prctl PR_SET_PDEATHSIG). Elsewhere nothing: the pool's broken pipe ends the worker after the
     task it holds."""
     if not sys.platform.startswith("linux"):
         return
     PR_SET_PDEATHSIG = 1
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(signum))
