@@ -71,7 +71,7 @@ def fit_and_record(work: Path, run_dir: Path, devices: int, batch: int) -> None:
     from hiddenemo.data.store import Store
     from hiddenemo.train import module
     from hiddenemo.train.data import modality_dims
-    from hiddenemo.train.stages import Context, fit
+    from hiddenemo.train.stages import Context, Fit, fit
     from train_fixtures import tiny_config
 
     seen, saves = [], []
@@ -92,8 +92,8 @@ def fit_and_record(work: Path, run_dir: Path, devices: int, batch: int) -> None:
         rows = read_manifest(work).assign(target=lambda d: d["label"].astype("float32"), weight=1.0)
         train, val = rows.iloc[:16], rows.iloc[16:23]       # 7 videos to validate: uneven over 2 ranks
         dims = modality_dims(Store(work), rows["video_id"].tolist(), ["pose"], config.sampling, "minilm")
-        state = fit(Context(work, run_dir, config, dims), ["pose"], config.stage1, train, val, run_dir / "fit", 2,
-                    fused=False, keep_every_epoch=True)
+        state = fit(Fit(Context(work, run_dir, config, dims), ["pose"], config.stage1, train, val, run_dir / "fit", 2,
+                        fused=False, keep_every_epoch=True))
     finally:
         module.ClassifierModule.validation_step, module.save_weights = validation_step, save_weights
     rank = dist.get_rank() if dist.is_initialized() else 0
