@@ -13,7 +13,8 @@ from hiddenemo.train.workers import fit_workers
 
 RUN_FILES = ("oof.csv", "selection.json", "predictions.csv", "metrics.json")
 SMALL = {"model": {"modalities": ["text", "events"], "dim": 16,
-                   "encoder_args": {"events": {"model_dim": 16, "depth": 1, "heads": 2}}},
+                   "encoder_args": {"events-transformer": {"model_dim": 16, "depth": 1, "heads": 2}},
+                   "candidates": {"events": ["events-stats"]}},         # stage 1: 9 fits in one batch
          "pseudo": {"teacher": "rules"}}
 
 
@@ -21,6 +22,11 @@ def _workspace(work):
     manifest = make_workspace(work, n_train=18, n_test=6)
     add_teacher(work, manifest)
     hide_test_labels(work)
+    # the events' sampling rate, which the pooled candidate (events-stats) reads
+    from hiddenemo.data.store import Store
+    store = Store(work)
+    for video_id in manifest["video_id"]:
+        store.save(video_id, "events", store.load(video_id, "events"), "test", "1", params={"rate_hz": 25.0})
 
 
 def test_two_workers_write_the_same_run_as_one(tmp_path):
@@ -29,13 +35,14 @@ def test_two_workers_write_the_same_run_as_one(tmp_path):
     train_run(tmp_path / "serial", "r", tiny_config(**SMALL, workers=1))
 
     # One fold's state is garbage: that fit fails in its worker, the others of stage 1 finish.
-    broken = tmp_path / "parallel" / "runs" / "r" / "stage1" / "events" / "fold1"
+    broken = tmp_path / "parallel" / "runs" / "r" / "stage1" / "events" / "events-transformer" / "fold1"
     broken.mkdir(parents=True)
     (broken / "state.json").write_text("{not json")
-    with pytest.raises(RuntimeError, match=r"stage1/events/fold1 failed: JSONDecodeError"):
+    with pytest.raises(RuntimeError, match=r"stage1/events/events-transformer/fold1 failed: JSONDecodeError"):
         train_run(tmp_path / "parallel", "r", tiny_config(**SMALL, workers=2))
     stage1 = tmp_path / "parallel" / "runs" / "r" / "stage1"
-    assert (stage1 / "text" / "fold2" / "done.json").exists() and (stage1 / "events" / "fold2" / "done.json").exists()
+    assert all((stage1 / fit / "done.json").exists() for fit in ("text/fold2", "events/events-stats/fold2",
+                                                                 "events/events-transformer/fold2"))
 
     (broken / "state.json").unlink()
     train_run(tmp_path / "parallel", "r", tiny_config(**SMALL, workers=2))       # resumes
