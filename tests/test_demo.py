@@ -11,13 +11,13 @@ from hiddenemo.cli import main
 TOY_TRAINING = {
     "threads": 1,
     "sampling": {"n_pose": 16, "n_frames": 4, "n_events": 8, "offsets": [8], "votes": 2},
-    "model": {"modalities": ["pose", "frames", "text"], "dim": 16,
+    "model": {"modalities": ["pose", "frames", "text"], "dim": 16, "fusion": "late",   # the demo's fusion
               "encoder_args": {"pose": {"frame_dim": 16, "point_hidden": 4, "depth": 1, "heads": 2},
                                "frames": {"model_dim": 16, "depth": 1, "heads": 2}}},
     "stage1": {"epochs": 2, "batch_size": 8},
     "stage2": {"epochs": 1, "batch_size": 8},
     "selection": {"folds": 2},
-    "pseudo": {"teacher": "behaviour", "policy": {"calibrate": True}},
+    "pseudo": {"teacher": "behaviour", "policy": {"calibrate": True, "balanced": True}},
 }
 
 
