@@ -19,7 +19,7 @@ import logging.handlers
 import signal
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import active_children, get_context
+from multiprocessing import get_context
 
 from hiddenemo.errors import UserError
 from hiddenemo.processes import die_with_parent
@@ -79,9 +79,10 @@ class WorkerPool:
     def close(self, kill: bool = False) -> None:
         if self._pool is not None:
             if kill:
-                # SIGKILL: Lightning, for one, answers SIGTERM by finishing its epoch first.
-                for child in active_children():
-                    child.kill()
+                # SIGKILL: Lightning, for one, answers SIGTERM by finishing its epoch first. This pool's
+                # workers only: another pool of the same process keeps its own.
+                for worker in list((self._pool._processes or {}).values()):
+                    worker.kill()
             self._pool.shutdown(wait=not kill, cancel_futures=True)
             self._pool = None
         if self._listener is not None:
