@@ -192,3 +192,16 @@ def test_export_carries_the_encoders_stage1_chose(tmp_path):
                            model["dims"], model.weights, fused=True)
     inside = pd.read_csv(tmp_path / "runs" / "pooled" / "predictions.csv", dtype={"video_id": str})
     np.testing.assert_allclose(votes["p_positive"], inside.set_index("video_id").loc[ids, "p_positive"], atol=1e-6)
+
+
+def test_the_printed_apply_command_leaves_out_what_a_new_video_cannot_give():
+    from hiddenemo.export.bundle import apply_command, person_relative
+
+    notes = ["pose: person-relative statistics (minus the mean of the same person's videos in the workspace)",
+             "stage 2: pseudo-labels of 29 unlabeled target videos from teacher behaviour"]
+    assert person_relative(notes, ["pose", "text"]) == {"pose": notes[0]}
+    assert person_relative(notes, ["text"]) == {}
+    description = {"recipe": {"extract": {"keypoints": "openpose-json"}}, "transductive": notes,
+                   "modalities": ["pose", "frames", "text", "events"]}
+    assert apply_command("M", description, "v.mp4") == ("hiddenemo apply --model M --videos v.mp4 --out predictions.csv "
+                                                        "--keypoints mediapipe --without '[pose,events]'")

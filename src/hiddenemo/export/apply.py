@@ -26,7 +26,7 @@ from hiddenemo.data.manifest import read_manifest, write_manifest
 from hiddenemo.data.ids import check_video_id
 from hiddenemo.data.store import Store, atomic_write_text
 from hiddenemo.errors import UserError
-from hiddenemo.export.bundle import ModelDir, plain
+from hiddenemo.export.bundle import ModelDir, person_relative, plain
 from hiddenemo.export.recipe import ARRAYS, TEACHER_INPUTS, check_packages, drop_per_video
 from hiddenemo.extract.config import cache_dir
 from hiddenemo.teacher.config import VlmConfig
@@ -141,11 +141,12 @@ class _Plan:
         self.modalities = [m for m in modalities if m not in options.without]
         if not self.modalities:
             raise UserError(f"--without leaves none of the model's modalities {modalities}")
-        transductive = [t for t in model["transductive"] if t.split(":")[0] in self.modalities]
-        if transductive:
-            raise UserError(f"this model measures {transductive[0]}: a new video has no such baseline. Train with "
+        relative = person_relative(model["transductive"], self.modalities)
+        if relative:
+            modality, note = next(iter(relative.items()))
+            raise UserError(f"this model measures {note}: a new video has no such baseline. Train with "
                             "pooled.person_baseline: none or video-start to make a model apply can use, or predict "
-                            f"without that modality: --without '[{transductive[0].split(':')[0]}]'")
+                            f"without that modality: --without '[{modality}]'")
         self.text = recipe["text"] if "text" in self.modalities else None
         names = [n for m in self.modalities for n in ARRAYS.get(m, [])]
         names += TEACHER_INPUTS.get(self.text["teacher"]["kind"], []) if self.text else []

@@ -88,6 +88,13 @@ def export_run(work: Path, run: str, out: Path, model: str | None = None) -> Pat
     return out
 
 
+def person_relative(transductive: list[str], modalities: list[str]) -> dict[str, str]:
+    """modality -> the run's note on it, for those of `modalities` that the run's transductive notes
+    ("<modality>: person-relative statistics ...") say were measured against the person's other
+    videos, which a new video does not come with."""
+    return {t.split(":")[0]: t for t in transductive if t.split(":")[0] in modalities}
+
+
 def apply_command(model_dir: Path, description: dict, videos: str = "NEW_VIDEOS") -> str:
     """The `hiddenemo apply` command for plain new video files: with the stand-ins for what such files
     lack (OpenPose JSON: MediaPipe keypoints; a dataset's annotations: no events; a person's other
@@ -96,7 +103,7 @@ def apply_command(model_dir: Path, description: dict, videos: str = "NEW_VIDEOS"
     flags = ""
     if (recipe["extract"] or {}).get("keypoints") == "openpose-json":
         flags += " --keypoints mediapipe"
-    relative = {t.split(":")[0] for t in description.get("transductive", [])}
+    relative = person_relative(description.get("transductive", []), description["modalities"])
     without = [m for m in description["modalities"] if m == "events" or m in relative]
     if without:
         flags += f" --without '[{','.join(without)}]'"
