@@ -200,10 +200,12 @@ def label_noise(labels: np.ndarray, y: np.ndarray) -> dict:
 
 def _stage2(ctx, arm_dir: Path, source: pd.DataFrame, folds: np.ndarray, pseudo: pd.DataFrame, stage1: dict):
     """`run_stage2` of one arm in its own directory, its encoders from the cell's shared stage 1. The
-    fits are named as in a run (stage2/fold<k>), so every arm starts from the same seeded state."""
+    fits are named as in a run (stage2/fold<k>), so every arm starts from the same seeded state. Each
+    arm keeps its pseudo-labels (`pseudo.use: always`): the study measures what they do."""
     from hiddenemo.train.stages import run_stage2
 
-    arm_ctx = replace(ctx, run_dir=arm_dir)
+    config = replace(ctx.config, pseudo=replace(ctx.config.pseudo, use="always", in_folds=False))
+    arm_ctx = replace(ctx, run_dir=arm_dir, config=config)
     shared = {m: {**s, "dir": os.path.relpath(ctx.run_dir / s["dir"], arm_dir)} for m, s in stage1.items()}
     return arm_ctx, run_stage2(arm_ctx, source, folds, pseudo, shared), shared
 

@@ -16,12 +16,15 @@ from hiddenemo.words import count
 log = logging.getLogger(__name__)
 
 
-def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoLabelPolicy) -> pd.DataFrame:
+def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoLabelPolicy,
+                  as_unlabeled: frozenset[str] = frozenset()) -> pd.DataFrame:
     """`[video_id, target, weight]` for the unlabeled videos the policy keeps (failed verdicts never count);
-    more than two classes: `[video_id, target_0 ... target_<C-1>, weight]` (`apply_class_policy`)."""
+    more than two classes: `[video_id, target_0 ... target_<C-1>, weight]` (`apply_class_policy`).
+    `as_unlabeled`: labeled videos treated as unlabeled — pseudo-labeled too, and left out of the
+    calibration (a cross-validation fold's held-out videos, `pseudo.in_folds`)."""
     ws = Workspace.of(work)
     manifest = ws.manifest
-    unlabeled = set(manifest.loc[manifest["label"].isna(), "video_id"])
+    unlabeled = set(manifest.loc[manifest["label"].isna(), "video_id"]) | set(as_unlabeled)
     verdicts = read_verdicts(ws.work, teacher_id)
     if not verdicts:
         others = sorted(p.stem for p in (Path(ws.work) / "teacher").glob("*.jsonl") if p.stem != teacher_id)
@@ -37,7 +40,7 @@ def pseudo_labels(work: str | Path | Workspace, teacher_id: str, policy: PseudoL
     if not answers and any(vid in unlabeled for vid in verdicts):
         # An imported teacher of texts alone: its verdicts feed `embed` only.
         log.info("teacher %s gave texts but no p_positive for the unlabeled videos: no pseudo-labels", teacher_id)
-    calibration = training_answers(ws, verdicts) if policy.calibrate else None
+    calibration = training_answers(ws, verdicts, exclude=as_unlabeled) if policy.calibrate else None
     return apply_policy(answers, policy, calibration)
 
 

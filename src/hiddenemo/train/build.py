@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 from safetensors.torch import load_file
 
@@ -85,6 +86,10 @@ def load_weights(model: nn.Module, path: Path, strict: bool = True) -> None:
     model.load_state_dict(load_file(str(path)), strict=strict)
 
 
-def load_encoders(model: FusionModel, paths: dict[str, Path]) -> None:
-    """Stage-1 checkpoints (safetensors of a `Classifier`) -> the fusion model's encoders."""
+def load_encoders(model: FusionModel, paths: dict[str, Path], mix: dict[str, float] | None = None) -> None:
+    """Stage-1 checkpoints (safetensors of a `Classifier`) -> the fusion model's encoders; `mix`: late
+    fusion's starting weight per modality (`train.stacking`), else the equal mix it is built with."""
     load_encoder_weights(model, {m: load_file(str(p)) for m, p in paths.items()})
+    if mix is not None:
+        with torch.no_grad():
+            model.head.mix.copy_(torch.tensor([mix[m] for m in model.modalities]))

@@ -53,6 +53,12 @@ class ModelConfig:
     fusion: str = "concat"
     """Fusion of the modality features: concat (the paper's concatenation + residual linear), cross-attention,
     or late (each modality keeps its stage-1 head; stage 2 starts as their logit average and learns the mix)."""
+    late_mix: Literal["equal", "stacked"] = "equal"
+    """Late fusion's starting mix of the stage-1 logits: equal (their average), or stacked — the
+    weights of a non-negative logistic regression of the labels on the stage-1 models' out-of-fold
+    logits (in stage-2 fold k, of the other folds' videos only), scaled to sum to 1. Out-of-fold logits
+    show how far each modality carries to videos its model never saw, which the in-sample logits
+    that stage 2 trains on do not."""
     text_encoder: str = "minilm"
     """Which text embedding to read: the store array `text.<text_encoder>` written by `hiddenemo embed`."""
 
@@ -149,6 +155,21 @@ class PseudoLabelConfig:
     """How verdicts become targets: confidence cut-off, soft targets, weights, calibration."""
     splits: list[str] = field(default_factory=lambda: ["test"])
     """Splits whose videos may be pseudo-labeled (transductively: their features and teacher verdicts, never their labels)."""
+    in_folds: bool = False
+    """Stage 2's cross-validation gives each fold's held-out videos the teacher's pseudo-labels in that
+    fold's training (calibrated on the other folds), as the target videos have them: the out-of-fold
+    figures, and the epochs chosen on them, then measure the student on videos it was taught by the
+    teacher, which is what it will be on the target. false: held-out videos are only validated on,
+    and the out-of-fold figures cannot see the teacher's errors being learnt."""
+    use: Literal["always", "if-better"] = "always"
+    """if-better: stage 2 is cross-validated with the pseudo-labels (`in_folds`) and without them, and
+    keeps whichever has the better out-of-fold AUROC (with them on a tie) — a weak teacher's labels can
+    teach the student its errors; selection.json records both figures. always: with them."""
+
+    def __post_init__(self):
+        if self.use == "if-better" and not self.in_folds:
+            raise ValueError("pseudo.use: if-better needs pseudo.in_folds: true (only then do the out-of-fold figures "
+                             "with pseudo-labels measure videos the teacher labelled, and the comparison is fair)")
 
 
 @dataclass

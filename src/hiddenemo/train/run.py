@@ -92,16 +92,17 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
         if config.stage2_enabled:
             pseudo = pseudo_labeled(ws, config, others)
             log.info("stage 2: %d pseudo-labeled videos from teacher %s", len(pseudo), config.pseudo.teacher)
-            selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1)
+            in_folds = pseudo_by_fold(ws, config, others, labeled, folds) if config.pseudo.in_folds and len(pseudo) else None
+            first = selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1, in_folds)
             if config.self_training.rounds:
                 targets = others.loc[others["split"].isin(config.pseudo.splits), "video_id"].tolist()
-                selections["stage2"] = self_train(ctx, labeled, folds, targets, selections["stage2"], stage1)
-            selections["stage2"]["n_pseudo"] = len(pseudo)
+                selections["stage2"] = {**self_train(ctx, labeled, folds, targets, first, stage1),
+                                        "n_pseudo": first["n_pseudo"]}
     final = "stage2" if config.stage2_enabled else max(stage1, key=lambda m: stage1[m]["cv_metrics"]["auroc"])
     final = final if final == "stage2" else f"stage1/{final}"
 
     _write_oof(handle, labeled, folds, selections, info.classes)
-    kept = ("n_pseudo", "encoder", "dir", "candidates", "rounds")
+    kept = ("n_pseudo", "encoder", "dir", "candidates", "rounds", "pseudo_labels", "late_mix")
     selection = {key: {"epochs": sel["epochs"], "epoch_metric": sel["epoch_metric"], "threshold": sel["threshold"],
                        **{k: sel[k] for k in kept if k in sel}}
                  for key, sel in selections.items()}
@@ -211,18 +212,29 @@ def transductive_inputs(ctx: Context, n_pseudo: int = 0) -> list[str]:
     return out
 
 
-def pseudo_labeled(work: Path | Workspace, config: TrainConfig, others: pd.DataFrame) -> pd.DataFrame:
+def pseudo_labeled(work: Path | Workspace, config: TrainConfig, others: pd.DataFrame,
+                   held_out: frozenset[str] = frozenset()) -> pd.DataFrame:
     """video_id, target, weight of the teacher-labeled videos in `pseudo.splits` (never their labels);
-    more than two classes: target_0 ... target_<C-1> (the class distribution) instead of target."""
+    more than two classes: target_0 ... target_<C-1> (the class distribution) instead of target.
+    `held_out`: a fold's held-out labeled videos, pseudo-labeled as if they were targets (`pseudo.in_folds`)."""
     ws = Workspace.of(work)
     columns = ["video_id", *(["target"] if ws.is_binary else [f"target_{k}" for k in range(len(ws.classes))]), "weight"]
     if not config.pseudo.teacher:
         return pd.DataFrame(columns=columns)
     from hiddenemo.teacher.policy import pseudo_labels
-    table = pseudo_labels(work, config.pseudo.teacher, config.pseudo.policy)
-    allowed = others.loc[others["split"].isin(config.pseudo.splits), "video_id"]
+    table = pseudo_labels(work, config.pseudo.teacher, config.pseudo.policy, as_unlabeled=held_out)
+    allowed = set(others.loc[others["split"].isin(config.pseudo.splits), "video_id"]) | set(held_out)
     table = table[table["video_id"].isin(allowed)]
     return table[columns].reset_index(drop=True)
+
+
+def pseudo_by_fold(work: Path | Workspace, config: TrainConfig, others: pd.DataFrame, labeled: pd.DataFrame,
+                   folds: np.ndarray):
+    """Stage 2's training rows beside the labeled ones, per fold (`pseudo.in_folds`): the target videos and
+    the fold's own held-out videos, all with the teacher's pseudo-labels calibrated on the other folds."""
+    by_fold = {fold: pseudo_labeled(work, config, others, frozenset(labeled.loc[folds == fold, "video_id"]))
+               for fold in range(int(folds.max()) + 1)}
+    return by_fold.get
 
 
 def _claim_training_set(run_dir: Path, labeled: pd.DataFrame, folds: np.ndarray) -> None:

@@ -22,7 +22,7 @@ import torch
 from hiddenemo.data.store import atomic_write_text
 from hiddenemo.train.build import build_model, load_weights
 from hiddenemo.train.predict import vote
-from hiddenemo.train.stages import Context, cross_validate, stage1_encoders, write_metrics
+from hiddenemo.train.stages import Context, cross_validate, stage1_encoders, starting_mix, write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ def self_train(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, targets: 
     out = ctx.run_dir / "stage2"
     modalities = ctx.config.model.modalities
     k = int(folds.max()) + 1
-    previous, previous_dir = first, out
+    previous, previous_dir = first, ctx.run_dir / first.get("dir", "stage2")
+    mix = starting_mix(ctx, stage1, labeled, folds)
     history = {0: round(float(first["cv_metrics"]["auroc"]), 4)}
     for r in range(1, cfg.rounds + 1):
         round_dir = out / f"round{r}"
@@ -66,7 +67,8 @@ def self_train(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, targets: 
                 atomic_write_text(path, labels.to_csv(index=False))
             pseudo_by_fold[fold] = pd.read_csv(path, dtype={"video_id": str})
         sel = cross_validate(ctx, modalities, ctx.config.stage2, labeled, folds, pseudo_by_fold.get, round_dir,
-                             fused=True, init_for_fold=lambda fold: stage1_encoders(ctx, stage1, f"fold{fold}"))
+                             fused=True, init_for_fold=lambda fold: stage1_encoders(ctx, stage1, f"fold{fold}",
+                                                                                    mix.get(f"fold{fold}")))
         write_metrics(round_dir / "metrics.csv", sel["history"])
         history[r] = round(float(sel["cv_metrics"]["auroc"]), 4)
         log.info("self-training round %d: %d confident target videos per fold; out-of-fold AUROC %.3f (round %d: %.3f)",

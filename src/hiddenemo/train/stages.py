@@ -277,32 +277,72 @@ def chosen(ctx: Context, stage1: dict[str, dict]) -> Context:
 
 
 def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: pd.DataFrame,
-               stage1: dict[str, dict]) -> dict:
-    """All modalities fused, encoders from stage 1 (when it ran), on labeled + pseudo-labeled videos."""
+               stage1: dict[str, dict], pseudo_in_fold: Callable[[int], pd.DataFrame] | None = None) -> dict:
+    """All modalities fused, encoders from stage 1 (when it ran), on labeled + pseudo-labeled videos.
+    `pseudo_in_fold`: fold -> the pseudo-labeled rows of that fold's training, its held-out videos
+    among them (`pseudo.in_folds`); else every fold adds `pseudo`. With `pseudo.use: if-better` the
+    folds also train without pseudo-labels (in stage2/without-pseudo), and the better of the two by
+    out-of-fold AUROC is the stage-2 model. Returns the selection with `n_pseudo` (0 when the
+    pseudo-labels were left out) and, then, `dir`."""
     modalities = ctx.config.model.modalities
-    out = ctx.run_dir / "stage2"
     if ctx.config.self_training.rounds and ctx.config.selection.final_model == "retrain":
         raise UserError("self_training.rounds needs selection.final_model: fold-ensemble (each fold keeps its own "
                         "chain of pseudo-labels)")
-    sel = cross_validate(ctx, modalities, ctx.config.stage2, labeled, folds, pseudo, out, fused=True,
-                         init_for_fold=lambda fold: stage1_encoders(ctx, stage1, f"fold{fold}"))
+    arms = {"stage2": pseudo_in_fold or pseudo}
+    if ctx.config.pseudo.use == "if-better" and len(pseudo):
+        arms["stage2/without-pseudo"] = None
+    mix = starting_mix(ctx, stage1, labeled, folds)
+    cv = {arm: fold_fits(ctx, modalities, ctx.config.stage2, labeled, folds, extra, ctx.run_dir / arm, fused=True,
+                         init_for_fold=lambda fold: stage1_encoders(ctx, stage1, f"fold{fold}", mix.get(f"fold{fold}")))
+          for arm, extra in arms.items()}
+    states = iter(fit_all(ctx, [f for fits in cv.values() for f in fits]))
+    sels = {arm: select(ctx, ctx.config.stage2, labeled, folds, ctx.run_dir / arm, [next(states) for _ in fits])
+            for arm, fits in cv.items()}
+    for arm, sel in sels.items():
+        write_metrics(ctx.run_dir / arm / "metrics.csv", sel["history"])
+    arm = max(sels, key=lambda a: np.nan_to_num(sels[a]["cv_metrics"]["auroc"], nan=-1.0))   # stage2 on a tie
+    sel = {**sels[arm], "n_pseudo": len(pseudo) if arm == "stage2" else 0}
+    if len(sels) > 1:
+        sel["pseudo_labels"] = {"auroc_with": round(float(sels["stage2"]["cv_metrics"]["auroc"]), 4),
+                                "auroc_without": round(float(sels["stage2/without-pseudo"]["cv_metrics"]["auroc"]), 4),
+                                "kept": arm == "stage2"}
+        log.info("stage 2: out-of-fold AUROC with the teacher's pseudo-labels %.3f, without %.3f -> %s",
+                 sel["pseudo_labels"]["auroc_with"], sel["pseudo_labels"]["auroc_without"],
+                 "with" if arm == "stage2" else "without (the teacher's labels taught the student its errors)")
+    if arm != "stage2":
+        sel["dir"] = arm
+    if mix:
+        sel["late_mix"] = {which: {m: round(w, 4) for m, w in weights.items()} for which, weights in mix.items()}
     if ctx.config.selection.final_model == "retrain":
         rows = target_rows(labeled, ctx.n_classes)
-        rows = pd.concat([rows, pseudo], ignore_index=True) if len(pseudo) else rows
-        fit(Fit(ctx, modalities, ctx.config.stage2, rows, None, out / "final", sel["epochs"], fused=True,
-                keep_every_epoch=False, init=stage1_encoders(ctx, stage1, "final")))
-    write_metrics(out / "metrics.csv", sel["history"])
+        rows = pd.concat([rows, pseudo], ignore_index=True) if sel["n_pseudo"] else rows
+        fit(Fit(ctx, modalities, ctx.config.stage2, rows, None, ctx.run_dir / arm / "final", sel["epochs"], fused=True,
+                keep_every_epoch=False, init=stage1_encoders(ctx, stage1, "final", mix.get("final"))))
     return sel
 
 
-def stage1_encoders(ctx: Context, stage1: dict[str, dict], which: str):
-    """A function loading the stage-1 encoders of fit `which` (fold<k> or final) into a fusion model;
-    None when stage 1 did not run (encoders start fresh)."""
+def starting_mix(ctx: Context, stage1: dict[str, dict], labeled: pd.DataFrame,
+                 folds: np.ndarray) -> dict[str, dict[str, float]]:
+    """Late fusion's starting weights per fit (fold<k>, final) with `model.late_mix: stacked`, from the
+    stage-1 out-of-fold predictions (`train.stacking`); {} = the equal mix."""
+    from hiddenemo.train.stacking import stacked_mix
+
+    model = ctx.config.model
+    if model.fusion != "late" or model.late_mix != "stacked" or not stage1:
+        return {}
+    oof, y = {m: stage1[m]["oof"] for m in model.modalities}, labeled["label"].to_numpy()
+    mix = {f"fold{k}": stacked_mix(oof, y, folds != k) for k in range(int(folds.max()) + 1)}
+    return {**mix, "final": stacked_mix(oof, y, np.ones(len(y), bool))}
+
+
+def stage1_encoders(ctx: Context, stage1: dict[str, dict], which: str, mix: dict[str, float] | None = None):
+    """A function loading the stage-1 encoders of fit `which` (fold<k> or final) into a fusion model,
+    and late fusion's starting `mix` when given; None when stage 1 did not run (encoders start fresh)."""
     if not stage1:
         return None
     paths = {m: ctx.run_dir / stage1[m]["dir"] / which / f"epoch-{stage1[m]['epochs']}.safetensors"
              for m in ctx.config.model.modalities}
-    return partial(load_encoders, paths=paths)
+    return partial(load_encoders, paths=paths, mix=mix)
 
 
 def _weighted(rows: pd.DataFrame, class_weights: dict[int, float] | None) -> pd.DataFrame:
