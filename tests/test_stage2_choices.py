@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from safetensors.torch import save_file
 from train_fixtures import TINY, add_teacher, hide_test_labels, make_workspace, tiny_config
 
 from hiddenemo.models import Classifier, FusionModel, build_encoder
+from hiddenemo.report.page import build_report
 from hiddenemo.rundir import Run
 from hiddenemo.teacher.config import PseudoLabelPolicy
 from hiddenemo.teacher.policy import pseudo_labels
@@ -96,3 +98,6 @@ def test_stage2_keeps_pseudo_labels_only_when_they_help_and_says_so(work, accura
     assert run.predictions().table["video_id"].nunique() == 8             # predicts from the kept arm
     for weights in sel["late_mix"].values():                               # fold0..2 and final
         assert sum(weights.values()) == pytest.approx(1.0, abs=1e-3)
+    page = build_report(work, "r").read_text()                             # the report says which it kept
+    assert f"kept {'with' if choice['kept'] else 'without'}" in page
+    assert run.histories()["stage2"].equals(pd.read_csv(run.dir / sel.get("dir", "stage2") / "metrics.csv"))

@@ -231,10 +231,12 @@ class Run:
         return "default 0.5: no selection.json entry"
 
     def histories(self) -> dict[str, pd.DataFrame]:
-        """Training curves per model key (stage*/metrics.csv: one row per epoch and fold)."""
+        """Training curves per model key (stage*/metrics.csv: one row per epoch and fold); stage 2's from
+        the cross-validation it kept (stage2/without-pseudo when the pseudo-labels were left out)."""
         curves = {f"stage1/{p.parent.name}": p for p in sorted((self.dir / "stage1").glob("*/metrics.csv"))}
-        if (self.dir / "stage2" / "metrics.csv").exists():
-            curves["stage2"] = self.dir / "stage2" / "metrics.csv"
+        stage2 = self.dir / self.selection_or_empty.get("stage2", {}).get("dir", "stage2") / "metrics.csv"
+        if stage2.exists():
+            curves["stage2"] = stage2
         return {k: self._table(str(p.relative_to(self.dir)), []) for k, p in curves.items()}
 
     def config_text(self) -> str | None:

@@ -291,6 +291,12 @@ def _training(r: Run) -> str:
                        if isinstance(v, dict) and "epochs" in v)
     if chosen:
         notes.append(_note("Chosen epochs: " + chosen + "."))
+    choice = r.selection_or_empty.get("stage2", {}).get("pseudo_labels")
+    if choice:
+        notes.append(_note(f"Stage 2 cross-validated with the teacher's pseudo-labels (each fold's own held-out "
+                           f"videos labelled by the teacher too) and without them: out-of-fold AUROC "
+                           f"{choice['auroc_with']:.3f} with, {choice['auroc_without']:.3f} without; kept "
+                           f"{'with' if choice['kept'] else 'without'} (curves shown: the kept one)."))
     return _img(plots.training_curves(histories), "training curves") + "".join(notes)
 
 
