@@ -114,25 +114,44 @@ def paired(video: Path, before, afters: dict, label: str, repeats: int, prefill:
               f"{repeats}; CPU {median(cpu[name]):.0f} vs {median(cpu['before']):.0f} ms a frame)", flush=True)
 
 
-def fidelity(video: Path, box: np.ndarray, every: int = 5) -> dict:
-    """Cosine similarity of int8 and float DINOv2-S embeddings of the same person crops."""
+def person_windows(video: Path, box: np.ndarray, every: int = 5):
+    """(t, RGB frame, crop window) of every `every`-th frame with a box (margin 0.15, as extraction)."""
     from hiddenemo.extract import decode
     from hiddenemo.extract.boxes import crop_window
-    from hiddenemo.extract.embeddings import FrameEmbedder
 
     info = decode.probe(video)
-    crops = []
     for t, rgb in decode.frames(video, step=every):
         window = crop_window(box[t], info.width, info.height, 0.15)
         if window is not None:
-            crops.append(rgb[window[1]:window[3], window[0]:window[2]])
+            yield t, rgb, window
+
+
+def person_crops(video: Path, box: np.ndarray | None = None, every: int = 5) -> list[np.ndarray]:
+    """The person crops of every `every`-th frame; boxes from a detector-only extraction (SSD every
+    10th frame, interpolated) when not given."""
+    if box is None:
+        from hiddenemo.data.store import Store
+        from hiddenemo.extract.config import ExtractConfig
+
+        with tempfile.TemporaryDirectory() as tmp:
+            run(video, ExtractConfig(detect_every=10, keypoints="none", frames="none"), "boxes", work=Path(tmp))
+            box = Store(Path(tmp)).load("bench", "box")
+    return [rgb[w[1]:w[3], w[0]:w[2]] for t, rgb, w in person_windows(video, box, every)]
+
+
+def fidelity(video: Path, box: np.ndarray, every: int = 5) -> dict:
+    """Cosine similarity of int8 and float DINOv2-S embeddings of the same person crops (the
+    default recipes: int8 crop by crop)."""
+    from hiddenemo.extract.embeddings import FrameEmbedder
+
+    crops = person_crops(video, box, every)
     out = {}
     for precision in ("float", "int8"):
         embed = FrameEmbedder("dinov2-s", threads=os.cpu_count() or 1, precision=precision)
         out[precision] = np.concatenate([embed(crops[i:i + 8]) for i in range(0, len(crops), 8)])
     a, b = out["float"], out["int8"]
     cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-    return {"fidelity": "dinov2-s int8 vs float, CLS embedding of the person crop", "crops": len(crops),
+    return {"fidelity": f"{embed.name} vs float, CLS embedding of the person crop", "crops": len(crops),
             "cosine_mean": round(float(cosine.mean()), 4), "cosine_min": round(float(cosine.min()), 4)}
 
 
@@ -142,20 +161,15 @@ def patch_cost(video: Path, store_dir: Path, every: int = 5, width: int = 16) ->
     time, which a loaded machine inflates far less than wall time: the forward pass's over all its
     threads (process time), the binding's in its one thread (thread time)."""
     from hiddenemo.data.store import Store
-    from hiddenemo.extract import decode
-    from hiddenemo.extract.boxes import crop_window
     from hiddenemo.extract.embeddings import FrameEmbedder
     from hiddenemo.extract.patches import PatchBinder, pixel_points, sample_bilinear, to_input_pixels, token_grid
 
     store = Store(store_dir)
     box, pose = store.load("bench", "box"), store.load("bench", "pose")
-    info = decode.probe(video)
     crops, points = [], []
-    for t, rgb in decode.frames(video, step=every):
-        window = crop_window(box[t], info.width, info.height, 0.15)
-        if window is not None:
-            crops.append(rgb[window[1]:window[3], window[0]:window[2]])
-            points.append(pixel_points(pose[t], box[t]) - np.array(window[:2], np.float32))
+    for t, rgb, window in person_windows(video, box, every):
+        crops.append(rgb[window[1]:window[3], window[0]:window[2]])
+        points.append(pixel_points(pose[t], box[t]) - np.array(window[:2], np.float32))
     binder = PatchBinder(FrameEmbedder("dinov2-s", threads=os.cpu_count() or 1), width)
     forward, binding = [], []
     for i in range(0, len(crops), 8):
@@ -198,7 +212,7 @@ def cpu_per_part(video: Path, box: np.ndarray, n: int = 100) -> dict:
     frames = [rgb for t, rgb in decode.frames(video, stop=n)]
     windows = [crop_window(box[t], info.width, info.height, 0.15) for t in range(n)]
     crops = [rgb[w[1]:w[3], w[0]:w[2]] for rgb, w in zip(frames, windows) if w is not None][::5]
-    out = {"cpu_ms": "per frame (decode, holistic), per call (ssd), per crop (dinov2-s, batches of 8)",
+    out = {"cpu_ms": "per frame (decode, holistic), per call (ssd), per crop (dinov2-s, batches of 8 to the embedder)",
            "decode": cpu_ms(lambda: sum(1 for _ in decode.frames(video, step=10 ** 9)), total),
            "decode+rgb": cpu_ms(lambda: sum(1 for _ in decode.frames(video)), total)}
     ssd = make_detector("ssd", 0.4, "", 1)

@@ -73,7 +73,8 @@ class ExtractConfig:
     frames_pool: Literal["cls", "mean"] = "cls"
     """Frame embedding: the CLS token or the mean of the patch tokens."""
     frames_batch: int = 8
-    """Crops per forward pass of the embedding model."""
+    """Crops handed to the embedding model at once (one forward pass; `dinov2-s` int8 runs them one
+    a call, so that each crop's activations get their own int8 scale)."""
     frames_precision: Literal["int8", "float"] = "int8"
     """`dinov2-s` weights: `int8` (the float graph dynamically quantised once into the cache; about
     twice as fast, cosine similarity to the float embeddings about 0.999 on real crops) or `float`."""
