@@ -7,6 +7,9 @@ t-8, t-16, t-24, taken on the full-rate sequence and only then sampled.
 """
 from __future__ import annotations
 
+import os
+from collections import OrderedDict
+
 import numpy as np
 
 from hiddenemo.data.layout import LEFT_HAND, N_KEYPOINTS, POSE_GROUPS, RIGHT_HAND
@@ -58,22 +61,31 @@ def normalise_to_box(xy: np.ndarray, conf: np.ndarray, box: np.ndarray | None = 
     return pose, box
 
 
-def keypoint_features(pose: np.ndarray, frame_idx: np.ndarray, offsets: tuple[int, ...] = OFFSETS,
+def keypoint_features(pose, frame_idx: np.ndarray, offsets: tuple[int, ...] = OFFSETS,
                       min_conf: float = MIN_CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
     """Features at the sampled frames: (N, 137, 2 + 2 * len(offsets)) float32 and a point mask (N, 137).
 
-    `pose` may be a memmap of the full-rate sequence: only the rows t and t - k are read. An offset
-    whose far end is missing (or before the start) is 0, the point itself missing is masked."""
+    `pose` may be a memmap of the full-rate sequence: only the rows t and t - k are read; or the
+    video's `Keypoints`, checked once for many samplings (the same features). An offset whose far
+    end is missing (or before the start) is 0, the point itself missing is masked."""
+    planes, here_ok = keypoint_planes(pose, frame_idx, offsets, min_conf)
+    return np.stack(planes, axis=-1), here_ok
+
+
+def keypoint_planes(pose, frame_idx: np.ndarray, offsets: tuple[int, ...] = OFFSETS,
+                    min_conf: float = MIN_CONFIDENCE) -> tuple[list[np.ndarray], np.ndarray]:
+    """`keypoint_features` as a list of (N, 137) float32 planes: x, y, then dx, dy for each offset."""
     frame_idx = np.asarray(frame_idx, dtype=np.int64)
-    here, here_ok = _rows(pose, frame_idx, min_conf)                      # (N, V, 2), (N, V)
-    parts = [np.where(here_ok[..., None], here, 0)]
+    if isinstance(pose, Keypoints) and pose.min_conf != min_conf:
+        raise ValueError(f"keypoints checked at confidence {pose.min_conf}, asked for {min_conf}")
+    x, y, here_ok = _rows(pose, frame_idx, min_conf)                      # (N, V) each
+    planes = [np.where(here_ok, x, 0), np.where(here_ok, y, 0)]
     for k in offsets:
         back_idx = frame_idx - k
-        back, back_ok = _rows(pose, np.maximum(back_idx, 0), min_conf)
+        back_x, back_y, back_ok = _rows(pose, np.maximum(back_idx, 0), min_conf)
         ok = here_ok & back_ok & (back_idx >= 0)[:, None]
-        parts.append(np.where(ok[..., None], here - back, 0))
-    feats = np.concatenate(parts, axis=-1).astype(np.float32)
-    return feats, here_ok
+        planes += [np.where(ok, x - back_x, 0), np.where(ok, y - back_y, 0)]
+    return planes, here_ok
 
 
 def split_groups(x: np.ndarray) -> dict[str, np.ndarray]:
@@ -123,10 +135,67 @@ def low_coverage(shares: dict[str, float]) -> list[str]:
     return [part for part in ("person", "face") if shares.get(part, 1.0) < LOW_COVERAGE]
 
 
-def _rows(pose: np.ndarray, idx: np.ndarray, min_conf: float) -> tuple[np.ndarray, np.ndarray]:
+def _rows(pose, idx: np.ndarray, min_conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x, y (N, V) float32 and seen (N, V) at rows `idx`. x and y as separate planes: the arithmetic
+    on them is several times faster than on interleaved (N, V, 2) pairs."""
+    if isinstance(pose, Keypoints):
+        return pose.x[idx], pose.y[idx], pose.seen[idx]
     # Fancy-indexing a memmap reads only these rows; unique+inverse avoids reading one twice.
     uniq, inverse = np.unique(idx, return_inverse=True)
-    rows = np.asarray(pose[uniq], dtype=np.float32)[inverse]             # (N, V, 3)
-    xy = rows[..., :2]
-    ok = (rows[..., 2] > min_conf) & np.isfinite(xy).all(-1)
-    return np.nan_to_num(xy), ok
+    return _checked(np.asarray(pose[uniq], dtype=np.float32)[inverse], min_conf)
+
+
+def _checked(rows: np.ndarray, min_conf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(..., V, 3) float32 rows -> x, y (NaN as 0) and whether each point was seen."""
+    x, y = rows[..., 0], rows[..., 1]
+    ok = (rows[..., 2] > min_conf) & np.isfinite(x) & np.isfinite(y)
+    return np.nan_to_num(x), np.nan_to_num(y), ok
+
+
+class Keypoints:
+    """A pose sequence with every point checked once: planes `x`, `y` (T, 137), 0 where the point was
+    not seen, and `seen` (T, 137). `keypoint_features` samples it as it samples the raw array, to the
+    same bytes, without checking the same rows again at every draw (training samples each video
+    `resamples` times an epoch, and the pooled pose statistics read 512 frames of it each time)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, seen: np.ndarray, min_conf: float):
+        self.x, self.y, self.seen, self.min_conf = x, y, seen, min_conf
+
+    @classmethod
+    def check(cls, pose: np.ndarray, min_conf: float = MIN_CONFIDENCE) -> "Keypoints":
+        x, y, seen = _checked(np.asarray(pose, dtype=np.float32), min_conf)
+        return cls(np.where(seen, x, 0), np.where(seen, y, 0), seen, min_conf)
+
+    def __len__(self) -> int:
+        return len(self.seen)
+
+    def __getitem__(self, rows: slice) -> "Keypoints":
+        return Keypoints(self.x[rows], self.y[rows], self.seen[rows], self.min_conf)
+
+    @property
+    def nbytes(self) -> int:
+        return self.x.nbytes + self.y.nbytes + self.seen.nbytes
+
+
+KEYPOINTS_CACHE_BYTES = 512 * 2**20
+_checked_files: OrderedDict[tuple, Keypoints] = OrderedDict()
+
+
+def checked_keypoints(pose: np.ndarray) -> Keypoints | np.ndarray:
+    """A stored pose array (a memmap from the store) as `Keypoints`, kept in this process for the
+    next call while all kept ones stay under KEYPOINTS_CACHE_BYTES (the least recently used go
+    first); a video larger than that alone stays the memory-mapped array, read row by row."""
+    filename = getattr(pose, "filename", None)
+    if filename is None:
+        return Keypoints.check(pose)
+    stat = os.stat(filename)
+    key = (filename, stat.st_mtime_ns, stat.st_size)          # a rewritten file is checked again
+    if key in _checked_files:
+        _checked_files.move_to_end(key)
+        return _checked_files[key]
+    if pose.size // 3 * 9 > KEYPOINTS_CACHE_BYTES:            # x, y float32 and seen: 9 bytes a point
+        return pose
+    table = _checked_files[key] = Keypoints.check(pose)
+    while sum(t.nbytes for t in _checked_files.values()) > KEYPOINTS_CACHE_BYTES:
+        _checked_files.popitem(last=False)
+    return table

@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
-from hiddenemo.data.keypoints import anyone_seen, keypoint_features
+from hiddenemo.data.keypoints import anyone_seen, checked_keypoints, keypoint_features
 from hiddenemo.data.layout import N_KEYPOINTS
 from hiddenemo.data.pooled import PooledFeatures, video_timings
 from hiddenemo.data.sampling import gap_in_rows, sample_indices, video_rng
@@ -208,7 +208,7 @@ class VideoDataset(Dataset):
         idx, valid = self._indices(vid, modality, n_rows, n, draw)
         if modality == "pose":
             if n_rows:
-                feats, point_ok = keypoint_features(array, idx, tuple(self.sampling.offsets))
+                feats, point_ok = keypoint_features(checked_keypoints(array), idx, tuple(self.sampling.offsets))
             else:
                 feats = np.zeros((n, N_KEYPOINTS, self.dims["pose"]), np.float32)
                 point_ok = np.zeros((n, N_KEYPOINTS), bool)

@@ -80,7 +80,11 @@ class ClassifierModule(L.LightningModule):
     def on_train_batch_start(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         # Dropout's randomness from (seed, epoch, batch): Lightning and the DataLoader draw from the
         # global generator differently in the first epoch of a fit, so seeding per epoch is not enough.
-        torch.manual_seed(epoch_seed(self.seed, self.tag, self.epoch * 1_000_003 + batch_idx))
+        seed = epoch_seed(self.seed, self.tag, self.epoch * 1_000_003 + batch_idx)
+        if self.device.type == "cpu":   # the same generator torch.manual_seed seeds, without its accelerator
+            torch.default_generator.manual_seed(seed)       # calls (a millisecond a batch)
+        else:
+            torch.manual_seed(seed)
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if self.stage.contrastive_weight > 0:
