@@ -15,7 +15,6 @@ import functools
 
 import torch
 import torch.nn as nn
-from torch_geometric.nn import DenseGATConv, DenseGCNConv, DenseGINConv
 
 from hiddenemo.data.layout import N_KEYPOINTS, POSE_GROUPS
 from hiddenemo.errors import UserError
@@ -62,6 +61,10 @@ class SpatialGraph(nn.Module):
 
 
 def _graph_layer(kind: str, c_in: int, c_out: int, gat_heads: int) -> nn.Module:
+    # Imported here: torch_geometric takes seconds to import, and a run without a graph encoder (each
+    # of its worker processes too) need not pay them.
+    from torch_geometric.nn import DenseGATConv, DenseGCNConv, DenseGINConv
+
     if kind == "gcn":
         return DenseGCNConv(c_in, c_out)
     if kind == "gat":
