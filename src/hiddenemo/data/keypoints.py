@@ -88,6 +88,25 @@ def keypoint_planes(pose, frame_idx: np.ndarray, offsets: tuple[int, ...] = OFFS
     return planes, here_ok
 
 
+def offset_lengths(pose, frame_idx: np.ndarray, offsets: tuple[int, ...] = OFFSETS,
+                   min_conf: float = MIN_CONFIDENCE) -> tuple[list[np.ndarray], np.ndarray]:
+    """The length of each offset of `keypoint_features` (np.linalg.norm of its dx, dy, to the bit): one
+    (N, 137) float32 plane per offset, and the point mask (N, 137). From a `Keypoints`' own per-frame
+    lengths where it has them (a window of the sequence has them too: an offset reaching before the
+    window's start is 0, as it is before the sequence's)."""
+    frame_idx = np.asarray(frame_idx, dtype=np.int64)
+    if isinstance(pose, Keypoints) and pose.min_conf == min_conf and all(k in pose.lengths for k in offsets):
+        return [np.where((frame_idx >= k)[:, None], pose.lengths[k][frame_idx], 0) for k in offsets], \
+            pose.seen[frame_idx]
+    planes, here_ok = keypoint_planes(pose, frame_idx, offsets, min_conf)
+    return [_length(dx, dy) for dx, dy in zip(planes[2::2], planes[3::2])], here_ok
+
+
+def _length(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+    # np.linalg.norm of (dx, dy) pairs, to the bit (float32 throughout), at a fraction of its cost.
+    return np.sqrt(dx * dx + dy * dy)
+
+
 def split_groups(x: np.ndarray) -> dict[str, np.ndarray]:
     """Split the keypoint axis (axis 1) into the body / face / hands groups."""
     assert x.shape[1] == N_KEYPOINTS, x.shape
@@ -154,27 +173,36 @@ def _checked(rows: np.ndarray, min_conf: float) -> tuple[np.ndarray, np.ndarray,
 
 class Keypoints:
     """A pose sequence with every point checked once: planes `x`, `y` (T, 137), 0 where the point was
-    not seen, and `seen` (T, 137). `keypoint_features` samples it as it samples the raw array, to the
-    same bytes, without checking the same rows again at every draw (training samples each video
-    `resamples` times an epoch, and the pooled pose statistics read 512 frames of it each time)."""
+    not seen, `seen` (T, 137), and `lengths` {k: (T, 137)}, the length of the offset to frame t - k for
+    the pooled statistics' OFFSETS. `keypoint_features` and `offset_lengths` sample it as they sample
+    the raw array, to the same bytes, without checking the same rows again at every draw (training
+    samples each video `resamples` times an epoch; the pooled pose statistics read a window of it)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, seen: np.ndarray, min_conf: float):
-        self.x, self.y, self.seen, self.min_conf = x, y, seen, min_conf
+    def __init__(self, x: np.ndarray, y: np.ndarray, seen: np.ndarray, min_conf: float,
+                 lengths: dict[int, np.ndarray]):
+        self.x, self.y, self.seen, self.min_conf, self.lengths = x, y, seen, min_conf, lengths
 
     @classmethod
     def check(cls, pose: np.ndarray, min_conf: float = MIN_CONFIDENCE) -> "Keypoints":
         x, y, seen = _checked(np.asarray(pose, dtype=np.float32), min_conf)
-        return cls(np.where(seen, x, 0), np.where(seen, y, 0), seen, min_conf)
+        x, y = np.where(seen, x, 0), np.where(seen, y, 0)
+        lengths = {}
+        for k in OFFSETS:
+            lengths[k] = np.zeros(seen.shape, np.float32)
+            ok = seen[k:] & seen[:-k]
+            lengths[k][k:] = _length(np.where(ok, x[k:] - x[:-k], 0), np.where(ok, y[k:] - y[:-k], 0))
+        return cls(x, y, seen, min_conf, lengths)
 
     def __len__(self) -> int:
         return len(self.seen)
 
     def __getitem__(self, rows: slice) -> "Keypoints":
-        return Keypoints(self.x[rows], self.y[rows], self.seen[rows], self.min_conf)
+        return Keypoints(self.x[rows], self.y[rows], self.seen[rows], self.min_conf,
+                         {k: length[rows] for k, length in self.lengths.items()})
 
     @property
     def nbytes(self) -> int:
-        return self.x.nbytes + self.y.nbytes + self.seen.nbytes
+        return sum(a.nbytes for a in (self.x, self.y, self.seen, *self.lengths.values()))
 
 
 KEYPOINTS_CACHE_BYTES = 512 * 2**20
@@ -193,7 +221,7 @@ def checked_keypoints(pose: np.ndarray) -> Keypoints | np.ndarray:
     if key in _checked_files:
         _checked_files.move_to_end(key)
         return _checked_files[key]
-    if pose.size // 3 * 9 > KEYPOINTS_CACHE_BYTES:            # x, y float32 and seen: 9 bytes a point
+    if pose.size // 3 * (9 + 4 * len(OFFSETS)) > KEYPOINTS_CACHE_BYTES:   # x, y, lengths float32, seen
         return pose
     table = _checked_files[key] = Keypoints.check(pose)
     while sum(t.nbytes for t in _checked_files.values()) > KEYPOINTS_CACHE_BYTES:

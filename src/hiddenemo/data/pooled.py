@@ -26,9 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from hiddenemo.data.keypoints import OFFSETS, checked_keypoints, keypoint_planes
+from hiddenemo.data.keypoints import OFFSETS, checked_keypoints, offset_lengths
 from hiddenemo.data.sampling import sample_indices
-from hiddenemo.data.layout import N_KEYPOINTS
 from hiddenemo.data.store import Store
 from hiddenemo.errors import UserError
 
@@ -76,16 +75,13 @@ def pose_vector(pose) -> np.ndarray:
     """Per keypoint and offset, mean and std of the offset length over POSE_FRAMES evenly spaced frames:
     (137 * len(OFFSETS) * 2,). `pose`: a (T, 137, 3) array or the video's `Keypoints`."""
     idx, valid = sample_indices(len(pose), POSE_FRAMES, train=False)
-    planes, seen = keypoint_planes(pose, idx[valid], OFFSETS)                # x, y, then dx, dy per offset
-    w = seen.astype(np.float64)                                              # (N, 137)
+    lengths, seen = offset_lengths(pose, idx[valid], OFFSETS)               # K x (N, 137), (N, 137)
+    w = seen.astype(np.float64)
     count = np.maximum(w.sum(0), 1)
-    means, stds = [], []
-    # One offset at a time on (N, 137) planes: the same sums, element by element, as on (N, 137, K)
-    # and several times faster than arithmetic along an axis of K; |offset| is np.linalg.norm's, to the bit.
-    for dx, dy in zip(planes[2::2], planes[3::2]):
-        length = np.sqrt(dx * dx + dy * dy)
-        means.append((length * w).sum(0) / count)
-        stds.append(np.sqrt(((length - means[-1]) ** 2 * w).sum(0) / count))
+    # One offset at a time on (N, 137) planes: the same sums, element by element, as on (N, 137, K),
+    # several times faster than arithmetic along an axis of K.
+    means = [(length * w).sum(0) / count for length in lengths]
+    stds = [np.sqrt(((length - mean) ** 2 * w).sum(0) / count) for length, mean in zip(lengths, means)]
     return np.concatenate([np.stack(means, -1).ravel(), np.stack(stds, -1).ravel()])
 
 
