@@ -13,7 +13,6 @@ video's sampling from (seed, video, draw), and the per-epoch checkpoint keeps th
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -30,13 +29,9 @@ from hiddenemo.models.fusion import logits_out
 from hiddenemo.models.losses import focal_loss, softmax_focal_loss, supervised_contrastive_loss
 from hiddenemo.train.config import StageConfig
 from hiddenemo.train.distributed import gather_validation, mean_across_ranks
+from hiddenemo.train.state import epoch_seed, read_state
 
 log = logging.getLogger(__name__)
-
-
-def epoch_seed(seed: int, tag: str, epoch: int) -> int:
-    digest = hashlib.sha256(f"{seed}/{tag}/{epoch}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
 
 
 class ClassifierModule(L.LightningModule):
@@ -189,11 +184,6 @@ class EpochCheckpoint(L.Callback):
         (self.directory / f"optimizer-{epoch - 1}.pt").unlink(missing_ok=True)
         if not self.keep_every_epoch and epoch > 1:
             (self.directory / f"epoch-{epoch - 1}.safetensors").unlink(missing_ok=True)
-
-
-def read_state(directory: Path) -> dict:
-    path = Path(directory) / "state.json"
-    return json.loads(path.read_text()) if path.exists() else {"epochs_done": 0, "history": []}
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:

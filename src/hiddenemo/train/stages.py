@@ -42,7 +42,7 @@ from hiddenemo.train.build import build_model, candidate_encoders, encoder_name,
 from hiddenemo.errors import UserError
 from hiddenemo.train.data import VideoDataset, collate, input_dims, target_columns, target_rows
 from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
-from hiddenemo.train.module import ClassifierModule, EpochCheckpoint, epoch_seed, load_optimizer_state, read_state
+from hiddenemo.train.state import epoch_seed, read_state
 from hiddenemo.train.selection import choose_decision, choose_epoch, choose_threshold
 from hiddenemo.train.workers import FitWorkers
 
@@ -120,6 +120,8 @@ def fit(job: Fit) -> dict:
     state (per-epoch history with validation probabilities)."""
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    from hiddenemo.train.module import ClassifierModule, EpochCheckpoint, load_optimizer_state
 
     _quiet_lightning()
 
