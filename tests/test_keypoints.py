@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from hiddenemo.data.keypoints import (box_from_keypoints, coverage, keypoint_features, normalise_to_box,
-                                      split_groups)
+from hiddenemo.data import keypoints
+from hiddenemo.data.keypoints import (Keypoints, box_from_keypoints, checked_keypoints, coverage, keypoint_features,
+                                      normalise_to_box, offset_lengths, split_groups)
+from hiddenemo.data.pooled import _rows_in, pose_vector
 from hiddenemo.data.store import Store
 
 T, V = 30, 137
@@ -82,6 +84,46 @@ def test_features_read_from_a_memmap_match_in_memory(work):
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(ma, mb)
     np.testing.assert_array_equal(a[0], a[2])
+
+
+def _noisy_pose(rng, n):
+    """Random keypoints with unseen points (NaN), infinities and confidences on both sides of the cut."""
+    pose = rng.normal(size=(n, V, 3)).astype(np.float16)
+    pose[..., 2] = rng.uniform(0, 0.2, (n, V))
+    pose[rng.uniform(size=(n, V)) < 0.2, :2] = np.nan
+    pose[rng.uniform(size=(n, V)) < 0.05, 1] = np.inf
+    return pose
+
+
+def test_checked_keypoints_give_the_raw_arrays_bytes():
+    """Training samples a video's `Keypoints` (checked once) instead of its raw rows: the same bytes,
+    for the model's features, the pooled statistics' offset lengths, and a window of the sequence."""
+    rng = np.random.default_rng(0)
+    for n in (1, 8, 20, 600):
+        pose = _noisy_pose(rng, n)
+        table = Keypoints.check(pose)
+        idx = rng.integers(0, n, 64)
+        for offsets in ((8,), (8, 16, 24)):
+            for raw, checked in zip(keypoint_features(pose, idx, offsets), keypoint_features(table, idx, offsets)):
+                assert raw.tobytes() == checked.tobytes()
+        lengths, seen = offset_lengths(table, idx)
+        feats, mask = keypoint_features(pose, idx)
+        norms = np.linalg.norm(feats[..., 2:].reshape(len(idx), V, 3, 2), axis=-1)
+        assert np.stack(lengths, -1).tobytes() == norms.tobytes() and seen.tobytes() == mask.tobytes()
+        for window in ((0.0, 1.0), (0.3, 0.9)):
+            assert pose_vector(_rows_in(pose, window)).tobytes() == pose_vector(_rows_in(table, window)).tobytes()
+
+
+def test_checked_keypoints_are_kept_within_their_budget(work, monkeypatch):
+    store = Store(work)
+    for vid in ("a", "b"):
+        store.save(vid, "pose", _noisy_pose(np.random.default_rng(1), 40), "test", "1")
+    monkeypatch.setattr(keypoints, "_checked_files", {})
+    monkeypatch.setattr(keypoints, "KEYPOINTS_CACHE_BYTES", 40 * V * 21)            # one video's table
+    a = checked_keypoints(store.load("a", "pose"))
+    assert isinstance(a, Keypoints) and checked_keypoints(store.load("a", "pose")) is a        # kept
+    b = checked_keypoints(store.load("b", "pose"))
+    assert not isinstance(b, Keypoints) and b.shape == (40, V, 3)                  # over budget: the raw array
 
 
 def test_groups_and_coverage():

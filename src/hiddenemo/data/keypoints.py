@@ -8,7 +8,6 @@ t-8, t-16, t-24, taken on the full-rate sequence and only then sampled.
 from __future__ import annotations
 
 import os
-from collections import OrderedDict
 
 import numpy as np
 
@@ -206,24 +205,22 @@ class Keypoints:
 
 
 KEYPOINTS_CACHE_BYTES = 512 * 2**20
-_checked_files: OrderedDict[tuple, Keypoints] = OrderedDict()
+_checked_files: dict[tuple, Keypoints] = {}
 
 
 def checked_keypoints(pose: np.ndarray) -> Keypoints | np.ndarray:
     """A stored pose array (a memmap from the store) as `Keypoints`, kept in this process for the
-    next call while all kept ones stay under KEYPOINTS_CACHE_BYTES (the least recently used go
-    first); a video larger than that alone stays the memory-mapped array, read row by row."""
+    next call while all kept ones fit in KEYPOINTS_CACHE_BYTES; a video beyond that stays the
+    memory-mapped array, whose draws read and check their rows each time (as fast as before the
+    tables, where building tables to drop them again would be slower)."""
     filename = getattr(pose, "filename", None)
     if filename is None:
         return Keypoints.check(pose)
     stat = os.stat(filename)
     key = (filename, stat.st_mtime_ns, stat.st_size)          # a rewritten file is checked again
-    if key in _checked_files:
-        _checked_files.move_to_end(key)
-        return _checked_files[key]
-    if pose.size // 3 * (9 + 4 * len(OFFSETS)) > KEYPOINTS_CACHE_BYTES:   # x, y, lengths float32, seen
-        return pose
-    table = _checked_files[key] = Keypoints.check(pose)
-    while sum(t.nbytes for t in _checked_files.values()) > KEYPOINTS_CACHE_BYTES:
-        _checked_files.popitem(last=False)
-    return table
+    if key not in _checked_files:
+        kept = sum(t.nbytes for t in _checked_files.values())
+        if kept + pose.size // 3 * (9 + 4 * len(OFFSETS)) > KEYPOINTS_CACHE_BYTES:   # x, y, lengths float32, seen
+            return pose
+        _checked_files[key] = Keypoints.check(pose)
+    return _checked_files[key]

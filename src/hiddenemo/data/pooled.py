@@ -145,7 +145,7 @@ class PooledFeatures:
         if window is None:
             raw = self._full_vector(video_id)
         else:
-            array = self._array(video_id)
+            array = self._array(video_id, drawn=True)
             raw = None if array is None else self._statistics(video_id, _rows_in(array, window))
         if raw is None:
             return None
@@ -162,12 +162,14 @@ class PooledFeatures:
             self._full[video_id] = None if array is None else self._statistics(video_id, array)
         return self._full[video_id]
 
-    def _array(self, video_id: str):
+    def _array(self, video_id: str, drawn: bool = False):
+        """The video's array (None: none or empty); keypoints `drawn` again and again (training's windows)
+        as the process's checked `Keypoints`, read once for a whole-video vector."""
         if video_id not in self._arrays:
             array = self.store.load_if(video_id, self.modality)
             self._arrays[video_id] = None if array is None or len(array) == 0 else array
         array = self._arrays[video_id]
-        return checked_keypoints(array) if self.modality == "pose" and array is not None else array
+        return checked_keypoints(array) if drawn and self.modality == "pose" and array is not None else array
 
     def _statistics(self, video_id: str, rows: np.ndarray) -> np.ndarray | None:
         if len(rows) == 0:
@@ -183,6 +185,11 @@ class PooledFeatures:
 
     def subject_baseline(self, video_id: str) -> np.ndarray:
         """The mean full-video vector of the video's person over their videos here (its own when alone)."""
+        timing = self.videos.get(video_id, VideoTiming())
+        return self.subject_means().get(timing.subject_id or f"video:{video_id}", self._full_vector(video_id))
+
+    def subject_means(self) -> dict[str, np.ndarray]:
+        """Each person's mean full-video vector, computed at the first call (every video's vector)."""
         if self._subject_mean is None:
             by_subject: dict[str, list[np.ndarray]] = {}
             for vid, timing in self.videos.items():
@@ -195,8 +202,7 @@ class PooledFeatures:
                 log.warning("%d %s video(s) are the only one of their person (or have no subject_id): measured "
                             "against themselves, their person-relative %s statistics are all zero", alone,
                             self.modality, self.modality)
-        timing = self.videos.get(video_id, VideoTiming())
-        return self._subject_mean.get(timing.subject_id or f"video:{video_id}", self._full_vector(video_id))
+        return self._subject_mean
 
     def _first_minutes(self, video_id: str) -> np.ndarray | None:
         array = self._array(video_id)

@@ -101,10 +101,16 @@ def pooled_inputs(work: Path, manifest: pd.DataFrame, config: TrainConfig, event
     from hiddenemo.models.registry import reads_pooled
 
     videos = video_timings(manifest)
-    return {m: PooledFeatures(work, m, videos, events_features=tuple(config.pooled.events),
-                              baseline=config.pooled.person_baseline, baseline_minutes=config.pooled.baseline_minutes,
-                              event_groups=event_groups)
-            for m, names in encoders.items() if any(reads_pooled(n) for n in names)}
+    pooled = {m: PooledFeatures(work, m, videos, events_features=tuple(config.pooled.events),
+                                baseline=config.pooled.person_baseline, baseline_minutes=config.pooled.baseline_minutes,
+                                event_groups=event_groups)
+              for m, names in encoders.items() if any(reads_pooled(n) for n in names)}
+    for features in pooled.values():
+        if features.transductive:
+            # Here, once: the fits (each in its worker process) get the vectors with them, and the
+            # warning about people with one video is logged once, not by every fit.
+            features.subject_means()
+    return pooled
 
 
 def input_dims(store: Store, video_ids: list[str], encoders: dict[str, str], config: TrainConfig,
