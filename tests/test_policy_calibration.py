@@ -8,6 +8,7 @@ import pandas as pd
 
 from hiddenemo.data.manifest import DatasetInfo, read_manifest, write_manifest
 from hiddenemo.data.workspace import Workspace
+from hiddenemo.errors import UserError
 from hiddenemo.teacher.policy import PseudoLabelPolicy, calibrated, pseudo_labels
 from hiddenemo.teacher.schema import Verdict
 from hiddenemo.teacher.store import append_verdict, read_verdicts
@@ -61,7 +62,7 @@ def test_balanced_pseudo_labels_keep_what_a_weak_teacher_says_about_the_rarer_cl
     assert at_half["target"].tolist() == [1.0] * 10              # nothing said about the rarer class
     balanced = pseudo_labels(work, "rules", PseudoLabelPolicy(calibrate=True, balanced=True))
     assert balanced["target"].tolist() == [1.0] * 6 + [0.0] * 4   # the teacher's ranking kept
-    with pytest.raises(ValueError, match="needs calibrate"):
+    with pytest.raises(UserError, match="needs calibrate"):
         PseudoLabelPolicy(balanced=True)
 
 

@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 from train_fixtures import TINY, add_teacher, hide_test_labels, make_workspace, tiny_config
 
+from hiddenemo.errors import UserError
 from hiddenemo.models import Classifier, FusionModel, build_encoder
 from hiddenemo.report.page import build_report
 from hiddenemo.rundir import Run
@@ -71,7 +72,7 @@ def test_pseudo_labels_for_a_folds_held_out_videos_leave_the_calibration(work):
 
 
 def test_if_better_needs_the_folds_to_carry_the_pseudo_labels():
-    with pytest.raises(ValueError, match="in_folds"):
+    with pytest.raises(UserError, match="in_folds"):
         PseudoLabelConfig(use="if-better")
 
 

@@ -126,9 +126,9 @@ class PseudoLabelPolicy:
 
     def __post_init__(self):
         if self.mode not in ("hard", "soft"):
-            raise ValueError(f"pseudo-label mode must be 'hard' or 'soft', got {self.mode!r}")
+            raise UserError(f"pseudo-label mode must be 'hard' or 'soft', got {self.mode!r}")
         if not 0.0 <= self.threshold <= 1.0 or not 0.0 <= self.min_confidence <= 1.0:
-            raise ValueError("threshold and min_confidence must lie in [0, 1]")
+            raise UserError("threshold and min_confidence must lie in [0, 1]")
         if self.balanced and not self.calibrate:
-            raise ValueError("pseudo-label policy balanced: true needs calibrate: true (the decision is taken "
+            raise UserError("pseudo-label policy balanced: true needs calibrate: true (the decision is taken "
                              "on the teacher's probabilities calibrated on the labeled training videos)")

@@ -168,7 +168,7 @@ class PseudoLabelConfig:
 
     def __post_init__(self):
         if self.use == "if-better" and not self.in_folds:
-            raise ValueError("pseudo.use: if-better needs pseudo.in_folds: true (only then do the out-of-fold figures "
+            raise UserError("pseudo.use: if-better needs pseudo.in_folds: true (only then do the out-of-fold figures "
                              "with pseudo-labels measure videos the teacher labelled, and the comparison is fair)")
 
 
