@@ -90,6 +90,7 @@ def test_held_out_subjects_never_reach_training(workspace, monkeypatch, capsys):
     assert "guidance (not applied): teacher rules's pseudo-labels are wrong on" in printed.err
     assert "teacher-noise study" in printed.err and "Measured with this teacher on held-out subjects" in printed.err
     assert "=> stage 2 with these pseudo-labels:" in printed.err
+    assert "--pseudo.use if-better" in printed.err                # the per-run check, offered
 
 
 def test_study_resumes_after_a_kill(workspace, capsys):

@@ -446,6 +446,9 @@ def recommendation(work: Path, run: str) -> str | None:
     lines = [f"guidance (not applied): teacher {config.pseudo.teacher}'s pseudo-labels are wrong on "
              f"{noise['teacher_noise']:.1%} of {len(said)} labeled training videos out-of-fold "
              f"({noise['noise_on_positives']:.0%} of positives, {noise['noise_on_negatives']:.0%} of negatives)."]
+    if config.pseudo.use != "if-better":
+        lines.append("  `--pseudo.in_folds true --pseudo.use if-better` lets stage 2 check, in its own folds, whether "
+                     "these pseudo-labels help the videos they label, and leave them out when they do not.")
     path = Path(work) / "ablations" / f"{STUDY}.json"
     if not path.exists():
         lines.append(f"  Run `hiddenemo ablate --work {work} --study {STUDY} --base <this config>` to learn at which "
