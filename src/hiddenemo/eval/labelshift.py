@@ -122,14 +122,17 @@ def em_prior_interval(p_target, train_prior: float, n_boot: int = 1000, level: f
     return percentile_interval(prior, level)
 
 
+def logit(p, eps: float = 1e-6) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped to [eps, 1 - eps] so that certain answers stay finite; in p's dtype."""
+    p = np.clip(p, eps, 1 - eps)
+    return np.log(p / (1 - p))
+
+
 def platt_calibrate(p_fit, y_fit, p_apply) -> np.ndarray:
     """Re-map probabilities with a logistic fit of labels on logit(p) (Platt scaling), fitted on
     out-of-fold predictions of labeled videos, applied to others. Keeps the training prior."""
     from sklearn.linear_model import LogisticRegression
 
-    def logit(p):
-        p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-        return np.log(p / (1 - p))[:, None]
-
-    model = LogisticRegression(C=1e6).fit(logit(p_fit), np.asarray(y_fit).astype(int))
-    return model.predict_proba(logit(p_apply))[:, 1]
+    column = lambda p: logit(np.asarray(p, dtype=np.float64))[:, None]    # noqa: E731
+    model = LogisticRegression(C=1e6).fit(column(p_fit), np.asarray(y_fit).astype(int))
+    return model.predict_proba(column(p_apply))[:, 1]

@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from hiddenemo.data.store import atomic_write_text
+from hiddenemo.eval.labelshift import logit
 from hiddenemo.train.build import build_model, load_weights
 from hiddenemo.train.predict import vote
 from hiddenemo.train.stages import Context, cross_validate, stage1_encoders, starting_mix, write_metrics
@@ -30,8 +31,6 @@ log = logging.getLogger(__name__)
 def confident_labels(p: pd.DataFrame, threshold: float, keep: float, weight: float) -> pd.DataFrame:
     """video_id, target (0/1), weight of the `keep` share of `p` (video_id, p_positive) farthest from
     `threshold` in logit."""
-    eps = 1e-6
-    logit = lambda x: np.log(np.clip(x, eps, 1 - eps) / (1 - np.clip(x, eps, 1 - eps)))   # noqa: E731
     distance = np.abs(logit(p["p_positive"].to_numpy()) - logit(np.asarray(threshold)))
     n_keep = int(round(keep * len(p)))
     order = np.argsort(-distance, kind="stable")[:n_keep]

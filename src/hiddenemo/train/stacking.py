@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from hiddenemo.errors import UserError
+from hiddenemo.eval.labelshift import logit
 
 
 def stacked_mix(oof: dict[str, np.ndarray], y: np.ndarray, rows: np.ndarray) -> dict[str, float]:
@@ -23,13 +24,8 @@ def stacked_mix(oof: dict[str, np.ndarray], y: np.ndarray, rows: np.ndarray) -> 
     if any(np.ndim(p) != 1 for p in oof.values()):
         raise UserError("model.late_mix: stacked is built for two classes; use late_mix: equal")
     modalities = list(oof)
-    x = np.column_stack([_logit(oof[m][rows]) for m in modalities])
+    x = np.column_stack([logit(np.asarray(oof[m][rows], dtype=np.float64)) for m in modalities])
     weights = np.clip(LogisticRegression(C=1.0).fit(x, y[rows]).coef_[0], 0.0, None)
     if weights.sum() <= 0:                           # no modality beats chance out of fold: the plain average
         weights = np.ones(len(modalities))
     return {m: float(w) for m, w in zip(modalities, weights / weights.sum())}
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
