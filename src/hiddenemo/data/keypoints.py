@@ -184,13 +184,11 @@ class Keypoints:
     @classmethod
     def check(cls, pose: np.ndarray, min_conf: float = MIN_CONFIDENCE) -> "Keypoints":
         x, y, seen = _checked(np.asarray(pose, dtype=np.float32), min_conf)
-        x, y = np.where(seen, x, 0), np.where(seen, y, 0)
-        lengths = {}
-        for k in OFFSETS:
-            lengths[k] = np.zeros(seen.shape, np.float32)
-            ok = seen[k:] & seen[:-k]
-            lengths[k][k:] = _length(np.where(ok, x[k:] - x[:-k], 0), np.where(ok, y[k:] - y[:-k], 0))
-        return cls(x, y, seen, min_conf, lengths)
+        points = cls(np.where(seen, x, 0), np.where(seen, y, 0), seen, min_conf, {})
+        # Every frame's offset lengths, by the one reading of offsets that the draws use.
+        lengths, _ = offset_lengths(points, np.arange(len(seen)), OFFSETS, min_conf)
+        points.lengths = dict(zip(OFFSETS, lengths))
+        return points
 
     def __len__(self) -> int:
         return len(self.seen)
