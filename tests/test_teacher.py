@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from hiddenemo.cli import main
 from hiddenemo.data.manifest import DatasetInfo, write_manifest
 from hiddenemo.data.store import Store
+from hiddenemo.errors import UserError
 from hiddenemo.teacher import prompts
 from hiddenemo.teacher.annotations import render
 from hiddenemo.teacher.policy import PseudoLabelPolicy, pseudo_labels, teacher_report
@@ -105,7 +106,7 @@ def test_pseudo_labels_policy(work):
     assert w["v4"] == pytest.approx(2.0) and w["v2"] == pytest.approx(2 / 3)   # 1 negative vs 3 positives
     assert bal["weight"].mean() == pytest.approx(1.0)
     assert sum(w[x] for x in ("v2", "v3", "v5")) == pytest.approx(w["v4"])
-    with pytest.raises(ValueError, match="hard"):
+    with pytest.raises(UserError, match="hard"):
         PseudoLabelPolicy(mode="medium")
 
 
