@@ -102,3 +102,31 @@ def test_stage2_keeps_pseudo_labels_only_when_they_help_and_says_so(work, accura
     page = build_report(work, "r").read_text()                             # the report says which it kept
     assert f"kept {'with' if choice['kept'] else 'without'}" in page
     assert run.histories()["stage2"].equals(pd.read_csv(run.dir / sel.get("dir", "stage2") / "metrics.csv"))
+
+
+def test_epoch_zero_lets_cross_validation_keep_the_starting_weights(work):
+    make_workspace(work, n_train=24, n_test=6)
+    hide_test_labels(work)
+    model = {**TINY["model"], "modalities": ["pose", "text"], "fusion": "late", "late_mix": "stacked"}
+    plain = tiny_config(model=model)
+    train_run(work, "plain", plain)
+    zero = tiny_config(model=model, stage2={**TINY["stage2"], "epoch_zero": True})
+    train_run(work, "zero", zero)
+    for fold in range(3):
+        before = json.loads((work / "runs" / "plain" / "stage2" / f"fold{fold}" / "state.json").read_text())
+        after = json.loads((work / "runs" / "zero" / "stage2" / f"fold{fold}" / "state.json").read_text())
+        assert after["history"][0]["epoch"] == 0 and np.isnan(after["history"][0]["train_loss"])
+        assert len(after["history"][0]["val_probs"]) == len(before["history"][0]["val_probs"])
+        assert after["history"][1:] == before["history"]        # validating the start changes no later epoch
+    assert Run(work, "zero").histories()["stage2"]["epoch"].min() == 0
+
+    # At learning rate 0 every epoch scores as the start does; ties go to the earliest: no training.
+    frozen = tiny_config(model=model, stage2={**TINY["stage2"], "epoch_zero": True, "lr": 0.0},
+                         selection={**TINY["selection"], "final_model": "retrain"})
+    train_run(work, "frozen", frozen)
+    run = Run(work, "frozen")
+    assert run.selection["stage2"]["epochs"] == 0
+    assert sorted(p.name for p in (run.dir / "stage2" / "fold0").glob("epoch-*")) == ["epoch-0.safetensors"]
+    assert (run.dir / "stage2" / "final" / "epoch-0.safetensors").exists()
+    assert run.predictions().table["video_id"].nunique() == 6
+    assert "stage2: epoch 0 (the starting weights" in build_report(work, "frozen").read_text()

@@ -287,8 +287,9 @@ def _training(r: Run) -> str:
     if not histories:
         return _note("No stage*/metrics.csv in this run: the stages have not been trained yet.")
     notes = [] if "stage2" in histories else [_note("Stage 2 has no metrics.csv (not run).")]
-    chosen = "; ".join(f"{k}: epoch {v['epochs']}" for k, v in r.selection_or_empty.items()
-                       if isinstance(v, dict) and "epochs" in v)
+    chosen = "; ".join(f"{k}: epoch {v['epochs']}" + (" (the starting weights: no epoch of training beat them out "
+                                                      "of fold)" if v["epochs"] == 0 else "")
+                       for k, v in r.selection_or_empty.items() if isinstance(v, dict) and "epochs" in v)
     if chosen:
         notes.append(_note("Chosen epochs: " + chosen + "."))
     choice = r.selection_or_empty.get("stage2", {}).get("pseudo_labels")

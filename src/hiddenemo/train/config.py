@@ -108,6 +108,10 @@ class StageConfig:
     contrastive_weight: float = 0.0
     """Weight of a supervised contrastive term on the encoder features (the paper's "contrastive"
     ablation row; 0 = off, the paper's final choice)."""
+    epoch_zero: bool = False
+    """Validate the starting weights too, as epoch 0, so that cross-validation may choose no training at
+    all. Meant for stage 2 from stage-1 encoders: with late fusion its epoch 0 is the stage-1 models'
+    logits mixed (`model.late_mix`), and fine-tuning must then beat that mix out of fold to be kept."""
 
 
 @dataclass

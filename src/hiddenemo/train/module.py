@@ -149,7 +149,8 @@ def validation_metrics(targets: np.ndarray, probs: np.ndarray) -> dict:
 
 class EpochCheckpoint(L.Callback):
     """After every epoch: weights `epoch-<e>.safetensors`, optimizer `optimizer-<e>.pt`, then `state.json`
-    (written last, atomically: it names the epoch whose files are complete)."""
+    (written last, atomically: it names the epoch whose files are complete). `record` also serves
+    epoch 0, the starting weights."""
 
     def __init__(self, directory: Path, keep_every_epoch: bool):
         self.directory, self.keep_every_epoch = Path(directory), keep_every_epoch
@@ -158,14 +159,9 @@ class EpochCheckpoint(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, module: ClassifierModule) -> None:
         epoch = module.epoch + 1                                          # epochs done, 1-based
-        row = {"epoch": epoch, "train_loss": mean_across_ranks(module.train_loss_mean()), "val_loss": module.val_loss}
-        if module.val_probs is not None:
-            m = validation_metrics(trainer.val_dataloaders.dataset.targets, module.val_probs)
-            row.update(val_acc=m["accuracy"], val_auroc=m["auroc"], val_probs=module.val_probs.tolist())
-        self.state["history"].append(row)
-        self.state["epochs_done"] = epoch
+        row = self.record(trainer, module, epoch, mean_across_ranks(module.train_loss_mean()))
         if not trainer.is_global_zero:
-            return                  # one writer: after DDP's all-reduce every rank holds the same weights
+            return
         # Where there is no progress bar (stderr not a terminal: logs, CI), a line for the last epoch of
         # a fit and for any epoch 30 s after the previous line: enough to follow, not a flood.
         last = trainer.current_epoch + 1 >= trainer.max_epochs
@@ -174,7 +170,6 @@ class EpochCheckpoint(L.Callback):
                 module.tag, epoch, row["train_loss"], row["val_loss"],
                 f", val AUROC {row['val_auroc']:.3f}" if "val_auroc" in row else "")
         self.last_line = time.monotonic() if not quiet else self.last_line
-        save_weights(module.model, self.directory / f"epoch-{epoch}.safetensors")
         # One optimizer file per epoch: a kill between it and state.json must not pair epoch e-1's
         # weights with epoch e's optimizer moments on resume.
         optim_tmp = self.directory / f"optimizer-{epoch}.pt.tmp"
@@ -184,6 +179,22 @@ class EpochCheckpoint(L.Callback):
         (self.directory / f"optimizer-{epoch - 1}.pt").unlink(missing_ok=True)
         if not self.keep_every_epoch and epoch > 1:
             (self.directory / f"epoch-{epoch - 1}.safetensors").unlink(missing_ok=True)
+
+    def record(self, trainer: L.Trainer, module: ClassifierModule, epoch: int, train_loss: float) -> dict:
+        """The history row of `epoch` (its validation when there was one) and its weights; `state.json`
+        is written by the caller after any other file of the epoch. Epoch 0 (the starting weights,
+        `StageConfig.epoch_zero`) is complete with this alone."""
+        row = {"epoch": epoch, "train_loss": train_loss, "val_loss": module.val_loss}
+        if module.val_probs is not None:
+            m = validation_metrics(trainer.val_dataloaders.dataset.targets, module.val_probs)
+            row.update(val_acc=m["accuracy"], val_auroc=m["auroc"], val_probs=module.val_probs.tolist())
+        self.state["history"].append(row)
+        self.state["epochs_done"] = epoch
+        if trainer.is_global_zero:   # one writer: after DDP's all-reduce every rank holds the same weights
+            save_weights(module.model, self.directory / f"epoch-{epoch}.safetensors")
+            if epoch == 0:
+                atomic_write_text(self.directory / "state.json", json.dumps(self.state))
+        return row
 
 
 def save_weights(model: torch.nn.Module, path: Path) -> None:

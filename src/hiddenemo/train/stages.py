@@ -121,7 +121,7 @@ def fit(job: Fit) -> dict:
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-    from hiddenemo.train.module import ClassifierModule, EpochCheckpoint, load_optimizer_state
+    from hiddenemo.train.module import ClassifierModule, EpochCheckpoint, load_optimizer_state, save_weights
 
     _quiet_lightning()
 
@@ -141,6 +141,11 @@ def fit(job: Fit) -> dict:
         log.info("%s: resuming after epoch %d of %d", tag, done, epochs)
         load_weights(model, out / f"epoch-{done}.safetensors")
         optimizer_state = load_optimizer_state(out / f"optimizer-{done}.pt")
+    if epochs == 0:                    # cross-validation chose the starting weights (`StageConfig.epoch_zero`)
+        save_weights(model, out / "epoch-0.safetensors")
+    hardware = dict(accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
+                    strategy=cfg.trainer.strategy, use_distributed_sampler=False,   # ours shard (train.distributed)
+                    num_sanity_val_steps=0, enable_model_summary=False)
     if done < epochs:
         module = ClassifierModule(model, stage, seed=cfg.seed, tag=tag, epoch_offset=done,
                                   optimizer_state=optimizer_state)
@@ -153,14 +158,17 @@ def fit(job: Fit) -> dict:
             val_ds = ctx.dataset(modalities, job.val_rows, train=False)
             val_loader = DataLoader(val_ds, batch_size=stage.batch_size, collate_fn=collate,
                                     sampler=VotingEvalSampler(len(val_ds.video_ids), val_ds.draws))
+        if stage.epoch_zero and val_loader is not None and not state["history"]:
+            # Epoch 0: the starting weights validated and saved like a trained epoch's. Nothing random
+            # is drawn, so the epochs after it train exactly as they would without it.
+            start = L.Trainer(**hardware, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+            start.validate(module, val_loader, verbose=False)
+            EpochCheckpoint(out, job.keep_every_epoch).record(start, module, epoch=0, train_loss=float("nan"))
         logs = ctx.run_dir / "logs"
         trainer = L.Trainer(
-            accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
-            strategy=cfg.trainer.strategy, use_distributed_sampler=False,   # ours shard (train.distributed)
-            max_epochs=epochs - done, logger=[
+            **hardware, max_epochs=epochs - done, logger=[
                 CSVLogger(logs, name=tag), TensorBoardLogger(logs, name=tag, default_hp_metric=False)],
-            callbacks=[EpochCheckpoint(out, job.keep_every_epoch)], enable_checkpointing=False,
-            num_sanity_val_steps=0, enable_model_summary=False, log_every_n_steps=1,
+            callbacks=[EpochCheckpoint(out, job.keep_every_epoch)], enable_checkpointing=False, log_every_n_steps=1,
             # A redrawn bar floods a log file, and a worker's would overwrite its siblings' on the terminal.
             enable_progress_bar=sys.stderr.isatty() and multiprocessing.parent_process() is None,
             limit_val_batches=1.0 if val_loader is not None else 0)
@@ -213,24 +221,26 @@ def select(ctx: Context, stage: StageConfig, labeled: pd.DataFrame, folds: np.nd
            states: list[dict]) -> dict:
     """`cross_validate`'s choice from the states of its fold fits (`states[k]`: fold k's)."""
     y = labeled["label"].to_numpy()
-    n_epochs, k = stage.epochs, len(states)
-    oof = np.zeros((n_epochs, len(labeled)) + ((ctx.n_classes,) if ctx.n_classes > 2 else ()))
-    losses = np.zeros((k, n_epochs))
+    epoch_of_row = [row["epoch"] for row in states[0]["history"]]    # 1..E, or 0..E with `epoch_zero`
+    k = len(states)
+    oof = np.zeros((len(epoch_of_row), len(labeled)) + ((ctx.n_classes,) if ctx.n_classes > 2 else ()))
+    losses = np.zeros((k, len(epoch_of_row)))
     history = []
     for fold, state in enumerate(states):
         for e, row in enumerate(state["history"]):
             oof[e, folds == fold] = row["val_probs"]
             losses[fold, e] = row["val_loss"]
             history.append({c: row.get(c, fold if c == "fold" else np.nan) for c in METRIC_COLUMNS})
-    epochs = choose_epoch(oof, y, losses.mean(0), ctx.config.selection.epoch_metric)
+    best = choose_epoch(oof, y, losses.mean(0), ctx.config.selection.epoch_metric) - 1
+    epochs = epoch_of_row[best]
     _prune_epochs(out, k, keep=epochs)
     if ctx.n_classes > 2:
         decision = choose_decision(ctx.config.selection, np.bincount(y, minlength=ctx.n_classes) / len(y))
-        cv_metrics = multiclass_metrics(y, oof[epochs - 1])
+        cv_metrics = multiclass_metrics(y, oof[best])
     else:
-        decision = choose_threshold(oof[epochs - 1], y, ctx.config.selection, seed=ctx.config.seed)
-        cv_metrics = binary_metrics(y, oof[epochs - 1], decision["threshold"])
-    return {"epochs": epochs, "threshold": decision, "oof": oof[epochs - 1], "history": history,
+        decision = choose_threshold(oof[best], y, ctx.config.selection, seed=ctx.config.seed)
+        cv_metrics = binary_metrics(y, oof[best], decision["threshold"])
+    return {"epochs": epochs, "threshold": decision, "oof": oof[best], "history": history,
             "epoch_metric": ctx.config.selection.epoch_metric, "cv_metrics": cv_metrics}
 
 
@@ -313,6 +323,9 @@ def run_stage2(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, pseudo: p
                  "with" if arm == "stage2" else "without (the teacher's labels taught the student its errors)")
     if arm != "stage2":
         sel["dir"] = arm
+    if sel["epochs"] == 0:
+        log.info("stage 2: no epoch of fine-tuning beat its starting weights out of fold; the student is the "
+                 "stage-1 models %s", "mixed as stacked" if mix else "fused as loaded")
     if mix:
         sel["late_mix"] = {which: {m: round(w, 4) for m, w in weights.items()} for which, weights in mix.items()}
     if ctx.config.selection.final_model == "retrain":
