@@ -143,9 +143,10 @@ def fit(job: Fit) -> dict:
         optimizer_state = load_optimizer_state(out / f"optimizer-{done}.pt")
     if epochs == 0:                    # cross-validation chose the starting weights (`StageConfig.epoch_zero`)
         save_weights(model, out / "epoch-0.safetensors")
-    hardware = dict(accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
-                    strategy=cfg.trainer.strategy, use_distributed_sampler=False,   # ours shard (train.distributed)
-                    num_sanity_val_steps=0, enable_model_summary=False)
+    # What the fit's Trainers share (the one that trains, and the one validating epoch 0).
+    shared = dict(accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices, num_nodes=cfg.trainer.num_nodes,
+                  strategy=cfg.trainer.strategy, use_distributed_sampler=False,   # ours shard (train.distributed)
+                  num_sanity_val_steps=0, enable_model_summary=False)
     if done < epochs:
         module = ClassifierModule(model, stage, seed=cfg.seed, tag=tag, epoch_offset=done,
                                   optimizer_state=optimizer_state)
@@ -161,12 +162,12 @@ def fit(job: Fit) -> dict:
         if stage.epoch_zero and val_loader is not None and not state["history"]:
             # Epoch 0: the starting weights validated and saved like a trained epoch's. Nothing random
             # is drawn, so the epochs after it train exactly as they would without it.
-            start = L.Trainer(**hardware, logger=False, enable_checkpointing=False, enable_progress_bar=False)
+            start = L.Trainer(**shared, logger=False, enable_checkpointing=False, enable_progress_bar=False)
             start.validate(module, val_loader, verbose=False)
             EpochCheckpoint(out, job.keep_every_epoch).record(start, module, epoch=0, train_loss=float("nan"))
         logs = ctx.run_dir / "logs"
         trainer = L.Trainer(
-            **hardware, max_epochs=epochs - done, logger=[
+            **shared, max_epochs=epochs - done, logger=[
                 CSVLogger(logs, name=tag), TensorBoardLogger(logs, name=tag, default_hp_metric=False)],
             callbacks=[EpochCheckpoint(out, job.keep_every_epoch)], enable_checkpointing=False, log_every_n_steps=1,
             # A redrawn bar floods a log file, and a worker's would overwrite its siblings' on the terminal.
