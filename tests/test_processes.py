@@ -75,3 +75,25 @@ def test_the_cli_says_terminated_and_exits_143(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err[-2000:]
     assert "terminated; finished work is kept" in err
+
+
+def test_sigterm_inside_a_training_fit_exits_143_too(tmp_path):
+    # Lightning catches the `Terminated` our SIGTERM handler raises inside a fit and exits 1; the fit
+    # must hand the CLI a termination again, not Ctrl-C's interrupt (exit 130).
+    import yaml
+    from train_fixtures import TINY, make_workspace
+
+    work = tmp_path / "work"
+    make_workspace(work)
+    config = tmp_path / "long.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "workers": 1, "stage1": {**TINY["stage1"], "epochs": 1000}}))
+    cmd = [sys.executable, "-c", "import sys; from hiddenemo.cli import main; sys.exit(main())",
+           "train", "--work", str(work), "--config", str(config), "--run", "r"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list((work / "runs" / "r").glob("stage1/*/fold0/state.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)                                                       # an epoch of the first fit is done
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    assert "terminated; finished work is kept" in err

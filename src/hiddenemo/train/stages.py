@@ -40,6 +40,7 @@ from hiddenemo.train.config import StageConfig, TrainConfig
 from hiddenemo.models.registry import reads_pooled
 from hiddenemo.train.build import build_model, candidate_encoders, encoder_name, load_encoders, load_weights
 from hiddenemo.errors import UserError
+from hiddenemo.processes import Terminated
 from hiddenemo.train.data import VideoDataset, collate, input_dims, target_columns, target_rows
 from hiddenemo.train.distributed import DistributedEpochShuffle, VotingEvalSampler
 from hiddenemo.train.state import epoch_seed, read_state
@@ -178,10 +179,11 @@ def fit(job: Fit) -> dict:
         except SystemExit:
             if not trainer.interrupted:
                 raise
-            # Lightning answers Ctrl-C with sys.exit(1) and ignores SIGINT from then on: hand the CLI
-            # the KeyboardInterrupt every other stage gives it ("interrupted; ... resume", exit 130).
+            # Lightning answers Ctrl-C (and our SIGTERM's `Terminated`) with sys.exit(1) and ignores
+            # SIGINT from then on: hand the CLI what every other stage gives it ("interrupted; ...
+            # resume", exit 130; "terminated", exit 143).
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            raise KeyboardInterrupt from None
+            raise (Terminated() if trainer.received_sigterm else KeyboardInterrupt()) from None
         trainer.strategy.barrier("checkpoint")                          # rank 0 has written state.json
         state = read_state(out)
         if state["epochs_done"] < epochs:
