@@ -124,3 +124,14 @@ def test_study_resumes_after_a_kill(workspace, capsys):
     table = json.loads((work / "ablations" / "teacher-noise.json").read_text())
     assert [r["arm"] for r in table["rows"]] == ["stage 1", "none", "noise-0.00", "noise-0.30"]
     assert "Crossing point" in capsys.readouterr().out
+
+
+def test_study_with_workers_scores_what_one_process_scores(tmp_path):
+    """Each stage's fits train at once on the base config's workers; the cells do not change."""
+    cells = {}
+    for workers in (1, 2):
+        work, base = study_workspace(tmp_path / f"w{workers}", {**CONFIG, "workers": workers}, n_train=28)
+        assert main(["ablate", "--work", str(work), "--study", "teacher-noise", "--seeds", "1", "--base", str(base),
+                     "--splits", "2", "--noise_rates", "[0.0]", "--real", "false"]) == 0
+        cells[workers] = (work / "ablations" / "teacher-noise_cells.csv").read_text()
+    assert cells[1] == cells[2]

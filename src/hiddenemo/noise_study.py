@@ -64,6 +64,7 @@ def holdout_splits(labeled: pd.DataFrame, splits: int, seed: int, selection) -> 
 def run_noise_study(work: Path, seeds: int, base_config: Path | None, study: NoiseStudy) -> pd.DataFrame:
     """Every cell x arm (resuming), then WORK/ablations/teacher-noise.{md,csv,json,png}."""
     from hiddenemo.train.config import TrainConfig, from_dict
+    from hiddenemo.train.workers import fit_workers
 
     work = Path(work)
     try:
@@ -77,11 +78,13 @@ def run_noise_study(work: Path, seeds: int, base_config: Path | None, study: Noi
     config = replace(config, selection=replace(config.selection, final_model="fold-ensemble"))
     _claim_study(work / "ablations" / STUDY, config)
     results = []
-    for seed in range(seeds):
-        for split in range(study.splits):
-            cell = work / "ablations" / STUDY / "cells" / f"s{seed}-t{split}of{study.splits}"
-            print(f"\n== ablate {STUDY}: seed {seed}, simulated target = subject split {split} -> {cell}", flush=True)
-            results += run_cell(work, replace(config, seed=seed), split, study, cell)
+    with fit_workers(config) as workers:               # each stage's fits at once, as `train` trains them
+        for seed in range(seeds):
+            for split in range(study.splits):
+                cell = work / "ablations" / STUDY / "cells" / f"s{seed}-t{split}of{study.splits}"
+                print(f"\n== ablate {STUDY}: seed {seed}, simulated target = subject split {split} -> {cell}",
+                      flush=True)
+                results += run_cell(work, replace(config, seed=seed), split, study, cell, workers)
     per_arm = pd.DataFrame(results)
     table = summarise(per_arm)
     write_outputs(work / "ablations", per_arm, table, seeds, study, base_config, config.pseudo.teacher)
@@ -101,8 +104,9 @@ def _claim_study(out: Path, config) -> None:
     atomic_write_text(path, settings)
 
 
-def run_cell(work: Path, config, split: int, study: NoiseStudy, cell: Path) -> list[dict]:
-    """Stage 1 on the source subjects, then every arm's stage 2 scored on the simulated target."""
+def run_cell(work: Path, config, split: int, study: NoiseStudy, cell: Path, workers=None) -> list[dict]:
+    """Stage 1 on the source subjects, then every arm's stage 2 scored on the simulated target;
+    `workers`: the `FitWorkers` that train each stage's fits at once (None: one after the other)."""
     from hiddenemo.data.workspace import Workspace
     from hiddenemo.eval.labelshift import class_weights
     from hiddenemo.train.build import candidate_encoders, encoder_name
@@ -126,7 +130,7 @@ def run_cell(work: Path, config, split: int, study: NoiseStudy, cell: Path) -> l
                            {m: candidate_encoders(config.model, m) for m in config.model.modalities})
     configured = {m: encoder_name(config.model, m) for m in config.model.modalities}
     dims = input_dims(ws.store, source["video_id"].tolist(), configured, config, pooled)
-    ctx = Context(work, cell, config, dims, class_weights(source["label"]), pooled)
+    ctx = Context(work, cell, config, dims, class_weights(source["label"]), pooled, workers=workers)
     stage1 = run_stage1(ctx, source, folds)
     ctx = chosen(ctx, stage1)
     reference = _cached(cell / "stage1.json", lambda: _stage1_on_target(ctx, stage1, target))
