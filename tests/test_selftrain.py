@@ -12,7 +12,8 @@ from train_fixtures import Killed, die_after_epoch, hide_test_labels, make_works
 from hiddenemo.train.run import train_run
 from hiddenemo.train.selftrain import confident_labels
 
-SELF = {"model": {"modalities": ["text", "pose"], "dim": 16, "encoders": {"pose": "pose-stats"}},
+SELF = {"model": {"modalities": ["text", "pose"], "dim": 16, "encoders": {"pose": "pose-stats"}, "fusion": "late",
+                  "late_mix": "stacked"},
         "stage1": {"epochs": 2, "lr": 3e-3, "batch_size": 8}, "stage2": {"epochs": 2, "lr": 1e-3, "batch_size": 8},
         "selection": {"folds": 2}, "self_training": {"rounds": 2, "keep": 0.5, "weight": 0.5}}
 
@@ -33,6 +34,7 @@ def test_self_training_round_resumes_after_a_kill(tmp_path, monkeypatch):
     reference = train_run(tmp_path / "a", "r", config)
     selection = json.loads((tmp_path / "a" / "runs" / "r" / "selection.json").read_text())
     assert selection["stage2"]["dir"] == "stage2/round2" and sorted(selection["stage2"]["rounds"]) == ["0", "1", "2"]
+    assert sorted(selection["stage2"]["late_mix"]) == ["final", "fold0", "fold1"]     # the rounds' start, on record
     kept = pd.read_csv(tmp_path / "a" / "runs" / "r" / "stage2" / "round1" / "pseudo_fold0.csv")
     assert len(kept) == 4 and set(kept["target"]) <= {0.0, 1.0}          # half of the 8 test videos
 
