@@ -32,8 +32,9 @@ def demo(tmp_path_factory):
     new.mkdir()
     for video_id in predicted["video_id"][:2]:
         shutil.copy(out / "data" / "videos" / f"{video_id}.mp4", new)
+    shutil.copytree(out / "work", root / "work-copy")       # one test deletes the workspace; others train in it
     return {"root": root, "out": out, "model": out / "model", "predicted": predicted, "new": new,
-            "openpose": out / "data" / "openpose"}
+            "openpose": out / "data" / "openpose", "work": root / "work-copy"}
 
 
 def _apply(demo, out_csv, *extra):
@@ -196,7 +197,7 @@ def test_export_carries_the_encoders_stage1_chose(tmp_path):
 
 
 def test_the_printed_apply_command_leaves_out_what_a_new_video_cannot_give():
-    from hiddenemo.export.bundle import apply_command, person_relative
+    from hiddenemo.export.bundle import apply_command, person_relative, subjects_hint
 
     notes = ["pose: person-relative statistics (minus the mean of the same person's videos in the workspace)",
              "stage 2: pseudo-labels of 29 unlabeled target videos from teacher behaviour"]
@@ -206,3 +207,47 @@ def test_the_printed_apply_command_leaves_out_what_a_new_video_cannot_give():
                    "modalities": ["pose", "frames", "text", "events"]}
     assert apply_command("M", description, "v.mp4") == ("hiddenemo apply --model M --videos v.mp4 --out predictions.csv "
                                                         "--keypoints mediapipe --without '[pose,events]'")
+    assert "drop pose from --without and add --subjects FILE" in subjects_hint(description)
+    assert subjects_hint({**description, "transductive": notes[1:]}) == ""
+
+
+def test_a_person_relative_model_applies_to_several_videos_of_each_person(demo, tmp_path, capsys):
+    """Person-relative statistics on new videos: measured against the same person's videos given in the
+    same call (`--subjects`), exactly as predicting in a workspace holding just those videos."""
+    from hiddenemo.data.manifest import read_manifest
+    from hiddenemo.export.bundle import ModelDir, export_run
+    from hiddenemo.train.config import TrainConfig, from_dict
+    from hiddenemo.train.predict import predict_videos
+    from hiddenemo.train.run import train_run
+
+    work = tmp_path / "work"
+    shutil.copytree(demo["work"], work)
+    config = from_dict(TrainConfig, {**TOY_TRAINING, "pooled": {"person_baseline": "subject"}, "pseudo": {"teacher": None},
+                                     "model": {**TOY_TRAINING["model"], "modalities": ["pose", "frames"], "encoder_args": {},
+                                               "encoders": {"pose": "pose-stats", "frames": "frames-stats"}}})
+    train_run(work, "relative", config)
+    model = ModelDir(export_run(work, "relative", tmp_path / "model"))
+    manifest = read_manifest(work)
+    people = manifest["subject_id"].value_counts()
+    chosen = manifest[manifest["subject_id"].isin(people[people >= 2].index[:2])]
+    ids = chosen["video_id"].tolist()
+    new = tmp_path / "new"
+    new.mkdir()
+    for video_id in ids:
+        shutil.copy(demo["out"] / "data" / "videos" / f"{video_id}.mp4", new)
+    subjects = tmp_path / "subjects.csv"
+    chosen[["video_id", "subject_id"]].to_csv(subjects, index=False)
+    argv = ["apply", "--model", str(model.path), "--videos", str(new), "--out", str(tmp_path / "p.csv"),
+            "--cache", str(tmp_path / "cache"), "--openpose", str(demo["openpose"])]
+    assert "--subjects FILE" in _error(capsys, argv)                        # one video alone has no baseline
+    chosen.iloc[:-1][["video_id", "subject_id"]].to_csv(tmp_path / "short.csv", index=False)
+    assert f"no subject_id for 1 of the videos given ({ids[-1]})" in _error(
+        capsys, [*argv, "--subjects", str(tmp_path / "short.csv")])
+    assert main([*argv, "--subjects", str(subjects)]) == 0
+    got = pd.read_csv(tmp_path / "p.csv", dtype={"video_id": str}, float_precision="round_trip").set_index("video_id")
+    inside = predict_videos(work, chosen, ids, model.config, model.model_config, model["modalities"], model["dims"],
+                            model.weights, fused=model["fused"]).set_index("video_id")
+    np.testing.assert_allclose(got.loc[ids, "p_win"], inside.loc[ids, "p_positive"], rtol=0, atol=1e-6)
+    why = json.loads((tmp_path / "p.explain" / f"{ids[0]}.json").read_text())["person_baseline"]
+    person = chosen.loc[chosen["video_id"] == ids[0], "subject_id"].iloc[0]
+    assert why["subject_id"] == person and why["videos"] == chosen.loc[chosen["subject_id"] == person, "video_id"].tolist()

@@ -181,9 +181,11 @@ def print_summary(table: pd.DataFrame, result: dict) -> None:
           "intervals are wide — see the report for the cross-validated figures.")
     total = sum(result["timings_s"].values())
     print(f"Total time {total / 60:.1f} min; report: {result['report']}")
-    from hiddenemo.export.bundle import ModelDir, apply_command
+    from hiddenemo.export.bundle import ModelDir, apply_command, subjects_hint
 
     model = ModelDir(Path(result["model"]))
+    hint = subjects_hint(model.description)
     print(f"\nThe student is exported to {model.path} (model card: README.md there). Score a new video with it:\n\n"
           f"    {apply_command(model.path, model.description, 'your_video.mp4')}\n\n"
-          "(MediaPipe keypoints stand in for the OpenPose JSON the demo's videos come with; see docs/using-a-model.md)")
+          "(MediaPipe keypoints stand in for the OpenPose JSON the demo's videos come with; "
+          + (f"{hint}; " if hint else "") + "see docs/using-a-model.md)")

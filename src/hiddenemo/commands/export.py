@@ -23,16 +23,20 @@ def export(work: Path, run: str, out: Path, model: Optional[str] = None) -> None
         out: The model directory to write (new or empty; an earlier export there is replaced).
         model: Another of the run's models than its final one, e.g. stage1/frames.
     """
-    from hiddenemo.export.bundle import ModelDir, apply_command, export_run
+    from hiddenemo.export.bundle import ModelDir, apply_command, export_run, subjects_hint
 
     path = export_run(Path(work), run, Path(out), model)
     print(f"exported to {path} (model card: {path / 'README.md'})")
-    print(f"score new videos with it: {apply_command(path, ModelDir(path).description)}")
+    description = ModelDir(path).description
+    print(f"score new videos with it: {apply_command(path, description)}")
+    if subjects_hint(description):
+        print(f"({subjects_hint(description)})")
 
 
 def apply(model: Path, videos: Path, out: Path, cache: Optional[Path] = None, openpose: Optional[Path] = None,
           keypoints: Literal["recorded", "mediapipe"] = "recorded", annotations: Optional[Path] = None,
-          without: list[str] = [], vlm: VlmConfig = VlmConfig(), workers: int = 1) -> None:
+          without: list[str] = [], subjects: Optional[Path] = None, vlm: VlmConfig = VlmConfig(),
+          workers: int = 1) -> None:
     """Predict new videos with an exported model: no workspace, no labels.
 
     Extracts what the model's recipe needs with the recorded extractors (refusing other versions),
@@ -52,13 +56,15 @@ def apply(model: Path, videos: Path, out: Path, cache: Optional[Path] = None, op
         annotations: For a model with the events modality: the videos' timed gesture annotations
             (iMiGUE labels CSV format).
         without: Modalities to predict without (given as missing), e.g. [events].
+        subjects: For a model with person-relative statistics: a CSV of video_id, subject_id for every
+            video; each person's statistics are measured against their videos given in this call.
         vlm: For an API teacher: endpoint and limits (model and prompt are the model's own).
         workers: Videos extracted at once, each in its own process.
     """
     from hiddenemo.export.apply import ApplyOptions, load_model, write_outputs
 
     options = ApplyOptions(cache=cache, openpose=openpose, keypoints=keypoints, annotations=annotations,
-                           without=list(without), vlm=vlm, workers=workers)
+                           without=list(without), subjects=subjects, vlm=vlm, workers=workers)
     table, explained = load_model(model).apply(videos, options)
     folder = write_outputs(table, explained, Path(out))
     failed = table.attrs["failed"]

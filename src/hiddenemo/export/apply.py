@@ -54,6 +54,11 @@ class ApplyOptions:
     without: list[str] = field(default_factory=list)
     """Modalities to predict without (given to the model as missing, as for a training video
     lacking them), e.g. [events] for new videos without annotations."""
+    subjects: Path | None = None
+    """For a model with person-relative statistics (`pooled.person_baseline: subject`): a CSV with
+    `video_id` and `subject_id` for every video given (other columns are ignored, so a `dataset folder`
+    labels file serves). Each person's statistics are measured against that person's videos among
+    those given in the same call (so give several videos of each person)."""
     vlm: VlmConfig = field(default_factory=VlmConfig)
     """For an API teacher: endpoint and limits (its model and prompt are the model's own)."""
     workers: int = 1
@@ -141,12 +146,16 @@ class _Plan:
         self.modalities = [m for m in modalities if m not in options.without]
         if not self.modalities:
             raise UserError(f"--without leaves none of the model's modalities {modalities}")
-        relative = person_relative(model["transductive"], self.modalities)
-        if relative:
-            modality, note = next(iter(relative.items()))
-            raise UserError(f"this model measures {note}: a new video has no such baseline. Train with "
-                            "pooled.person_baseline: none or video-start to make a model apply can use, or predict "
-                            f"without that modality: --without '[{modality}]'")
+        self.relative = person_relative(model["transductive"], self.modalities)
+        if self.relative and options.subjects is None:
+            modality, note = next(iter(self.relative.items()))
+            raise UserError(f"this model measures {note}: a new video has no such baseline. Give several videos of "
+                            "each person with --subjects FILE (video_id, subject_id), or predict without that "
+                            f"modality: --without '[{', '.join(self.relative)}]'; or train with "
+                            "pooled.person_baseline: none or video-start to make a model a single video can use")
+        if options.subjects is not None and not self.relative:
+            log.warning("--subjects %s is not used: this model measures nothing against a person's other videos",
+                        options.subjects)
         self.text = recipe["text"] if "text" in self.modalities else None
         names = [n for m in self.modalities for n in ARRAYS.get(m, [])]
         names += TEACHER_INPUTS.get(self.text["teacher"]["kind"], []) if self.text else []
@@ -188,10 +197,29 @@ class _Plan:
         return settings
 
     # ---- the workspace in the cache -------------------------------------------------------------
+    def subject_ids(self, videos: dict[str, Path]) -> dict[str, str]:
+        """video_id -> subject_id from `--subjects` for every video given ({} without it)."""
+        path = self.options.subjects
+        if path is None or not self.relative:
+            return {}
+        try:
+            table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        except (OSError, ValueError) as e:
+            raise UserError(f"--subjects {path}: cannot read it as CSV ({e})") from e
+        if not {"video_id", "subject_id"} <= set(table.columns):
+            raise UserError(f"--subjects {path}: needs the columns video_id and subject_id; it has {list(table.columns)}")
+        known = dict(zip(table["video_id"].str.strip(), table["subject_id"].str.strip()))
+        missing = [v for v in videos if not known.get(v)]
+        if missing:
+            raise UserError(f"--subjects {path}: no subject_id for {len(missing)} of the videos given "
+                            f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''}); add a row for each")
+        return {v: known[v] for v in videos}
+
     def workspace(self, videos: dict[str, Path]) -> Path:
-        """CACHE/<fingerprint>/ with the model's classes and these videos in its manifest; a video whose
-        file changed since it was cached loses its cached arrays."""
+        """CACHE/<fingerprint>/ with the model's classes and these videos in its manifest (with their
+        `--subjects`); a video whose file changed since it was cached loses its cached arrays."""
         o = self.options
+        subjects = self.subject_ids(videos)
         key = json.dumps({"arrays": self.arrays, "extract": self.extract, "text": self.text,
                           "openpose": str(o.openpose), "annotations": str(o.annotations)}, sort_keys=True, default=str)
         work = Path(o.cache or cache_dir() / "apply") / hashlib.sha256(key.encode()).hexdigest()[:16]
@@ -209,7 +237,7 @@ class _Plan:
             known = old is not None and video_id in old.index and sources.get(video_id) == digest
             fps, n_frames = (old.loc[video_id, "fps"], old.loc[video_id, "n_frames"]) if known else _probe(path)
             rows.append({"video_id": video_id, "path": str(path.resolve()), "split": "test", "fps": fps,
-                         "n_frames": n_frames, "source": "apply"})
+                         "n_frames": n_frames, "source": "apply", "subject_id": subjects.get(video_id, pd.NA)})
         table = pd.DataFrame(rows)
         if old is not None:
             table = pd.concat([old.drop(index=list(videos), errors="ignore").reset_index(), table], ignore_index=True)
@@ -310,7 +338,9 @@ class _Plan:
             torch.set_num_threads(config.threads)
         modalities = model["modalities"]
 
+        # Only this call's videos: a person's baseline must not depend on what earlier calls cached.
         manifest = read_manifest(work)
+        manifest = manifest[manifest["video_id"].isin(ids)].reset_index(drop=True)
 
         many = model["positive"] is None                  # more than two classes: p_<class> columns, arg-max
 
@@ -321,7 +351,7 @@ class _Plan:
                                   classes=model["classes"] if many else None).set_index("video_id")
 
         if many:
-            return self._predict_classes(work, ids, run)
+            return self._predict_classes(work, ids, run, manifest)
         votes = run([])
         p = votes["p_positive"].to_numpy()
         threshold = apply_threshold(p, model["threshold"])
@@ -342,6 +372,7 @@ class _Plan:
                         "moved_by": float(p[i] - moved[m][video_id])} if m in moved else {})
                        for m in self.modalities},
                    "left_out": list(self.options.without), "substituted": self.substituted,
+                   **self._baseline(manifest, video_id),
                    "without_input": not any(video_id in present[m] for m in self.modalities)}
             if video_id in verdicts:
                 v = verdicts[video_id]
@@ -350,7 +381,15 @@ class _Plan:
             explained[video_id] = why
         return table, explained
 
-    def _predict_classes(self, work: Path, ids: list[str], run) -> tuple[pd.DataFrame, dict]:
+    def _baseline(self, manifest: pd.DataFrame, video_id: str) -> dict:
+        """For a person-relative model: whose videos a video's statistics were measured against."""
+        if not self.relative:
+            return {}
+        subject = manifest.loc[manifest["video_id"] == video_id, "subject_id"].iloc[0]
+        same = manifest.loc[manifest["subject_id"] == subject, "video_id"].tolist()
+        return {"person_baseline": {"subject_id": subject, "modalities": list(self.relative), "videos": same}}
+
+    def _predict_classes(self, work: Path, ids: list[str], run, manifest: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
         """`predict` for more than two classes: the arg-max of the class probabilities (at the batch's EM
         class prior when the model's decision says so), and how much each modality moved the predicted
         class's probability."""
@@ -379,6 +418,7 @@ class _Plan:
                      "moved_by": float(P[i, classes.index(predicted[i])] - moved[m].loc[video_id, c])} if m in moved else {})
                     for m in self.modalities},
                 "left_out": list(self.options.without), "substituted": self.substituted,
+                **self._baseline(manifest, video_id),
                 "without_input": not any(video_id in present[m] for m in self.modalities)}
         return table, explained
 

@@ -110,6 +110,15 @@ def apply_command(model_dir: Path, description: dict, videos: str = "NEW_VIDEOS"
     return f"hiddenemo apply --model {model_dir} --videos {videos} --out predictions.csv{flags}"
 
 
+def subjects_hint(description: dict) -> str:
+    """What `apply_command` leaves out for a single video and `--subjects` keeps; "" when nothing."""
+    relative = person_relative(description.get("transductive", []), description["modalities"])
+    if not relative:
+        return ""
+    return (f"with several videos of each person, drop {', '.join(relative)} from --without and add --subjects FILE "
+            "(video_id, subject_id): those statistics are measured against the person's own videos")
+
+
 def threshold_how(threshold: dict, config: TrainConfig) -> str:
     """The threshold's choice in words (selection.threshold of the training config)."""
     method = threshold["method"]
