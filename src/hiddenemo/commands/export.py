@@ -29,8 +29,9 @@ def export(work: Path, run: str, out: Path, model: Optional[str] = None) -> None
     print(f"exported to {path} (model card: {path / 'README.md'})")
     description = ModelDir(path).description
     print(f"score new videos with it: {apply_command(path, description)}")
-    if subjects_hint(description):
-        print(f"({subjects_hint(description)})")
+    hint = subjects_hint(description)
+    if hint:
+        print(f"({hint})")
 
 
 def apply(model: Path, videos: Path, out: Path, cache: Optional[Path] = None, openpose: Optional[Path] = None,
