@@ -207,7 +207,10 @@ def test_the_printed_apply_command_leaves_out_what_a_new_video_cannot_give():
                    "modalities": ["pose", "frames", "text", "events"]}
     assert apply_command("M", description, "v.mp4") == ("hiddenemo apply --model M --videos v.mp4 --out predictions.csv "
                                                         "--keypoints mediapipe --without '[pose,events]'")
-    assert "drop pose from --without and add --subjects FILE" in subjects_hint(description)
+    assert "drop pose from --without and add --subjects FILE (video_id, subject_id):" in subjects_hint(description)
+    events = {**description, "transductive": [*notes, "events: person-relative statistics (...)"]}
+    assert "drop pose, events from --without and add --subjects FILE (video_id, subject_id) (events also needs " \
+           "--annotations FILE)" in subjects_hint(events)
     assert subjects_hint({**description, "transductive": notes[1:]}) == ""
 
 

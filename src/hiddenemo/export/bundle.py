@@ -115,8 +115,9 @@ def subjects_hint(description: dict) -> str:
     relative = person_relative(description.get("transductive", []), description["modalities"])
     if not relative:
         return ""
+    events = " (events also needs --annotations FILE)" if "events" in relative else ""
     return (f"with several videos of each person, drop {', '.join(relative)} from --without and add --subjects FILE "
-            "(video_id, subject_id): those statistics are measured against the person's own videos")
+            f"(video_id, subject_id){events}: those statistics are measured against the person's own videos")
 
 
 def threshold_how(threshold: dict, config: TrainConfig) -> str:
