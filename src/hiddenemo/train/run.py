@@ -93,12 +93,10 @@ def train_run(work: Path | Workspace, run: str, config: TrainConfig) -> dict:
             pseudo = pseudo_labeled(ws, config, others)
             log.info("stage 2: %d pseudo-labeled videos from teacher %s", len(pseudo), config.pseudo.teacher)
             in_folds = pseudo_by_fold(ws, config, others, labeled, folds) if config.pseudo.in_folds and len(pseudo) else None
-            first = selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1, in_folds)
+            selections["stage2"] = run_stage2(ctx, labeled, folds, pseudo, stage1, in_folds)
             if config.self_training.rounds:
                 targets = others.loc[others["split"].isin(config.pseudo.splits), "video_id"].tolist()
-                # The rounds start from the first stage 2: its pseudo-labels and starting mix stay on record.
-                selections["stage2"] = {**self_train(ctx, labeled, folds, targets, first, stage1),
-                                        **{k: first[k] for k in ("n_pseudo", "pseudo_labels", "late_mix") if k in first}}
+                selections["stage2"] = self_train(ctx, labeled, folds, targets, selections["stage2"], stage1)
     final = "stage2" if config.stage2_enabled else max(stage1, key=lambda m: stage1[m]["cv_metrics"]["auroc"])
     final = final if final == "stage2" else f"stage1/{final}"
 

@@ -43,7 +43,8 @@ def confident_labels(p: pd.DataFrame, threshold: float, keep: float, weight: flo
 def self_train(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, targets: list[str], first: dict,
                stage1: dict[str, dict]) -> dict:
     """Rounds of self-training after `first` (the stage-2 selection, fits in run/stage2); returns the
-    last round's selection with `rounds` (out-of-fold AUROC per round) and `dir`."""
+    last round's selection with `rounds` (out-of-fold AUROC per round) and `dir`, and what `first`
+    recorded beside its model (`n_pseudo`, `pseudo_labels`, `late_mix`)."""
     cfg = ctx.config.self_training
     out = ctx.run_dir / "stage2"
     modalities = ctx.config.model.modalities
@@ -73,4 +74,5 @@ def self_train(ctx: Context, labeled: pd.DataFrame, folds: np.ndarray, targets: 
         log.info("self-training round %d: %d confident target videos per fold; out-of-fold AUROC %.3f (round %d: %.3f)",
                  r, len(pseudo_by_fold[0]), history[r], r - 1, history[r - 1])
         previous, previous_dir = sel, round_dir
-    return {**previous, "rounds": history, "dir": str(previous_dir.relative_to(ctx.run_dir))}
+    # The first stage 2's record (its pseudo-labels, starting mix) with the last round's model over it.
+    return {**first, **previous, "rounds": history, "dir": str(previous_dir.relative_to(ctx.run_dir))}
